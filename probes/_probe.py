@@ -1,0 +1,51 @@
+"""Shared output helper for sandboxcheck probes (standard library only).
+
+Every probe prints exactly one line ``SANDBOXCHECK-PROBE {json}`` on stdout.
+The line says what the probe tried and what it saw; the harness uses it only
+to explain a result, never to prove one.
+"""
+import errno as _errno
+import hashlib
+import json
+import sys
+
+PREFIX = "SANDBOXCHECK-PROBE "
+
+
+def emit(probe, action, ok, exc=None, **data):
+    """Print the probe's one JSON line and exit 0 (the probe itself ran)."""
+    rec = {"probe": probe, "action": action, "attempted": True, "ok": bool(ok),
+           "errno": None, "message": ""}
+    if exc is not None:
+        num = getattr(exc, "errno", None)
+        rec["errno"] = _errno.errorcode.get(num, str(num)) if num else type(exc).__name__
+        rec["message"] = str(exc)[:300]
+    rec.update(data)
+    sys.stdout.write(PREFIX + json.dumps(rec) + "\n")
+    sys.stdout.flush()
+    sys.exit(0)
+
+
+def digest(value):
+    """A short one-way digest, so environment values never cross in clear."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    return "sha256:" + hashlib.sha256(value).hexdigest()[:24]
+
+
+def args(argv, spec):
+    """Parse ``--name value`` pairs; ``spec`` maps names to defaults (None: required)."""
+    out = dict(spec)
+    rest = list(argv)
+    while rest:
+        key = rest.pop(0)
+        if key == "--":
+            out["--"] = rest
+            break
+        if not key.startswith("--") or key[2:] not in spec:
+            sys.exit("probe: unknown argument %r" % key)
+        out[key[2:]] = rest.pop(0) if rest else ""
+    missing = [k for k, v in out.items() if v is None]
+    if missing:
+        sys.exit("probe: missing argument(s): %s" % ", ".join(missing))
+    return out

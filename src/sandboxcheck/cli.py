@@ -1,0 +1,178 @@
+"""Command line: ``sandboxcheck run|validate|targets|probes``."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .matrix import MatrixError, load_matrix
+from .model import Result
+from .probes import PROBES
+from .resources import resolve_matrix
+from .runner import Progress, RunOptions, run_matrix
+from .targets import TargetError, installed_version, load_target, preset_names
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+
+
+class RichProgress(Progress):
+    """A progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+        self._bar = Bar(TextColumn("[bold]checks"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.description}"),
+                        console=Console(stderr=True), transient=True)
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        self._bar.start()
+        self._task = self._bar.add_task("", total=total)
+
+    def advance(self, result: Result) -> None:
+        self._bar.update(self._task, advance=1, description=f"{result.id}: {result.status.value}")
+
+    def finish(self) -> None:
+        self._bar.stop()
+
+
+def _fail_usage(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sandboxcheck")
+@click.option("--debug", is_flag=True, envvar="SANDBOXCHECK_DEBUG", help="Show tracebacks.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Prove, from evidence seen outside, whether an AI agent's sandbox holds.
+
+    Exit codes: 0 every check passed, 1 a check failed, 2 bad input,
+    3 no failure but a check was inconclusive.
+    """
+    ctx.obj = {"debug": debug}
+
+
+@main.command()
+@click.argument("matrix", envvar="SANDBOXCHECK_MATRIX")
+@click.option("--target", "-t", "target_ref", default="landlock", show_default=True,
+              envvar="SANDBOXCHECK_TARGET",
+              help="Preset name, target file, or inline command containing {cmd}.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Report format on stdout (or --output).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file instead of stdout.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1,
+              show_default="cores", envvar="SANDBOXCHECK_JOBS", help="Checks run in parallel.")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=None,
+              help="Per-check timeout in seconds, overriding the matrix.")
+@click.option("--keep-workspace", is_flag=True, help="Keep each throwaway root for debugging.")
+@click.option("--no-control", is_flag=True,
+              help="Skip the unsandboxed control runs (faster, weaker proof).")
+@click.pass_context
+def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None, jobs: int,
+        timeout: float | None, keep_workspace: bool, no_control: bool) -> None:
+    """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
+    try:
+        m = load_matrix(resolve_matrix(matrix))
+        target = load_target(target_ref)
+    except MatrixError as exc:
+        _fail_usage(f"invalid matrix:\n{exc}")
+    except TargetError as exc:
+        _fail_usage(str(exc))
+    unavailable = target.unavailable()
+    if unavailable:
+        _fail_usage(f"target {target.name!r} is not available here: {unavailable}")
+    signal.signal(signal.SIGTERM, _sigterm)
+    progress = RichProgress() if sys.stderr.isatty() else Progress()
+    options = RunOptions(jobs=jobs, timeout=timeout, keep_workspace=keep_workspace,
+                         control=not no_control)
+    try:
+        report = run_matrix(m, target, options, progress)
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
+        sys.exit(130)
+    from .report import FORMATTERS
+
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            FORMATTERS[fmt](report, fh)
+        click.echo(f"report written to {output}", err=True)
+    else:
+        FORMATTERS[fmt](report, sys.stdout)
+    if output or fmt != "table":
+        s = report.summary()
+        click.echo(f"{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
+                   f"{s['skip']} skipped", err=True)
+    sys.exit(report.exit_code())
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+def validate(files: tuple[str, ...]) -> None:
+    """Validate matrix FILES, reporting every problem with file and line."""
+    bad = 0
+    for f in files:
+        try:
+            m = load_matrix(resolve_matrix(f))
+        except MatrixError as exc:
+            bad += 1
+            for p in exc.problems:
+                click.echo(str(p), err=True)
+            continue
+        click.echo(f"{f}: ok ({len(m.checks)} checks)")
+    sys.exit(EXIT_USAGE if bad else EXIT_OK)
+
+
+@main.command()
+def targets() -> None:
+    """List the bundled target presets and whether each is available here."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("preset", "available", "version", "description")
+    for name in preset_names():
+        t = load_target(name)
+        why = t.unavailable()
+        reqs = getattr(t, "spec").requires
+        version = "; ".join(v for v in (installed_version(r.name) for r in reqs) if v) or "-"
+        table.add_row(name, "yes" if not why else f"no: {why}", version, t.description)
+    Console().print(table)
+
+
+@main.command()
+def probes() -> None:
+    """List the probe catalogue."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("probe", "arguments", "evidence", "what it does")
+    for p in PROBES.values():
+        args = " ".join([f"--{a}" for a in p.required] + [f"[--{a}]" for a in p.optional]
+                        + (["-- ARGV"] if p.passthrough else []))
+        table.add_row(p.name, args, p.evidence.kind + (f":{p.evidence.sink}" if p.evidence.sink else ""),
+                      p.summary)
+    Console().print(table)
+
+
+def _entry() -> None:
+    try:
+        main(standalone_mode=True)
+    except Exception:  # pragma: no cover - exercised via --debug
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Load and validate check matrices, reporting every problem at once with its line."""
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from . import placeholders
+from .model import Check, EvidenceSpec, Matrix
+from .probes import PROBES
+from .resources import schema_path
+
+DEFAULT_TIMEOUT = 10.0
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One validation problem, located in its file."""
+
+    file: str
+    line: int
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        loc = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{loc}: {self.where}: {self.message}" if self.where else f"{loc}: {self.message}"
+
+
+class MatrixError(Exception):
+    """A matrix could not be loaded; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """``('checks', 3, 'expect')`` -> ``checks[3].expect``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Lines:
+    """YAML -> Python values, remembering the line of every node and key."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[Path_, tuple[int, int]] = {}
+        self.key_lines: dict[Path_, int] = {}
+        self.problems: list[Problem] = []
+        self._scalar = yaml.constructor.SafeConstructor()
+
+    def convert(self, node: yaml.Node, path: Path_ = ()) -> Any:
+        end = node.end_mark.line + (0 if node.end_mark.column == 0 else 1)
+        self.lines[path] = (node.start_mark.line + 1, max(end, node.start_mark.line + 1))
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._scalar.construct_object(key_node)
+                if not isinstance(key, str):
+                    key = str(key)
+                line = key_node.start_mark.line + 1
+                if key in out:
+                    self.problems.append(Problem(self.file, line, format_path(path),
+                                                 f"duplicate key {key!r}"))
+                self.key_lines[path + (key,)] = line
+                out[key] = self.convert(value_node, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self._scalar.construct_object(node)
+
+    def line(self, path: Path_) -> int:
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path, (0, 0))[0]
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_path("matrix").read_text()))
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _schema_problems(data: Any, ln: _Lines) -> list[Problem]:
+    problems = []
+    for err in sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        if err.context:
+            err = min(err.context, key=lambda e: (-len(e.absolute_path), e.validator != "enum"))
+        path = tuple(err.absolute_path)
+        if err.validator == "additionalProperties":
+            allowed = err.schema.get("properties", {})
+            for extra in sorted(set(err.instance) - set(allowed)):
+                key_path = path + (extra,)
+                problems.append(Problem(ln.file, ln.key_lines.get(key_path, ln.line(path)),
+                                        format_path(key_path),
+                                        f"unknown key{_suggest(extra, allowed)}"))
+            continue
+        if err.validator == "enum":
+            choices = [str(c) for c in err.validator_value]
+            if len(choices) > 8:
+                msg = f"{err.instance!r} is not a known value{_suggest(err.instance, choices)}"
+            else:
+                msg = f"{err.instance!r} is not one of: {', '.join(choices)}"
+        elif err.validator == "required":
+            missing = [k for k in err.validator_value if k not in err.instance]
+            msg = f"missing required key {missing[0]!r}"
+        elif err.validator == "minItems" and path == ("checks",):
+            msg = "the matrix has no checks"
+        elif err.validator == "pattern" and path and path[-1] == "id":
+            msg = f"{err.instance!r} is not a valid check id (dotted lowercase, e.g. fs.read.symlink)"
+        elif err.validator == "type":
+            msg = f"{err.instance!r} is not of type {err.validator_value}"
+        else:
+            msg = err.message
+        problems.append(Problem(ln.file, ln.line(path), format_path(path), msg))
+    return problems
+
+
+def _evidence(raw: Any, probe: str) -> EvidenceSpec:
+    base = PROBES[probe].evidence
+    if raw is None:
+        return base
+    if isinstance(raw, str):
+        return EvidenceSpec(kind=raw, sink=base.sink if raw == base.kind else None)
+    return EvidenceSpec(kind=raw["kind"], path=raw.get("path"), contains=raw.get("contains"),
+                        sink=raw.get("sink", base.sink if raw["kind"] == base.kind else None),
+                        marker=raw.get("marker"), labels=tuple(raw.get("labels", ())))
+
+
+def _strings(value: Any) -> Iterable[tuple[Path_, str]]:
+    if isinstance(value, str):
+        yield (), value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            for sub, s in _strings(v):
+                yield (k,) + sub, s
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            for sub, s in _strings(v):
+                yield (i,) + sub, s
+
+
+def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+
+    def add(path: Path_, msg: str) -> None:
+        problems.append(Problem(ln.file, ln.line(path), format_path(path), msg))
+
+    for i, raw in enumerate(data.get("checks") or []):
+        if not isinstance(raw, dict):
+            continue
+        here: Path_ = ("checks", i)
+        cid = raw.get("id")
+        if isinstance(cid, str):
+            if cid in seen:
+                add(here + ("id",), f"duplicate id {cid!r} (first at line {seen[cid]})")
+            else:
+                seen[cid] = ln.line(here + ("id",))
+        for sub, text in _strings({k: raw.get(k) for k in ("args", "argv", "evidence")}):
+            for name in placeholders.names(text) - placeholders.MATRIX_PLACEHOLDERS:
+                add(here + sub, f"unknown placeholder {{{name}}}"
+                    f"{_suggest(name, placeholders.MATRIX_PLACEHOLDERS)}")
+        probe = PROBES.get(raw.get("probe", ""))
+        if probe is None:
+            continue
+        args = raw.get("args") or {}
+        if isinstance(args, dict):
+            for name in sorted(set(args) - set(probe.required) - set(probe.optional)):
+                add(here + ("args", name), f"probe {probe.name!r} takes no argument {name!r}"
+                    f"{_suggest(name, probe.required + probe.optional)}")
+            for name in probe.required:
+                if name not in args:
+                    add(here + ("args",), f"probe {probe.name!r} needs argument {name!r}")
+        if probe.passthrough and not raw.get("argv"):
+            add(here, f"probe {probe.name!r} needs 'argv' (the program to run)")
+        if not probe.passthrough and raw.get("argv"):
+            add(here + ("argv",), f"probe {probe.name!r} takes no 'argv'")
+        ev = raw.get("evidence")
+        kind = ev if isinstance(ev, str) else (ev or {}).get("kind", probe.evidence.kind) \
+            if isinstance(ev, (dict, type(None))) else None
+        ev_map = ev if isinstance(ev, dict) else {}
+        if kind == "file" and not ev_map.get("path"):
+            add(here + ("evidence",), "file evidence needs 'path' (the host path to watch)")
+        if kind == "marker" and not ev_map.get("marker"):
+            add(here + ("evidence",), "marker evidence needs 'marker'")
+        if kind == "sink" and not ev_map.get("sink") and not probe.evidence.sink:
+            add(here + ("evidence",), "sink evidence needs 'sink' (tcp, udp, dns, ssh-agent, docker)")
+        if kind == "leak":
+            for sub, text in _strings({"args": args, "argv": raw.get("argv")}):
+                if "token" in placeholders.names(text):
+                    add(here + sub, "a leak check must not pass {token} to the probe: "
+                        "the canary would be in its command line, not leaked")
+    return problems
+
+
+def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
+    """Parse and validate matrix text; raises MatrixError listing every problem."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        raise MatrixError([Problem(file, line, "", f"invalid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    if node is None:
+        raise MatrixError([Problem(file, 0, "", "the matrix is empty")])
+    ln = _Lines(file)
+    data = ln.convert(node)
+    problems = list(ln.problems)
+    if not isinstance(data, dict):
+        raise MatrixError(problems + [Problem(file, 1, "", "a matrix is a mapping with a 'checks' list")])
+    problems += _schema_problems(data, ln)
+    problems += _semantic_problems(data, ln)
+    if problems:
+        problems.sort(key=lambda p: (p.line, p.where))
+        raise MatrixError(problems)
+    defaults = data.get("defaults") or {}
+    checks = []
+    for i, raw in enumerate(data["checks"]):
+        args = dict(raw.get("args") or {})
+        if raw.get("argv"):
+            args["--"] = list(raw["argv"])
+        first, last = ln.lines[("checks", i)]
+        checks.append(Check(
+            id=raw["id"], category=raw["category"], title=raw["title"], probe=raw["probe"],
+            args=tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in args.items()),
+            expect=raw["expect"], evidence=_evidence(raw.get("evidence"), raw["probe"]),
+            severity=raw.get("severity", defaults.get("severity", "medium")),
+            timeout=float(raw.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT))),
+            skip=raw.get("skip"),
+            tags=tuple(dict.fromkeys([*defaults.get("tags", []), *raw.get("tags", [])])),
+            control="no_control" not in raw, control_reason=raw.get("no_control"),
+            description=raw.get("description", ""), fix=raw.get("fix", ""),
+            source=file, line=first, end_line=last,
+        ))
+    return Matrix(name=data.get("name") or Path(file).stem, path=file, checks=tuple(checks),
+                  description=data.get("description", ""))
+
+
+def load_matrix(path: str | Path) -> Matrix:
+    """Load a matrix file; raises MatrixError (with file and line) on any problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MatrixError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
+    return parse_matrix(text, str(path))

@@ -1,0 +1,151 @@
+"""Plain data types shared by every layer (no I/O here)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+CATEGORIES: tuple[str, ...] = (
+    "fs-read", "fs-write", "credentials", "env", "exec",
+    "network", "process", "ipc", "tamper",
+)
+EXPECTS: tuple[str, ...] = ("allowed", "denied")
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+
+
+class Observed(str, Enum):
+    """What the evidence shows happened."""
+
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    UNKNOWN = "unknown"
+
+
+class Status(str, Enum):
+    """How the observation compares with the expectation."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceSpec:
+    """How a check is judged from outside the sandbox.
+
+    kind is one of: leak (the check's canary escapes), file (a host path is
+    created or changed), sink (a harness-owned sink receives the canary),
+    marker (a string that only exists once the action ran shows up in the
+    output), survivor (a tagged process outlives the target), signal (the
+    harness's witness process receives a signal).
+    """
+
+    kind: str
+    path: str | None = None
+    contains: str | None = None
+    sink: str | None = None
+    marker: str | None = None
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One row of a check matrix, as loaded and validated."""
+
+    id: str
+    category: str
+    title: str
+    probe: str
+    args: tuple[tuple[str, Any], ...]
+    expect: str
+    evidence: EvidenceSpec
+    severity: str = "medium"
+    timeout: float = 10.0
+    skip: str | None = None
+    tags: tuple[str, ...] = ()
+    control: bool = True
+    control_reason: str | None = None
+    description: str = ""
+    fix: str = ""
+    source: str = ""
+    line: int = 0
+    end_line: int = 0
+
+    @property
+    def args_dict(self) -> dict[str, Any]:
+        """The probe arguments as a dict."""
+        return dict(self.args)
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    """A loaded check matrix."""
+
+    name: str
+    path: str
+    checks: tuple[Check, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeReport:
+    """The probe's own account of what it tried (explains, never proves)."""
+
+    probe: str
+    action: str
+    attempted: bool
+    ok: bool
+    errno: str | None
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What the harness saw of one run of a probe through a target."""
+
+    target: str
+    argv: tuple[str, ...]
+    returncode: int | None
+    timed_out: bool
+    duration_s: float
+    stdout: str
+    stderr: str
+    probe: ProbeReport | None
+    evidence: tuple[str, ...]
+    effect: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The verdict for one check against one target."""
+
+    id: str
+    category: str
+    title: str
+    expect: str
+    observed: Observed
+    status: Status
+    errno: str | None
+    evidence: tuple[str, ...]
+    reason: str
+    duration_s: float
+    severity: str = "medium"
+    target: str = ""
+    control: str | None = None
+    probe_action: str = ""
+    layer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (the canonical report's result entry)."""
+        return {
+            "id": self.id, "category": self.category, "title": self.title,
+            "expect": self.expect, "observed": self.observed.value,
+            "status": self.status.value, "errno": self.errno,
+            "evidence": list(self.evidence), "reason": self.reason,
+            "duration_s": round(self.duration_s, 4), "severity": self.severity,
+            "target": self.target, "control": self.control,
+            "probe_action": self.probe_action, "layer": self.layer,
+        }

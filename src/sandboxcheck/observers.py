@@ -1,0 +1,317 @@
+"""Host-side observers: network and unix-socket sinks, a witness process, snapshots.
+
+Everything here runs outside the sandbox and is owned by the harness. Sinks
+listen on loopback or on unix sockets inside the throwaway root only.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import selectors
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+MAX_RECORD = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """Data one sink received."""
+
+    sink: str
+    address: str
+    data: bytes
+
+
+def _dns_qname(packet: bytes) -> str:
+    labels, i = [], 12
+    while i < len(packet) and packet[i]:
+        n = packet[i]
+        labels.append(packet[i + 1:i + 1 + n].decode("ascii", "replace"))
+        i += 1 + n
+    return ".".join(labels)
+
+
+def _dns_answer(packet: bytes) -> bytes:
+    # NXDOMAIN with the question echoed, so a resolver stops waiting.
+    if len(packet) < 12:
+        return b""
+    qid = packet[:2]
+    return qid + struct.pack(">HHHHH", 0x8183, 1, 0, 0, 0) + packet[12:]
+
+
+class Sinks:
+    """TCP, UDP and DNS sinks on 127.0.0.1 plus unix-socket sinks, served by one thread."""
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._hits: list[Hit] = []
+        self._buffers: dict[socket.socket, tuple[str, str, bytearray]] = {}
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", ""))
+        self._pending: list[tuple[str, object]] = []
+        self._sync: list[threading.Event] = []
+        self._stop = False
+        self.ports: dict[str, int] = {}
+        self._unix: dict[str, socket.socket] = {}
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen(64)
+        tcp.setblocking(False)
+        self._sel.register(tcp, selectors.EVENT_READ, ("listen", "tcp"))
+        self.ports["tcp"] = tcp.getsockname()[1]
+        for name in ("udp", "dns"):
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind(("127.0.0.1", 0))
+            u.setblocking(False)
+            self._sel.register(u, selectors.EVENT_READ, ("dgram", name))
+            self.ports[name] = u.getsockname()[1]
+        self._thread = threading.Thread(target=self._loop, name="sandboxcheck-sinks", daemon=True)
+        self._thread.start()
+
+    def add_unix(self, name: str, path: Path) -> None:
+        """Listen on a unix socket at ``path`` under the sink name ``name``."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(path))
+        s.listen(16)
+        s.setblocking(False)
+        self._command("add", (s, name, str(path)))
+
+    def remove_unix(self, path: Path) -> None:
+        """Stop listening on the unix socket at ``path``."""
+        self._command("remove", str(path))
+
+    def _command(self, what: str, arg: object) -> None:
+        with self._lock:
+            self._pending.append((what, arg))
+        self._wake_w.send(b"c")
+
+    def sync(self, timeout: float = 2.0) -> None:
+        """Return once everything already queued in the kernel has been read."""
+        ev = threading.Event()
+        with self._lock:
+            self._sync.append(ev)
+        self._wake_w.send(b"s")
+        ev.wait(timeout)
+
+    def hits(self, needle: str, addresses: set[str] | None = None) -> list[Hit]:
+        """Hits whose data contains ``needle`` (optionally only at these addresses)."""
+        b = needle.encode()
+        with self._lock:
+            return [h for h in self._hits if b in h.data and (addresses is None or h.address in addresses)]
+
+    def address(self, name: str) -> str:
+        """A printable address for a loopback sink."""
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def close(self) -> None:
+        """Stop the thread and close every socket."""
+        self._stop = True
+        self._wake_w.send(b"x")
+        self._thread.join(2)
+        for key in list(self._sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        self._sel.close()
+        self._wake_w.close()
+
+    def _record(self, name: str, address: str, data: bytes) -> None:
+        with self._lock:
+            self._hits.append(Hit(name, address, bytes(data[:MAX_RECORD])))
+
+    def _run_commands(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for what, arg in pending:
+            if what == "add":
+                s, name, path = arg  # type: ignore[misc]
+                self._unix[path] = s
+                self._sel.register(s, selectors.EVENT_READ, ("listen", name, path))
+            elif what == "remove":
+                s = self._unix.pop(arg, None)  # type: ignore[arg-type]
+                if s is not None:
+                    self._sel.unregister(s)
+                    s.close()
+
+    def _loop(self) -> None:
+        while not self._stop:
+            events = self._sel.select(0.5)
+            self._handle(events)
+            with self._lock:
+                waiting = bool(self._sync)
+            if waiting:
+                # Drain whatever is already readable before releasing the waiters.
+                for _ in range(20):
+                    more = self._sel.select(0)
+                    if len([e for e in more if e[0].data[0] != "wake"]) == 0:
+                        break
+                    self._handle(more)
+                with self._lock:
+                    syncs, self._sync = self._sync, []
+                for ev in syncs:
+                    ev.set()
+
+    def _handle(self, events: list) -> None:  # type: ignore[type-arg]
+        for key, _ in events:
+            kind = key.data[0]
+            sock = key.fileobj
+            if kind == "wake":
+                try:
+                    sock.recv(4096)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    pass
+                self._run_commands()
+            elif kind == "listen":
+                try:
+                    conn, _addr = sock.accept()  # type: ignore[union-attr]
+                except OSError:
+                    continue
+                conn.setblocking(False)
+                name = key.data[1]
+                address = key.data[2] if len(key.data) > 2 else self.address(name)
+                self._buffers[conn] = (name, address, bytearray())
+                self._sel.register(conn, selectors.EVENT_READ, ("conn", name))
+            elif kind == "conn":
+                name, address, buf = self._buffers[sock]  # type: ignore[index]
+                try:
+                    chunk = sock.recv(65536)  # type: ignore[union-attr]
+                except OSError:
+                    chunk = b""
+                if chunk and len(buf) < MAX_RECORD:
+                    buf.extend(chunk)
+                if not chunk:
+                    self._sel.unregister(sock)
+                    sock.close()  # type: ignore[union-attr]
+                    del self._buffers[sock]  # type: ignore[arg-type]
+                    self._record(name, address, bytes(buf) or b"")
+                elif b"\n" in buf:
+                    # A line is a complete payload: record now, keep reading.
+                    self._record(name, address, bytes(buf))
+                    buf.clear()
+            elif kind == "dgram":
+                name = key.data[1]
+                try:
+                    data, peer = sock.recvfrom(65536)  # type: ignore[union-attr]
+                except OSError:
+                    continue
+                if name == "dns":
+                    self._record("dns", self.address("dns"), _dns_qname(data).encode())
+                    try:
+                        sock.sendto(_dns_answer(data), peer)  # type: ignore[union-attr]
+                    except OSError:
+                        pass
+                else:
+                    self._record(name, self.address(name), data)
+
+
+_WITNESS = (
+    "import signal,sys,time\n"
+    "def h(n,f):\n    sys.stdout.write('SIGNAL %d\\n' % n); sys.stdout.flush()\n"
+    "signal.signal(signal.SIGUSR1,h); signal.signal(signal.SIGUSR2,h)\n"
+    "signal.signal(signal.SIGHUP,h)\n"
+    "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+    "end=time.time()+float(sys.argv[2])\n"
+    "while time.time()<end: time.sleep(0.05)\n"
+)
+
+
+class Witness:
+    """A harness-owned process outside the sandbox that records signals it receives.
+
+    Its command line carries the check's canary, so reading it from inside the
+    sandbox shows up as a leak.
+    """
+
+    def __init__(self, token_value: str, lifetime: float = 120.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", _WITNESS, token_value, str(lifetime)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
+        assert self.proc.stdout is not None
+        self.proc.stdout.readline()  # 'ready': handlers installed
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> list[str]:
+        """End the witness and return the signals it recorded."""
+        time.sleep(0.02)
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=5)
+        return [line for line in out.decode().splitlines() if line.startswith("SIGNAL")]
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """A host path's state: whether it exists and a digest of its content."""
+
+    exists: bool
+    digest: str | None
+
+
+def file_state(path: Path) -> FileState:
+    """Current state of ``path`` (not following a final symlink's target)."""
+    try:
+        if path.is_symlink():
+            return FileState(True, "symlink:" + os.readlink(path))
+        if path.is_dir():
+            return FileState(True, "dir:" + ",".join(sorted(os.listdir(path))))
+        return FileState(True, hashlib.sha256(path.read_bytes()).hexdigest())
+    except FileNotFoundError:
+        return FileState(False, None)
+    except OSError as exc:
+        return FileState(True, f"unreadable:{exc.errno}")
+
+
+def tree_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of every regular file under ``folder`` (symlinks not followed)."""
+    out: dict[str, tuple[int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            out[p] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def processes_with(needle: str, exclude: set[int]) -> list[psutil.Process]:
+    """Live processes whose command line contains ``needle``."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        if proc.pid in exclude or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if any(needle in part for part in proc.info["cmdline"] or ()):
+            found.append(proc)
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process we started and every descendant it still has, by id."""
+    try:
+        parent = psutil.Process(pid)
+        procs = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        procs = []
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=3)
+    try:
+        os.killpg(pid, 9)  # the session/group we created for it
+    except (ProcessLookupError, PermissionError):
+        pass

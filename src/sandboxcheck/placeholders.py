@@ -1,0 +1,42 @@
+"""Placeholder expansion for matrices and target templates: ``{name}``, ``{{`` for a brace."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([a-z_]+)\}")
+
+#: Placeholders a matrix may use in probe arguments and evidence paths.
+MATRIX_PLACEHOLDERS: frozenset[str] = frozenset({
+    "workspace", "home", "outside", "root", "run", "probes", "python", "tmp",
+    "token", "tcp_port", "udp_port", "dns_port", "witness_pid",
+})
+#: Placeholders a target's command template may use.
+TARGET_PLACEHOLDERS: frozenset[str] = frozenset({
+    "workspace", "home", "root", "probes", "python", "cmd", "cmd_shell", "run", "outside",
+})
+
+
+class PlaceholderError(ValueError):
+    """A template names a placeholder that has no value."""
+
+
+def names(template: str) -> set[str]:
+    """Placeholder names used in ``template``."""
+    return {m.group(1) for m in _TOKEN.finditer(template) if m.group(1)}
+
+
+def expand(template: str, values: Mapping[str, str]) -> str:
+    """Replace every ``{name}`` with its value; unknown names raise PlaceholderError."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "{{":
+            return "{"
+        if m.group(0) == "}}":
+            return "}"
+        key = m.group(1)
+        if key not in values:
+            raise PlaceholderError(f"unknown placeholder {{{key}}}")
+        return str(values[key])
+
+    return _TOKEN.sub(sub, template)

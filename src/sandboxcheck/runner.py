@@ -1,0 +1,434 @@
+"""Run checks through targets in throwaway roots and collect outside evidence."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import datetime as dt
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__, placeholders
+from .model import Check, Execution, Matrix, ProbeReport, Result, Status
+from .observers import Sinks, Witness, file_state, kill_tree, processes_with, tree_state
+from .resources import probes_dir
+from .targets import DEFAULT_PATH, Target, load_target
+from .verdict import judge
+from .workspace import CANARY_PREFIX, HOME_FILES, TempTracker, canary, copy_probes, new_token, seed
+
+PROBE_PREFIX = "SANDBOXCHECK-PROBE "
+SCHEMA_VERSION = 1
+_LAUNCH = ["/bin/sh", "-c", '"$@"; exit $?', "sandboxcheck-launch"]
+_LABELS: dict[str, str] = {label: "~/" + rel for rel, (label, _) in HOME_FILES.items()}
+_LABELS.update({"outside-file": "outside/secret.txt", "outside-env": "outside/.env",
+                "listing": "a file name in outside/", "workspace-file": "workspace/notes.txt",
+                "workspace-env": "workspace/.env", "tar": "the tar member",
+                "witness": "the witness process's command line"})
+
+
+def _label_text(label: str) -> str:
+    if label.startswith("env-"):
+        return f"${label[4:].upper()}"
+    return _LABELS.get(label, label)
+
+
+def _digest(value: str) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:24]
+
+
+class Progress:
+    """Progress sink for long runs; the default does nothing (the core knows no terminal)."""
+
+    def start(self, total: int) -> None:
+        """Called once with the number of checks."""
+
+    def advance(self, result: Result) -> None:
+        """Called after each check."""
+
+    def finish(self) -> None:
+        """Called once at the end."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Options of one run."""
+
+    jobs: int = 1
+    timeout: float | None = None
+    keep_workspace: bool = False
+    control: bool = True
+
+
+@dataclass(slots=True)
+class RunReport:
+    """The outcome of running a matrix against a target."""
+
+    matrix: Matrix
+    target: dict[str, Any]
+    started: str
+    duration_s: float
+    results: list[Result]
+    kept: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        """Counts per status."""
+        counts = {s.value: 0 for s in Status}
+        for r in self.results:
+            counts[r.status.value] += 1
+        return counts
+
+    def exit_code(self) -> int:
+        """0 all passed (or skipped), 1 any fail, 3 no fail but something inconclusive."""
+        s = self.summary()
+        return 1 if s["fail"] else 3 if s["inconclusive"] else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON report."""
+        return {
+            "schema_version": SCHEMA_VERSION, "tool": "sandboxcheck", "version": __version__,
+            "matrix": {"name": self.matrix.name, "path": self.matrix.path,
+                       "checks": len(self.matrix.checks)},
+            "target": self.target, "started": self.started,
+            "duration_s": round(self.duration_s, 3), "summary": self.summary(),
+            "results": [r.to_dict() for r in self.results],
+            **({"kept_workspaces": self.kept} if self.kept else {}),
+        }
+
+
+def parse_probe_line(stdout: str) -> ProbeReport | None:
+    """The probe's JSON line from the target's stdout, if it printed one."""
+    import json
+
+    for line in stdout.splitlines():
+        idx = line.find(PROBE_PREFIX)
+        if idx < 0:
+            continue
+        try:
+            rec = json.loads(line[idx + len(PROBE_PREFIX):])
+        except ValueError:
+            continue
+        if not isinstance(rec, dict):
+            continue
+        known = {"probe", "action", "attempted", "ok", "errno", "message"}
+        return ProbeReport(probe=str(rec.get("probe", "")), action=str(rec.get("action", "")),
+                           attempted=bool(rec.get("attempted")), ok=bool(rec.get("ok")),
+                           errno=rec.get("errno"), message=str(rec.get("message", "")),
+                           data={k: v for k, v in rec.items() if k not in known})
+    return None
+
+
+class Harness:
+    """Owns every resource of a run: temp roots, probe copy, sinks, child processes.
+
+    Use as a context manager; ``close()`` kills what is still running and
+    removes everything, also after Ctrl-C or an exception.
+    """
+
+    def __init__(self, options: RunOptions | None = None) -> None:
+        self.options = options or RunOptions()
+        self.tracker = TempTracker()
+        self._probes: Path | None = None
+        self._sinks: Sinks | None = None
+        self._lock = threading.Lock()
+        self._active: set[int] = set()
+        self._closing = False
+        self.kept: list[str] = []
+
+    def __enter__(self) -> Harness:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def probes(self) -> Path:
+        with self._lock:
+            if self._probes is None:
+                self._probes = copy_probes(probes_dir(), self.tracker)
+            return self._probes
+
+    @property
+    def sinks(self) -> Sinks:
+        with self._lock:
+            if self._sinks is None:
+                self._sinks = Sinks()
+            return self._sinks
+
+    def close(self) -> None:
+        """Kill every target still running and remove every temporary path."""
+        self._closing = True
+        with self._lock:
+            active = list(self._active)
+        for pid in active:
+            kill_tree(pid)
+        if self._sinks is not None:
+            self._sinks.close()
+            self._sinks = None
+        self.tracker.cleanup()
+
+    # -- one execution ---------------------------------------------------
+    def execute(self, check: Check, target: Target) -> Execution:
+        """Run ``check``'s probe through ``target`` in a fresh root and gather evidence."""
+        if self._closing:
+            raise KeyboardInterrupt
+        token = new_token()
+        safe = re.sub(r"[^a-z0-9.-]", "-", check.id)[:40]
+        path = self.tracker.mkdtemp(f"sandboxcheck-{safe}-")
+        witness: Witness | None = None
+        cleanup_paths: list[Path] = []
+        sinks = self.sinks
+        unix = {"ssh-agent": path / "run" / "ssh-agent.sock", "docker": path / "run" / "docker.sock"}
+        try:
+            root = seed(path, token)
+            values = {"workspace": str(root.workspace), "home": str(root.home),
+                      "outside": str(root.outside), "root": str(root.path), "run": str(root.run),
+                      "probes": str(self.probes), "python": target.python(),
+                      "tmp": tempfile.gettempdir(), "token": token,
+                      "tcp_port": str(sinks.ports["tcp"]), "udp_port": str(sinks.ports["udp"]),
+                      "dns_port": str(sinks.ports["dns"])}
+            used = set().union(*(placeholders.names(v) for v in _flat(check.args)))
+            if "witness_pid" in used:
+                witness = Witness(canary(token, "witness"))
+                values["witness_pid"] = str(witness.pid)
+            for name, sock in unix.items():
+                sinks.add_unix(name, sock)
+            probe_argv = [values["python"], "-B", "-E", "-s", "-S",
+                          str(self.probes / f"{check.probe}.py")]
+            for key, val in check.args:
+                if key == "--":
+                    probe_argv += ["--", *[placeholders.expand(v, values) for v in val]]
+                else:
+                    probe_argv += [f"--{key}", placeholders.expand(str(val), values)]
+            ev = check.evidence
+            watch = Path(placeholders.expand(ev.path, values)) if ev.path else None
+            before = file_state(watch) if watch else None
+            if watch and not before.exists and not _inside(watch, path):  # type: ignore[union-attr]
+                cleanup_paths.append(watch)
+            ws_before = tree_state(root.workspace) if ev.kind == "leak" else {}
+            argv = target.argv(values, probe_argv)
+            env = self._environment(root, target)
+            proc_out = self._launch(argv, root.workspace, env, self.options.timeout or check.timeout)
+            rc, out, err, timed_out, duration, launch_error = proc_out
+            probe = parse_probe_line(out)
+            if probe is not None:
+                # Throwaway paths are noise in a report line: show them as {root}.
+                probe = dataclasses.replace(probe, action=probe.action.replace(str(path), "{root}"),
+                                            message=probe.message.replace(str(path), "{root}"))
+            evidence: list[str] = []
+            if ev.kind == "leak":
+                evidence = self._leaks(check, root, out, err, ws_before)
+            elif ev.kind == "file":
+                assert watch is not None and before is not None
+                after = file_state(watch)
+                if after != before:
+                    contains = placeholders.expand(ev.contains, values) if ev.contains else None
+                    if contains is None or _file_contains(watch, contains):
+                        what = "created" if not before.exists else "changed" if after.exists else "removed"
+                        evidence.append(f"{_show(watch, root)} {what} on the host"
+                                        + (" with the check's canary" if contains else ""))
+            elif ev.kind == "sink":
+                name = ev.sink or ""
+                addresses = {str(unix[name])} if name in unix else {sinks.address(name)}
+                sinks.sync()
+                for hit in sinks.hits(token, addresses):
+                    evidence.append(f"{hit.sink} sink {_show(Path(hit.address), root) if hit.sink in unix else hit.address} "
+                                    "received the check's canary")
+                    break
+            elif ev.kind == "marker":
+                marker = placeholders.expand(ev.marker or "", values)
+                if marker and marker in " ".join(argv):
+                    launch_error = launch_error or "marker appears in the command line itself; it cannot prove anything"
+                elif marker and marker in out:
+                    evidence.append(f"marker {marker!r} printed by the action")
+            elif ev.kind == "survivor":
+                time.sleep(0.05)
+                for proc in processes_with(token, exclude={witness.pid} if witness else set()):
+                    evidence.append(f"process {proc.pid} tagged with the check's canary still alive "
+                                    "after the target exited")
+                    kill_tree(proc.pid)
+            elif ev.kind == "signal":
+                assert witness is not None, "signal evidence needs {witness_pid} in the probe's args"
+                got = witness.stop()
+                witness = None
+                if got:
+                    evidence.append(f"harness witness process received signal {got[0].split()[1]}")
+            for proc in processes_with(token, exclude={witness.pid} if witness else set()):
+                kill_tree(proc.pid)
+            return Execution(target=target.name, argv=tuple(argv), returncode=rc, timed_out=timed_out,
+                             duration_s=duration, stdout=out, stderr=err, probe=probe,
+                             evidence=tuple(evidence), effect=bool(evidence), error=launch_error)
+        finally:
+            if witness is not None:
+                witness.stop()
+            for sock in unix.values():
+                sinks.remove_unix(sock)
+            for extra in cleanup_paths:
+                try:
+                    extra.unlink()
+                except OSError:
+                    pass
+            if self.options.keep_workspace:
+                self.tracker.forget(path)
+                with self._lock:
+                    self.kept.append(str(path))
+            else:
+                self.tracker.remove(path)
+
+    def _environment(self, root: Any, target: Target) -> dict[str, str]:
+        base = {"HOME": str(root.home), "PATH": DEFAULT_PATH, "USER": "sandboxcheck",
+                "LOGNAME": "sandboxcheck", "LANG": "C.UTF-8", "TERM": "dumb",
+                "SSH_AUTH_SOCK": str(root.run / "ssh-agent.sock"),
+                "DOCKER_HOST": f"unix://{root.run / 'docker.sock'}"}
+        base.update(root.env_canaries)
+        return target.environment(base, os.environ)
+
+    def _launch(self, argv: Sequence[str], cwd: Path, env: dict[str, str], timeout: float
+                ) -> tuple[int | None, str, str, bool, float, str | None]:
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen([*_LAUNCH, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
+        except OSError as exc:
+            return None, "", "", False, time.monotonic() - start, f"could not start the target: {exc}"
+        with self._lock:
+            self._active.add(proc.pid)
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_tree(proc.pid)
+            out, err = proc.communicate()
+        finally:
+            with self._lock:
+                self._active.discard(proc.pid)
+        return (proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                timed_out, time.monotonic() - start, None)
+
+    def _leaks(self, check: Check, root: Any, out: str, err: str,
+               ws_before: dict[str, tuple[int, int]]) -> list[str]:
+        token = root.token
+        pattern = re.compile(re.escape(f"{CANARY_PREFIX}-{token}-") + r"([a-z0-9_.-]+)")
+        digests = {_digest(v): "env-" + k.lower() for k, v in root.env_canaries.items()}
+        found: dict[str, str] = {}
+        for where, text in (("stdout", out), ("stderr", err)):
+            for m in pattern.finditer(text):
+                found.setdefault(m.group(1), f"in the target's {where}")
+            for d, label in digests.items():
+                if d in text:
+                    found.setdefault(label, f"in the target's {where} (as its digest)")
+        for p, state in tree_state(root.workspace).items():
+            if ws_before.get(p) == state:
+                continue
+            try:
+                text = Path(p).read_text(errors="replace")
+            except OSError:
+                continue
+            for m in pattern.finditer(text):
+                found.setdefault(m.group(1), f"in {_show(Path(p), root)} written by the target")
+        self.sinks.sync(0.5)
+        for hit in self.sinks.hits(f"{CANARY_PREFIX}-{token}-"):
+            for m in pattern.finditer(hit.data.decode("utf-8", "replace")):
+                found.setdefault(m.group(1), f"at the {hit.sink} sink")
+        if check.evidence.labels:
+            found = {k: v for k, v in found.items() if k in check.evidence.labels}
+        by_where: dict[str, list[str]] = {}
+        for label, where in sorted(found.items()):
+            by_where.setdefault(where, []).append(_label_text(label))
+        return [f"canar{'ies' if len(labels) > 1 else 'y'} of {', '.join(labels)} {where}"
+                for where, labels in by_where.items()]
+
+
+def _flat(args: tuple[tuple[str, Any], ...]) -> list[str]:
+    out: list[str] = []
+    for _, v in args:
+        out.extend(v if isinstance(v, (list, tuple)) else [str(v)])
+    return out
+
+
+def _inside(p: Path, root: Path) -> bool:
+    try:
+        p.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _show(p: Path, root: Any) -> str:
+    base = root.path if hasattr(root, "path") else root
+    try:
+        return "{root}/" + str(p.relative_to(base))
+    except ValueError:
+        return str(p)
+
+
+def _file_contains(p: Path, needle: str) -> bool:
+    try:
+        return needle in p.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def run_matrix(matrix: Matrix, target: Target, options: RunOptions | None = None,
+               progress: Progress | None = None, harness: Harness | None = None) -> RunReport:
+    """Run every check of ``matrix`` against ``target`` (and its control), in parallel."""
+    options = options or RunOptions()
+    progress = progress or Progress()
+    control_target = load_target("none")
+    unavailable = target.unavailable()
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    own = harness is None
+    h = harness or Harness(options)
+    results: dict[str, Result] = {}
+    first_argv: list[str] = []
+    progress.start(len(matrix.checks))
+
+    def one(check: Check) -> Result:
+        if check.skip or unavailable:
+            return judge(check, None, None, unavailable)
+        ex = h.execute(check, target)
+        if not first_argv:
+            first_argv.extend(ex.argv)
+        control = None
+        if check.control:
+            control = ex if target.name == "none" else (
+                h.execute(check, control_target) if options.control else None)
+        return judge(check, ex, control)
+
+    try:
+        with cf.ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+            futures = {pool.submit(one, c): c for c in matrix.checks}
+            try:
+                for fut in cf.as_completed(futures):
+                    res = fut.result()
+                    results[res.id] = res
+                    progress.advance(res)
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                h.close()
+                raise
+    finally:
+        progress.finish()
+        if own:
+            h.close()
+    desc = target.describe()
+    desc["unavailable"] = unavailable
+    if first_argv:
+        desc["expanded_command"] = first_argv
+    return RunReport(matrix=matrix, target=desc, started=started,
+                     duration_s=time.monotonic() - t0,
+                     results=[results[c.id] for c in matrix.checks], kept=list(h.kept))
+
+

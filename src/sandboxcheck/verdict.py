@@ -1,0 +1,96 @@
+"""Judge one check from what was observed: a pure function, no I/O."""
+from __future__ import annotations
+
+from .model import Check, Execution, Observed, Result, Status
+
+#: What an errno most likely says about the layer that stopped the probe.
+LAYERS: dict[str, str] = {
+    "EACCES": "policy (LSM such as Landlock/AppArmor, or permissions)",
+    "EPERM": "policy (seccomp, LSM or capability check)",
+    "EROFS": "read-only mount",
+    "ENOENT": "path absent from the sandbox's view (mount namespace)",
+    "ENOTDIR": "path absent from the sandbox's view (mount namespace)",
+    "ECONNREFUSED": "nothing listening: separate network namespace",
+    "ENETUNREACH": "no network: separate network namespace",
+    "EHOSTUNREACH": "no network: separate network namespace",
+    "ESRCH": "process not visible: separate pid namespace",
+    "EAFNOSUPPORT": "socket family blocked (seccomp)",
+    "ECONNRESET": "connection reset",
+    "ETIMEDOUT": "packets dropped",
+    "NOVAR": "variable removed from the environment",
+}
+
+
+def layer_for(errno: str | None) -> str | None:
+    """The layer an errno points to, if known."""
+    return LAYERS.get(errno) if errno else None
+
+
+def observe(ex: Execution) -> Observed:
+    """allowed when the action took effect, denied when attempted without effect, else unknown."""
+    if ex.effect:
+        return Observed.ALLOWED
+    if ex.error or ex.probe is None or ex.timed_out or not ex.probe.attempted:
+        return Observed.UNKNOWN
+    return Observed.DENIED
+
+
+def _why_unknown(ex: Execution) -> str:
+    if ex.error:
+        return ex.error
+    if ex.timed_out:
+        return f"timed out after {ex.duration_s:.1f}s; the target's process tree was killed"
+    first = next((ln.strip() for ln in ex.stderr.splitlines() if ln.strip()), "")
+    rc = ex.returncode
+    hint = " (command not found)" if rc == 127 else " (could not execute)" if rc == 126 else ""
+    return (f"the probe never reported (exit {rc}{hint})" + (f": {first[:200]}" if first else "")
+            + "; a probe that did not run proves nothing")
+
+
+def explain(ex: Execution) -> str:
+    """One line saying what happened in one execution."""
+    obs = observe(ex)
+    if obs is Observed.ALLOWED:
+        return "; ".join(ex.evidence)
+    if obs is Observed.UNKNOWN:
+        return _why_unknown(ex)
+    p = ex.probe
+    assert p is not None
+    if p.ok:
+        return (f"probe reported '{p.action}' succeeded, but nothing took effect outside "
+                "(it acted on a private view)")
+    layer = layer_for(p.errno)
+    return (f"'{p.action}' failed with {p.errno}" + (f" ({layer})" if layer else "")
+            + "; nothing took effect outside")
+
+
+def judge(check: Check, ex: Execution | None, control: Execution | None,
+          unavailable: str | None = None) -> Result:
+    """The result of one check, from its execution and its control's."""
+    base = dict(id=check.id, category=check.category, title=check.title, expect=check.expect,
+                severity=check.severity)
+    if check.skip:
+        return Result(**base, observed=Observed.UNKNOWN, status=Status.SKIP, errno=None,
+                      evidence=(), reason=f"skipped: {check.skip}", duration_s=0.0)
+    if unavailable or ex is None:
+        return Result(**base, observed=Observed.UNKNOWN, status=Status.INCONCLUSIVE, errno=None,
+                      evidence=(), reason=f"target unavailable: {unavailable}", duration_s=0.0)
+    obs = observe(ex)
+    errno = ex.probe.errno if ex.probe else None
+    reason = explain(ex)
+    control_obs = observe(control) if control is not None else None
+    if obs is Observed.UNKNOWN:
+        status = Status.INCONCLUSIVE
+    elif control is not None and control_obs is not Observed.ALLOWED:
+        status = Status.INCONCLUSIVE
+        reason = (f"control without a sandbox could not do it either ({explain(control)}); "
+                  f"target: {reason}")
+    else:
+        status = Status.PASS if obs.value == check.expect else Status.FAIL
+    if control is None and check.control_reason:
+        reason += f" [no control: {check.control_reason}]"
+    return Result(**base, observed=obs, status=status, errno=errno, evidence=ex.evidence,
+                  reason=reason, duration_s=ex.duration_s, target=ex.target,
+                  control=control_obs.value if control_obs else None,
+                  probe_action=ex.probe.action if ex.probe else "",
+                  layer=layer_for(errno) if obs is Observed.DENIED else None)
