@@ -5,9 +5,11 @@ The line says what the probe tried and what it saw; the harness uses it only
 to explain a result, never to prove one.
 """
 import errno as _errno
-import hashlib
-import json
 import sys
+
+# The C string encoder alone: importing the json package costs more start-up
+# time (re, enum, ...) than the action of most probes.
+from _json import encode_basestring_ascii as _quote
 
 PREFIX = "SANDBOXCHECK-PROBE "
 
@@ -21,13 +23,30 @@ def emit(probe, action, ok, exc=None, **data):
         rec["errno"] = _errno.errorcode.get(num, str(num)) if num else type(exc).__name__
         rec["message"] = str(exc)[:300]
     rec.update(data)
-    sys.stdout.write(PREFIX + json.dumps(rec) + "\n")
+    sys.stdout.write(PREFIX + _dumps(rec) + "\n")
     sys.stdout.flush()
     sys.exit(0)
 
 
+def _dumps(obj):
+    """Minimal JSON encoder for str, int, float, bool, None, list, tuple and dict."""
+    if obj is None or obj is True or obj is False:
+        return {None: "null", True: "true", False: "false"}[obj]
+    if isinstance(obj, (int, float)):
+        return repr(obj)
+    if isinstance(obj, str):
+        return _quote(obj)
+    if isinstance(obj, dict):
+        return "{" + ", ".join(_quote(str(k)) + ": " + _dumps(v) for k, v in obj.items()) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ", ".join(_dumps(v) for v in obj) + "]"
+    return _quote(str(obj))
+
+
 def digest(value):
     """A short one-way digest, so environment values never cross in clear."""
+    import hashlib
+
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogateescape")
     return "sha256:" + hashlib.sha256(value).hexdigest()[:24]

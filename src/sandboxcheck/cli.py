@@ -17,7 +17,7 @@ from .resources import resolve_matrix
 from .runner import Progress, RunOptions, run_matrix
 from .targets import TargetError, installed_version, load_target, preset_names
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
 class RichProgress(Progress):
@@ -60,7 +60,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Prove, from evidence seen outside, whether an AI agent's sandbox holds.
 
     Exit codes: 0 every check passed, 1 a check failed, 2 bad input,
-    3 no failure but a check was inconclusive.
+    3 no failure but a check was inconclusive, 4 internal error.
     """
     ctx.obj = {"debug": debug}
 
@@ -167,12 +167,29 @@ def probes() -> None:
     Console().print(table)
 
 
-def _entry() -> None:
+def entry() -> None:
+    """Console entry point: internal errors become one line (exit 4) unless --debug."""
+    debug = "--debug" in sys.argv[1:] or bool(os.environ.get("SANDBOXCHECK_DEBUG"))
     try:
-        main(standalone_mode=True)
-    except Exception:  # pragma: no cover - exercised via --debug
-        raise
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last line of defence for people, not tracebacks
+        if debug:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                   err=True)
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -51,6 +51,16 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
+def _end_line(node: yaml.Node) -> int:
+    """1-based last line of a node's own text (a block collection's end mark is
+    the next item's start, so descend to the last scalar instead)."""
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.value:
+        last = node.value[-1]
+        node = last[1] if isinstance(last, tuple) else last
+    end = node.end_mark.line + (0 if node.end_mark.column == 0 else 1)
+    return max(end, node.start_mark.line + 1)
+
+
 class _Lines:
     """YAML -> Python values, remembering the line of every node and key."""
 
@@ -62,8 +72,7 @@ class _Lines:
         self._scalar = yaml.constructor.SafeConstructor()
 
     def convert(self, node: yaml.Node, path: Path_ = ()) -> Any:
-        end = node.end_mark.line + (0 if node.end_mark.column == 0 else 1)
-        self.lines[path] = (node.start_mark.line + 1, max(end, node.start_mark.line + 1))
+        self.lines[path] = (node.start_mark.line + 1, _end_line(node))
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -92,6 +101,10 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_path("matrix").read_text()))
 
 
+_TYPE_WORDS = {"array": "a list", "object": "a mapping", "string": "a string", "number": "a number",
+               "boolean": "true or false", "integer": "an integer"}
+
+
 def _suggest(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(word), list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -101,7 +114,11 @@ def _schema_problems(data: Any, ln: _Lines) -> list[Problem]:
     problems = []
     for err in sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         if err.context:
-            err = min(err.context, key=lambda e: (-len(e.absolute_path), e.validator != "enum"))
+            # oneOf/anyOf: blame the branch that fits the value's shape.
+            want = "object" if isinstance(err.instance, dict) else None
+            err = min(err.context, key=lambda e: (
+                e.schema.get("type") != want if want else e.validator != "enum",
+                -len(e.absolute_path)))
         path = tuple(err.absolute_path)
         if err.validator == "additionalProperties":
             allowed = err.schema.get("properties", {})
@@ -114,7 +131,8 @@ def _schema_problems(data: Any, ln: _Lines) -> list[Problem]:
         if err.validator == "enum":
             choices = [str(c) for c in err.validator_value]
             if len(choices) > 8:
-                msg = f"{err.instance!r} is not a known value{_suggest(err.instance, choices)}"
+                hint = _suggest(err.instance, choices) or f" (known: {', '.join(choices)})"
+                msg = f"{err.instance!r} is not a known value{hint}"
             else:
                 msg = f"{err.instance!r} is not one of: {', '.join(choices)}"
         elif err.validator == "required":
@@ -125,7 +143,14 @@ def _schema_problems(data: Any, ln: _Lines) -> list[Problem]:
         elif err.validator == "pattern" and path and path[-1] == "id":
             msg = f"{err.instance!r} is not a valid check id (dotted lowercase, e.g. fs.read.symlink)"
         elif err.validator == "type":
-            msg = f"{err.instance!r} is not of type {err.validator_value}"
+            shown = "an empty value" if err.instance is None else repr(err.instance)
+            kinds = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+            msg = f"{shown} is not {' or '.join(_TYPE_WORDS.get(k, k) for k in kinds)}"
+        elif err.validator in ("exclusiveMinimum", "minimum", "maximum"):
+            bound = {"exclusiveMinimum": "greater than", "minimum": "at least", "maximum": "at most"}
+            msg = f"{err.instance!r} is out of range: must be {bound[err.validator]} {err.validator_value}"
+        elif err.validator == "const":
+            msg = f"{err.instance!r} is not supported (only {err.validator_value!r})"
         else:
             msg = err.message
         problems.append(Problem(ln.file, ln.line(path), format_path(path), msg))
@@ -177,7 +202,8 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
             for name in placeholders.names(text) - placeholders.MATRIX_PLACEHOLDERS:
                 add(here + sub, f"unknown placeholder {{{name}}}"
                     f"{_suggest(name, placeholders.MATRIX_PLACEHOLDERS)}")
-        probe = PROBES.get(raw.get("probe", ""))
+        probe_name = raw.get("probe")
+        probe = PROBES.get(probe_name) if isinstance(probe_name, str) else None
         if probe is None:
             continue
         args = raw.get("args") or {}
@@ -196,12 +222,14 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
         kind = ev if isinstance(ev, str) else (ev or {}).get("kind", probe.evidence.kind) \
             if isinstance(ev, (dict, type(None))) else None
         ev_map = ev if isinstance(ev, dict) else {}
+        ev_at = here + ("evidence",) if ev is not None else here
+        default = "" if ev is not None else f" (the default evidence of probe {probe.name!r}; add an 'evidence' mapping)"
         if kind == "file" and not ev_map.get("path"):
-            add(here + ("evidence",), "file evidence needs 'path' (the host path to watch)")
+            add(ev_at, "file evidence needs 'path' (the host path to watch)" + default)
         if kind == "marker" and not ev_map.get("marker"):
-            add(here + ("evidence",), "marker evidence needs 'marker'")
+            add(ev_at, "marker evidence needs 'marker'" + default)
         if kind == "sink" and not ev_map.get("sink") and not probe.evidence.sink:
-            add(here + ("evidence",), "sink evidence needs 'sink' (tcp, udp, dns, ssh-agent, docker)")
+            add(ev_at, "sink evidence needs 'sink' (tcp, udp, dns, ssh-agent, docker)" + default)
         if kind == "leak":
             for sub, text in _strings({"args": args, "argv": raw.get("argv")}):
                 if "token" in placeholders.names(text):
@@ -221,7 +249,10 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
     if node is None:
         raise MatrixError([Problem(file, 0, "", "the matrix is empty")])
     ln = _Lines(file)
-    data = ln.convert(node)
+    try:
+        data = ln.convert(node)
+    except RecursionError:
+        raise MatrixError([Problem(file, 0, "", "a YAML alias refers to itself")]) from None
     problems = list(ln.problems)
     if not isinstance(data, dict):
         raise MatrixError(problems + [Problem(file, 1, "", "a matrix is a mapping with a 'checks' list")])

@@ -224,6 +224,10 @@ _WITNESS = (
 )
 
 
+def _python() -> str:
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
 class Witness:
     """A harness-owned process outside the sandbox that records signals it receives.
 
@@ -233,7 +237,7 @@ class Witness:
 
     def __init__(self, token_value: str, lifetime: float = 120.0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-S", "-c", _WITNESS, token_value, str(lifetime)],
+            [_python(), "-S", "-E", "-s", "-c", _WITNESS, token_value, str(lifetime)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
         assert self.proc.stdout is not None
@@ -298,6 +302,13 @@ def processes_with(needle: str, exclude: set[int]) -> list[psutil.Process]:
     return found
 
 
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def kill_tree(pid: int) -> None:
     """Kill a process we started and every descendant it still has, by id."""
     try:
@@ -310,7 +321,13 @@ def kill_tree(pid: int) -> None:
             p.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=3)
+    # Not all of them are our children (a daemon is reparented), so wait for
+    # each to be gone or a zombie rather than for a reap we cannot do.
+    deadline = time.monotonic() + 3
+    while procs and time.monotonic() < deadline:
+        procs = [p for p in procs if _alive(p)]
+        if procs:
+            time.sleep(0.005)
     try:
         os.killpg(pid, 9)  # the session/group we created for it
     except (ProcessLookupError, PermissionError):

@@ -1,10 +1,15 @@
-"""Placeholder expansion for matrices and target templates: ``{name}``, ``{{`` for a brace."""
+"""Placeholder expansion for matrices and target templates.
+
+``{name}`` (lowercase letters and underscores) is a placeholder; ``{{name}}``
+stands for the literal text ``{name}``. Every other brace is literal, so JSON
+such as ``{"a": {"b": 1}}`` needs no escaping.
+"""
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 
-_TOKEN = re.compile(r"\{\{|\}\}|\{([a-z_]+)\}")
+_TOKEN = re.compile(r"\{\{([a-z_]+)\}\}|\{([a-z_]+)\}")
 
 #: Placeholders a matrix may use in probe arguments and evidence paths.
 MATRIX_PLACEHOLDERS: frozenset[str] = frozenset({
@@ -23,18 +28,16 @@ class PlaceholderError(ValueError):
 
 def names(template: str) -> set[str]:
     """Placeholder names used in ``template``."""
-    return {m.group(1) for m in _TOKEN.finditer(template) if m.group(1)}
+    return {m.group(2) for m in _TOKEN.finditer(template) if m.group(2)}
 
 
 def expand(template: str, values: Mapping[str, str]) -> str:
     """Replace every ``{name}`` with its value; unknown names raise PlaceholderError."""
 
     def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "{{":
-            return "{"
-        if m.group(0) == "}}":
-            return "}"
-        key = m.group(1)
+        if m.group(1):
+            return "{" + m.group(1) + "}"
+        key = m.group(2)
         if key not in values:
             raise PlaceholderError(f"unknown placeholder {{{key}}}")
         return str(values[key])

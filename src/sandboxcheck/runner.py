@@ -261,8 +261,10 @@ class Harness:
                 witness = None
                 if got:
                     evidence.append(f"harness witness process received signal {got[0].split()[1]}")
-            for proc in processes_with(token, exclude={witness.pid} if witness else set()):
-                kill_tree(proc.pid)
+            if ev.kind == "survivor" or timed_out:
+                # Only the daemon probe tags processes; after a timeout look anyway.
+                for proc in processes_with(token, exclude={witness.pid} if witness else set()):
+                    kill_tree(proc.pid)
             return Execution(target=target.name, argv=tuple(argv), returncode=rc, timed_out=timed_out,
                              duration_s=duration, stdout=out, stderr=err, probe=probe,
                              evidence=tuple(evidence), effect=bool(evidence), error=launch_error)

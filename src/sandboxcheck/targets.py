@@ -6,6 +6,7 @@ containing ``{cmd}``) with an argv template. Presets live in ``presets/``.
 from __future__ import annotations
 
 import ctypes
+import difflib
 import os
 import shlex
 import shutil
@@ -164,25 +165,34 @@ def parse_target(data: Any, source: str) -> TargetSpec:
     if not isinstance(data, dict):
         raise TargetError(f"{source}: a target is a mapping with 'name' and 'command'")
     for key in sorted(set(data) - _TARGET_KEYS):
-        problems.append(f"unknown key {key!r}")
+        close = difflib.get_close_matches(key, sorted(_TARGET_KEYS), n=1)
+        problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     name = data.get("name")
     if not isinstance(name, str) or not name:
         problems.append("'name' must be a non-empty string")
     command = data.get("command")
     if isinstance(command, str):
-        command = shlex.split(command)
+        try:
+            command = shlex.split(command)
+        except ValueError as exc:
+            problems.append(f"command: cannot split {command!r} like a shell: {exc}")
+            command = []
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         problems.append("'command' must be a non-empty list of strings (an argv template)")
         command = []
     used = set().union(*(placeholders.names(c) for c in command)) if command else set()
     for bad in sorted(used - placeholders.TARGET_PLACEHOLDERS):
         problems.append(f"command: unknown placeholder {{{bad}}}")
-    if command and "{cmd}" not in command and not any("{cmd_shell}" in c for c in command):
+    if command and not any("{cmd}" in c or "{cmd_shell}" in c for c in command):
         problems.append("command: must contain {cmd} (as its own element) or {cmd_shell}")
     if any("{cmd}" in c and c != "{cmd}" for c in command):
         problems.append("command: {cmd} must be an element of its own; use {cmd_shell} inside a string")
     reqs: list[Requirement] = []
-    for item in data.get("requires") or []:
+    raw_reqs = data.get("requires") or []
+    if not isinstance(raw_reqs, list):
+        problems.append("'requires' must be a list of executable names or {name, install} mappings")
+        raw_reqs = []
+    for item in raw_reqs:
         if isinstance(item, str):
             reqs.append(Requirement(item))
         elif isinstance(item, dict) and isinstance(item.get("name"), str) and set(item) <= {"name", "install"}:
@@ -190,6 +200,9 @@ def parse_target(data: Any, source: str) -> TargetSpec:
         else:
             problems.append(f"requires: {item!r} is neither a name nor {{name, install}}")
     kernel = data.get("kernel") or []
+    if not isinstance(kernel, list):
+        problems.append("'kernel' must be a list of kernel features (known: landlock)")
+        kernel = []
     for k in kernel:
         if k != "landlock":
             problems.append(f"kernel: unknown feature {k!r} (known: landlock)")
@@ -201,6 +214,9 @@ def parse_target(data: Any, source: str) -> TargetSpec:
     if not isinstance(pass_env, list) or not all(isinstance(n, str) for n in pass_env):
         problems.append("'pass_env' must be a list of variable names")
         pass_env = []
+    python = data.get("python")
+    if python is not None and not (isinstance(python, str) and python.startswith("/")):
+        problems.append("'python' must be an absolute path to an interpreter")
     if problems:
         raise TargetError("\n".join(f"{source}: {p}" for p in problems))
     return TargetSpec(name=name, command=tuple(command), description=str(data.get("description", "")),

@@ -81,7 +81,10 @@ def judge(check: Check, ex: Execution | None, control: Execution | None,
     control_obs = observe(control) if control is not None else None
     if obs is Observed.UNKNOWN:
         status = Status.INCONCLUSIVE
-    elif control is not None and control_obs is not Observed.ALLOWED:
+    elif control is not None and control_obs is not Observed.ALLOWED and not (
+            obs is Observed.ALLOWED and check.expect == "denied"):
+        # The control proves a denial means something; an escape seen outside
+        # is proof on its own, so only that case survives a failed control.
         status = Status.INCONCLUSIVE
         reason = (f"control without a sandbox could not do it either ({explain(control)}); "
                   f"target: {reason}")
