@@ -10,7 +10,7 @@ packet = struct.pack(">HHHHHH", 0x5C5C, 0x0100, 1, 0, 0, 0) + qname + struct.pac
 action = "dns query %s at %s:%s" % (a["name"], a["server"], a["port"])
 try:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.3)
+        s.settimeout(0.02)
         s.sendto(packet, (a["server"], int(a["port"])))
         try:
             answered = len(s.recv(512)) > 0

@@ -14,7 +14,7 @@ from .matrix import MatrixError, load_matrix
 from .model import Result
 from .probes import PROBES
 from .resources import resolve_matrix
-from .runner import Progress, RunOptions, run_matrix
+from .runner import Progress, RunOptions, check_temp_dir, run_matrix
 from .targets import TargetError, installed_version, load_target, preset_names
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
@@ -95,6 +95,9 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
     unavailable = target.unavailable()
     if unavailable:
         _fail_usage(f"target {target.name!r} is not available here: {unavailable}")
+    temp_problem = check_temp_dir()
+    if temp_problem:
+        _fail_usage(temp_problem)
     signal.signal(signal.SIGTERM, _sigterm)
     progress = RichProgress() if sys.stderr.isatty() else Progress()
     options = RunOptions(jobs=jobs, timeout=timeout, keep_workspace=keep_workspace,

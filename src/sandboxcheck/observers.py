@@ -249,7 +249,7 @@ class Witness:
 
     def stop(self) -> list[str]:
         """End the witness and return the signals it recorded."""
-        time.sleep(0.02)
+        time.sleep(0.01)  # a signal sent just before the target exited is handled by now
         self.proc.terminate()
         out, _ = self.proc.communicate(timeout=5)
         return [line for line in out.decode().splitlines() if line.startswith("SIGNAL")]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, placeholders
+from .controls import EXEC_ONLY_PROBES, ForkServer
 from .model import Check, Execution, Matrix, ProbeReport, Result, Status
 from .observers import Sinks, Witness, file_state, kill_tree, processes_with, tree_state
 from .resources import probes_dir
@@ -66,6 +67,7 @@ class RunOptions:
     timeout: float | None = None
     keep_workspace: bool = False
     control: bool = True
+    fork_controls: bool = True
 
 
 @dataclass(slots=True)
@@ -104,6 +106,19 @@ class RunReport:
         }
 
 
+#: Longest root path that leaves room for run/ssh-agent.sock in a sockaddr_un (108 bytes).
+MAX_ROOT = 107 - len("/run/ssh-agent.sock")
+
+
+def check_temp_dir() -> str | None:
+    """None when throwaway roots fit unix socket paths, else the problem and its fix."""
+    longest = len(os.path.join(tempfile.gettempdir(), "sandboxcheck-" + "x" * 24 + "-" + "x" * 8))
+    if longest > MAX_ROOT:
+        return (f"the temp folder {tempfile.gettempdir()!r} is too long for unix sockets in the "
+                f"throwaway roots ({longest} > {MAX_ROOT} characters): set TMPDIR to a shorter folder")
+    return None
+
+
 def parse_probe_line(stdout: str) -> ProbeReport | None:
     """The probe's JSON line from the target's stdout, if it printed one."""
     import json
@@ -138,7 +153,8 @@ class Harness:
         self.tracker = TempTracker()
         self._probes: Path | None = None
         self._sinks: Sinks | None = None
-        self._lock = threading.Lock()
+        self._forkserver: ForkServer | None = None
+        self._lock = threading.RLock()  # the lazy properties nest
         self._active: set[int] = set()
         self._closing = False
         self.kept: list[str] = []
@@ -170,18 +186,32 @@ class Harness:
             active = list(self._active)
         for pid in active:
             kill_tree(pid)
+        if self._forkserver is not None:
+            self._forkserver.close()
+            self._forkserver = None
         if self._sinks is not None:
             self._sinks.close()
             self._sinks = None
         self.tracker.cleanup()
 
     # -- one execution ---------------------------------------------------
-    def execute(self, check: Check, target: Target) -> Execution:
-        """Run ``check``'s probe through ``target`` in a fresh root and gather evidence."""
+    def forkserver(self, python: str) -> ForkServer:
+        """The fork server for control runs, started on first use."""
+        with self._lock:
+            if self._forkserver is None:
+                self._forkserver = ForkServer(python, self.probes)
+            return self._forkserver
+
+    def execute(self, check: Check, target: Target, control: bool = False) -> Execution:
+        """Run ``check``'s probe through ``target`` in a fresh root and gather evidence.
+
+        ``control`` marks an unsandboxed control run (``target`` is ``none``);
+        it may then run from the fork server.
+        """
         if self._closing:
             raise KeyboardInterrupt
         token = new_token()
-        safe = re.sub(r"[^a-z0-9.-]", "-", check.id)[:40]
+        safe = re.sub(r"[^a-z0-9.-]", "-", check.id)[:24]
         path = self.tracker.mkdtemp(f"sandboxcheck-{safe}-")
         witness: Witness | None = None
         cleanup_paths: list[Path] = []
@@ -216,7 +246,11 @@ class Harness:
             ws_before = tree_state(root.workspace) if ev.kind == "leak" else {}
             argv = target.argv(values, probe_argv)
             env = self._environment(root, target)
-            proc_out = self._launch(argv, root.workspace, env, self.options.timeout or check.timeout)
+            timeout = self.options.timeout or check.timeout
+            if control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES:
+                proc_out = self._fork_launch(argv, values["python"], root.workspace, env, timeout)
+            else:
+                proc_out = self._launch(argv, root.workspace, env, timeout)
             rc, out, err, timed_out, duration, launch_error = proc_out
             probe = parse_probe_line(out)
             if probe is not None:
@@ -250,7 +284,7 @@ class Harness:
                 elif marker and marker in out:
                     evidence.append(f"marker {marker!r} printed by the action")
             elif ev.kind == "survivor":
-                time.sleep(0.05)
+                time.sleep(0.02)  # let a dying pid namespace finish its teardown
                 for proc in processes_with(token, exclude={witness.pid} if witness else set()):
                     evidence.append(f"process {proc.pid} tagged with the check's canary still alive "
                                     "after the target exited")
@@ -316,6 +350,25 @@ class Harness:
                 self._active.discard(proc.pid)
         return (proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
                 timed_out, time.monotonic() - start, None)
+
+    def _fork_launch(self, argv: Sequence[str], python: str, cwd: Path, env: dict[str, str],
+                     timeout: float) -> tuple[int | None, str, str, bool, float, str | None]:
+        start = time.monotonic()
+        started: list[int] = []
+
+        def on_start(pid: int) -> None:
+            started.append(pid)
+            with self._lock:
+                self._active.add(pid)
+
+        try:
+            rc, out, err, timed_out = self.forkserver(python).run(argv, env, cwd, timeout, on_start)
+        except OSError as exc:
+            return None, "", "", False, time.monotonic() - start, f"control fork server failed: {exc}"
+        finally:
+            with self._lock:
+                self._active.difference_update(started)
+        return rc, out, err, timed_out, time.monotonic() - start, None
 
     def _leaks(self, check: Check, root: Any, out: str, err: str,
                ws_before: dict[str, tuple[int, int]]) -> list[str]:
@@ -405,7 +458,7 @@ def run_matrix(matrix: Matrix, target: Target, options: RunOptions | None = None
         control = None
         if check.control:
             control = ex if target.name == "none" else (
-                h.execute(check, control_target) if options.control else None)
+                h.execute(check, control_target, control=True) if options.control else None)
         return judge(check, ex, control)
 
     try:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import glob
+import shutil
+import tempfile
+from collections.abc import Iterator
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +19,15 @@ import pytest
 from marks import requires_bwrap
 
 pytestmark = pytest.mark.integration
-TMP = tempfile.gettempdir()
+
+
+@pytest.fixture(autouse=True)
+def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test's runs get their own (short: unix socket paths) temp folder."""
+    tmp = Path(tempfile.mkdtemp(prefix="sct-", dir="/tmp"))
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    yield tmp
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def sc(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -26,7 +36,7 @@ def sc(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 
 
 def leftovers() -> set[str]:
-    return set(glob.glob(os.path.join(TMP, "sandboxcheck-*")))
+    return set(glob.glob(os.path.join(os.environ["TMPDIR"], "*")))
 
 
 def one_check_matrix(tmp_path: Path, body: str) -> Path:
@@ -45,7 +55,6 @@ READ_OUTSIDE = """  - id: fs.read.absolute
 
 
 def test_exit_1_on_fail_and_json_report(tmp_path: Path) -> None:
-    before = leftovers()
     out = tmp_path / "r.json"
     proc = sc("run", "baseline", "--target", "none", "--format", "json", "--output", str(out))
     assert proc.returncode == 1, proc.stderr
@@ -58,7 +67,7 @@ def test_exit_1_on_fail_and_json_report(tmp_path: Path) -> None:
     first = report["results"][0]
     assert set(first) >= {"id", "category", "title", "expect", "observed", "status", "errno",
                           "evidence", "reason", "duration_s"}
-    assert leftovers() <= before, "a throwaway root or file was left behind"
+    assert leftovers() == set(), "a throwaway root or file was left behind"
 
 
 @requires_bwrap
@@ -119,7 +128,7 @@ def test_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_removes_everything(tmp_path: Path) -> None:
-    before = leftovers()
+    before: set[str] = set()
     marker = "27.1828"
     proc = subprocess.Popen([sys.executable, "-m", "sandboxcheck.cli", "run", "baseline", "--target",
                              f"/bin/sh -c 'sleep {marker}; exec \"$@\"' sh {{cmd}}", "--jobs", "2"],
@@ -148,8 +157,6 @@ def test_keep_workspace_keeps_and_reports(tmp_path: Path) -> None:
             assert (Path(root) / "workspace" / "notes.txt").exists()
             assert (Path(root) / "home" / ".ssh" / "id_ed25519").exists()
     finally:
-        import shutil
-
         for root in kept:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -162,3 +169,12 @@ def test_validate_targets_probes() -> None:
         assert preset in listing.stdout
     probes = sc("probes")
     assert "read_file" in probes.stdout and "dns_query" in probes.stdout
+
+
+def test_too_long_temp_dir_is_bad_input(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 60) / ("y" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    proc = sc("run", "baseline", "--target", "none")
+    assert proc.returncode == 2
+    assert "too long for unix sockets" in proc.stderr and "TMPDIR" in proc.stderr
