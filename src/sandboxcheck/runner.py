@@ -5,6 +5,7 @@ import concurrent.futures as cf
 import dataclasses
 import datetime as dt
 import os
+import queue
 import re
 import subprocess
 import tempfile
@@ -22,7 +23,7 @@ from .observers import Sinks, Witness, file_state, kill_tree, processes_with, tr
 from .resources import probes_dir
 from .targets import DEFAULT_PATH, Target, load_target
 from .verdict import judge
-from .workspace import CANARY_PREFIX, HOME_FILES, TempTracker, canary, copy_probes, new_token, seed
+from .workspace import CANARY_PREFIX, HOME_FILES, Root, TempTracker, canary, copy_probes, new_token, seed
 
 PROBE_PREFIX = "SANDBOXCHECK-PROBE "
 SCHEMA_VERSION = 1
@@ -141,6 +142,93 @@ def parse_probe_line(stdout: str) -> ProbeReport | None:
     return None
 
 
+class _Roots:
+    """Seeds throwaway roots ahead of use and removes used ones, off the checks' path.
+
+    Seeding and removing a root costs a few milliseconds of file system work
+    each; doing it in two helper threads overlaps it with the sandboxes'
+    start-up, which is mostly waiting on the kernel.
+    """
+
+    UNIX = ("ssh-agent", "docker")
+
+    def __init__(self, tracker: TempTracker, sinks: Sinks, ahead: int) -> None:
+        self.tracker = tracker
+        self.sinks = sinks
+        self._ready: queue.Queue[Root] = queue.Queue(maxsize=max(1, ahead))
+        self._trash: queue.Queue[Root | None] = queue.Queue()
+        self._closing = threading.Event()
+        self._threads = [threading.Thread(target=self._produce, name="sandboxcheck-seed", daemon=True),
+                         threading.Thread(target=self._clean, name="sandboxcheck-clean", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _make(self) -> Root:
+        path = self.tracker.mkdtemp("sandboxcheck-")
+        root = seed(path, new_token())
+        for name in self.UNIX:
+            self.sinks.add_unix(name, root.run / f"{name}.sock")
+        return root
+
+    def _produce(self) -> None:
+        while not self._closing.is_set():
+            try:
+                root = self._make()
+            except OSError:
+                return  # take() falls back to seeding in the caller, which reports the error
+            while not self._closing.is_set():
+                try:
+                    self._ready.put(root, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            else:
+                self.discard(root)
+
+    def _clean(self) -> None:
+        while True:
+            root = self._trash.get()
+            if root is None:
+                return
+            self._remove(root)
+
+    def _remove(self, root: Root) -> None:
+        for name in self.UNIX:
+            self.sinks.remove_unix(root.run / f"{name}.sock")
+        self.tracker.remove(root.path)
+
+    def take(self) -> Root:
+        """A freshly seeded root (its sockets listening), for one execution only."""
+        try:
+            return self._ready.get(timeout=2)
+        except queue.Empty:
+            return self._make()
+
+    def discard(self, root: Root) -> None:
+        """Remove a used root (asynchronously)."""
+        self._trash.put(root)
+
+    def keep(self, root: Root) -> None:
+        """Leave a used root on disk, but stop its sockets."""
+        for name in self.UNIX:
+            self.sinks.remove_unix(root.run / f"{name}.sock")
+        self.tracker.forget(root.path)
+
+    def close(self) -> None:
+        """Stop both threads and remove every root not yet used."""
+        self._closing.set()
+        self._trash.put(None)
+        for t in self._threads:
+            t.join(5)
+        while True:
+            try:
+                self._remove(self._ready.get_nowait())
+            except queue.Empty:
+                break
+            except OSError:
+                continue
+
+
 class Harness:
     """Owns every resource of a run: temp roots, probe copy, sinks, child processes.
 
@@ -154,6 +242,7 @@ class Harness:
         self._probes: Path | None = None
         self._sinks: Sinks | None = None
         self._forkserver: ForkServer | None = None
+        self._roots: _Roots | None = None
         self._lock = threading.RLock()  # the lazy properties nest
         self._active: set[int] = set()
         self._closing = False
@@ -186,6 +275,9 @@ class Harness:
             active = list(self._active)
         for pid in active:
             kill_tree(pid)
+        if self._roots is not None:
+            self._roots.close()
+            self._roots = None
         if self._forkserver is not None:
             self._forkserver.close()
             self._forkserver = None
@@ -195,6 +287,13 @@ class Harness:
         self.tracker.cleanup()
 
     # -- one execution ---------------------------------------------------
+    @property
+    def roots(self) -> _Roots:
+        with self._lock:
+            if self._roots is None:
+                self._roots = _Roots(self.tracker, self.sinks, ahead=2 * max(1, self.options.jobs))
+            return self._roots
+
     def forkserver(self, python: str) -> ForkServer:
         """The fork server for control runs, started on first use."""
         with self._lock:
@@ -210,15 +309,13 @@ class Harness:
         """
         if self._closing:
             raise KeyboardInterrupt
-        token = new_token()
-        safe = re.sub(r"[^a-z0-9.-]", "-", check.id)[:24]
-        path = self.tracker.mkdtemp(f"sandboxcheck-{safe}-")
+        root = self.roots.take()
+        token, path = root.token, root.path
         witness: Witness | None = None
         cleanup_paths: list[Path] = []
         sinks = self.sinks
-        unix = {"ssh-agent": path / "run" / "ssh-agent.sock", "docker": path / "run" / "docker.sock"}
+        unix = {name: path / "run" / f"{name}.sock" for name in _Roots.UNIX}
         try:
-            root = seed(path, token)
             values = {"workspace": str(root.workspace), "home": str(root.home),
                       "outside": str(root.outside), "root": str(root.path), "run": str(root.run),
                       "probes": str(self.probes), "python": target.python(),
@@ -229,8 +326,6 @@ class Harness:
             if "witness_pid" in used:
                 witness = Witness(canary(token, "witness"))
                 values["witness_pid"] = str(witness.pid)
-            for name, sock in unix.items():
-                sinks.add_unix(name, sock)
             probe_argv = [values["python"], "-B", "-E", "-s", "-S",
                           str(self.probes / f"{check.probe}.py")]
             for key, val in check.args:
@@ -305,19 +400,18 @@ class Harness:
         finally:
             if witness is not None:
                 witness.stop()
-            for sock in unix.values():
-                sinks.remove_unix(sock)
             for extra in cleanup_paths:
                 try:
                     extra.unlink()
                 except OSError:
                     pass
             if self.options.keep_workspace:
-                self.tracker.forget(path)
+                (path / "check.txt").write_text(f"{check.id} {'control' if control else target.name}\n")
+                self.roots.keep(root)
                 with self._lock:
                     self.kept.append(str(path))
             else:
-                self.tracker.remove(path)
+                self.roots.discard(root)
 
     def _environment(self, root: Any, target: Target) -> dict[str, str]:
         base = {"HOME": str(root.home), "PATH": DEFAULT_PATH, "USER": "sandboxcheck",
