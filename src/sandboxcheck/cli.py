@@ -12,11 +12,13 @@ import click
 from . import __version__
 from .matrix import MatrixError, load_matrix
 from .model import Result
+from .policy import BaselineError, apply_baseline, load_baseline
 from .probes import PROBES
 from .resources import resolve_matrix
 from .runner import Progress, RunOptions, check_temp_dir, run_matrix
 from .targets import TargetError, installed_version, load_target, preset_names
 
+REPORT_FORMATS = ["table", "json", "junit", "sarif", "markdown"]
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
@@ -70,10 +72,15 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--target", "-t", "target_ref", default="landlock", show_default=True,
               envvar="SANDBOXCHECK_TARGET",
               help="Preset name, target file, or inline command containing {cmd}.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
+@click.option("--format", "-f", "fmt", type=click.Choice(REPORT_FORMATS), default="table",
               show_default=True, help="Report format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report to this file instead of stdout.")
+@click.option("--report", "reports", multiple=True, metavar="FORMAT:FILE",
+              help="Also write a report, e.g. --report junit:out.xml --report sarif:out.sarif "
+                   f"(formats: {', '.join(REPORT_FORMATS)}). Repeatable.")
+@click.option("--baseline", type=click.Path(dir_okay=False), default=None,
+              help="Accepted JSON report: fail only on deviations it does not already have.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1,
               show_default="cores", envvar="SANDBOXCHECK_JOBS", help="Checks run in parallel.")
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=None,
@@ -82,15 +89,18 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--no-control", is_flag=True,
               help="Skip the unsandboxed control runs (faster, weaker proof).")
 @click.pass_context
-def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None, jobs: int,
+def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None,
+        reports: tuple[str, ...], baseline: str | None, jobs: int,
         timeout: float | None, keep_workspace: bool, no_control: bool) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
+    extra = _parse_reports(reports)
     try:
         m = load_matrix(resolve_matrix(matrix))
         target = load_target(target_ref)
+        accepted = load_baseline(baseline) if baseline else None
     except MatrixError as exc:
         _fail_usage(f"invalid matrix:\n{exc}")
-    except TargetError as exc:
+    except (TargetError, BaselineError) as exc:
         _fail_usage(str(exc))
     unavailable = target.unavailable()
     if unavailable:
@@ -107,19 +117,37 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(130)
+    if accepted is not None:
+        report.results = apply_baseline(report.results, accepted)
+    write_reports(report, fmt, output, extra)
+    sys.exit(report.exit_code())
+
+
+def _parse_reports(reports: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for spec in reports:
+        fmt, sep, path = spec.partition(":")
+        if not sep or not path or fmt not in REPORT_FORMATS:
+            _fail_usage(f"--report {spec!r}: expected FORMAT:FILE with FORMAT one of "
+                        f"{', '.join(REPORT_FORMATS)}")
+        out.append((fmt, path))
+    return out
+
+
+def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[str, str]]) -> None:
+    """The main report (stdout or --output), every --report file, and a summary on stderr."""
     from .report import FORMATTERS
 
-    if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            FORMATTERS[fmt](report, fh)
-        click.echo(f"report written to {output}", err=True)
-    else:
+    for f, path in ([(fmt, output)] if output else []) + extra:
+        with open(path, "w", encoding="utf-8") as fh:
+            FORMATTERS[f](report, fh)
+        click.echo(f"{f} report written to {path}", err=True)
+    if not output:
         FORMATTERS[fmt](report, sys.stdout)
     if output or fmt != "table":
         s = report.summary()
         click.echo(f"{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
                    f"{s['skip']} skipped", err=True)
-    sys.exit(report.exit_code())
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """Load and validate check matrices, reporting every problem at once with its line."""
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 from collections.abc import Iterable
@@ -13,7 +14,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from . import placeholders
-from .model import Check, EvidenceSpec, Matrix
+from .model import Check, EvidenceSpec, Matrix, Waiver
 from .probes import PROBES
 from .resources import schema_path
 
@@ -88,7 +89,10 @@ class _Lines:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
-        return self._scalar.construct_object(node)
+        value = self._scalar.construct_object(node)
+        if isinstance(value, (dt.date, dt.datetime)):
+            return value.isoformat()  # YAML dates stay text, as in the schema
+        return value
 
     def line(self, path: Path_) -> int:
         while path and path not in self.lines:
@@ -235,7 +239,24 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
                 if "token" in placeholders.names(text):
                     add(here + sub, "a leak check must not pass {token} to the probe: "
                         "the canary would be in its command line, not leaked")
+    ids = set(seen)
+    for i, w in enumerate(data.get("waivers") or []):
+        if isinstance(w, dict) and isinstance(w.get("id"), str) and w["id"] not in ids:
+            add(("waivers", i, "id"), f"waiver for unknown check id {w['id']!r}{_suggest(w['id'], ids)}")
+        if isinstance(w, dict) and isinstance(w.get("expires"), str):
+            try:
+                dt.date.fromisoformat(w["expires"])
+            except ValueError:
+                add(("waivers", i, "expires"), f"{w['expires']!r} is not a date (YYYY-MM-DD)")
     return problems
+
+
+def parse_waivers(raw: list[dict[str, Any]], file: str, ln: _Lines | None = None,
+                  base: Path_ = ("waivers",)) -> tuple[Waiver, ...]:
+    """Waivers from validated YAML data."""
+    return tuple(Waiver(id=w["id"], reason=w["reason"], expires=w["expires"], target=w.get("target"),
+                        source=file, line=ln.line(base + (i,)) if ln else 0)
+                 for i, w in enumerate(raw or []))
 
 
 def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
@@ -281,7 +302,8 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
             source=file, line=first, end_line=last,
         ))
     return Matrix(name=data.get("name") or Path(file).stem, path=file, checks=tuple(checks),
-                  description=data.get("description", ""))
+                  description=data.get("description", ""),
+                  waivers=parse_waivers(data.get("waivers") or [], file, ln))
 
 
 def load_matrix(path: str | Path) -> Matrix:

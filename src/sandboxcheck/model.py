@@ -79,6 +79,18 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiver:
+    """An accepted deviation: a check id, why, until when, optionally for one target."""
+
+    id: str
+    reason: str
+    expires: str  # ISO date, inclusive
+    target: str | None = None
+    source: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Matrix:
     """A loaded check matrix."""
 
@@ -86,6 +98,7 @@ class Matrix:
     path: str
     checks: tuple[Check, ...]
     description: str = ""
+    waivers: tuple[Waiver, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,8 @@ class Result:
     control: str | None = None
     probe_action: str = ""
     layer: str | None = None
+    waived: str | None = None
+    accepted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping (the canonical report's result entry)."""
@@ -148,4 +163,10 @@ class Result:
             "duration_s": round(self.duration_s, 4), "severity": self.severity,
             "target": self.target, "control": self.control,
             "probe_action": self.probe_action, "layer": self.layer,
+            "waived": self.waived, "accepted": self.accepted,
         }
+
+    @property
+    def excused(self) -> bool:
+        """A deviation covered by an active waiver or by an accepted baseline."""
+        return self.status in (Status.FAIL, Status.INCONCLUSIVE) and bool(self.waived or self.accepted)

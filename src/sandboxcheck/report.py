@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from typing import IO
+from pathlib import Path
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .model import CATEGORIES
+from . import __version__
+from .model import CATEGORIES, Result, Status
 from .runner import RunReport
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "skip": "dim"}
@@ -39,15 +42,145 @@ def render_table(report: RunReport, out: IO[str], color: bool | None = None) -> 
     for cat in cats:
         table.add_row(Text(cat, style="bold cyan"), "", "", "", "")
         for r in (r for r in report.results if r.category == cat):
+            label = r.status.value.upper() + (" (waived)" if r.waived else " (accepted)" if r.accepted else "")
             table.add_row("  " + r.id, r.expect, r.observed.value,
-                          Text(r.status.value.upper(), style=STATUS_STYLE[r.status.value]),
-                          r.reason)
+                          Text(label, style="dim" if r.excused else STATUS_STYLE[r.status.value]),
+                          _result_line(r))
     console.print(table)
     s = report.summary()
+    excused = f" ({s['waived']} waived, {s['accepted']} accepted)" if s["waived"] or s["accepted"] else ""
     console.print(f"{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
-                  f"{s['skip']} skipped in {report.duration_s:.1f}s")
+                  f"{s['skip']} skipped{excused} in {report.duration_s:.1f}s")
     if report.kept:
         console.print(f"kept {len(report.kept)} workspace(s) under {report.kept[0].rsplit('/', 1)[0]}")
 
 
-FORMATTERS: dict[str, Callable[..., None]] = {"table": render_table, "json": render_json}
+def _result_line(r: Result) -> str:
+    extra = f" ({r.waived})" if r.waived else " (accepted in the baseline)" if r.accepted else ""
+    return r.reason + extra
+
+
+def render_junit(report: RunReport, out: IO[str]) -> None:
+    """JUnit XML: one testsuite per category, one testcase per check."""
+    root = ET.Element("testsuites", name=f"sandboxcheck {report.matrix.name}",
+                      tests=str(len(report.results)), time=f"{report.duration_s:.3f}")
+    target = report.target.get("name", "")
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    for cat in sorted({r.category for r in report.results}, key=lambda c: order.get(c, 99)):
+        rs = [r for r in report.results if r.category == cat]
+        suite = ET.SubElement(root, "testsuite", name=f"{report.matrix.name}.{cat}[{target}]",
+                              tests=str(len(rs)),
+                              failures=str(sum(r.status is Status.FAIL and not r.excused for r in rs)),
+                              skipped=str(sum(r.status in (Status.SKIP, Status.INCONCLUSIVE) or r.excused
+                                              for r in rs)),
+                              time=f"{sum(r.duration_s for r in rs):.3f}")
+        for r in rs:
+            case = ET.SubElement(suite, "testcase", name=f"{r.id}[{target}]",
+                                 classname=f"{report.matrix.name}.{cat}", time=f"{r.duration_s:.3f}")
+            text = f"expected {r.expect}, observed {r.observed.value}: {_result_line(r)}"
+            if r.status is Status.FAIL and not r.excused:
+                ET.SubElement(case, "failure", message=text[:500], type=r.severity).text = (
+                    text + "\n" + "\n".join(r.evidence))
+            elif r.status is not Status.PASS:
+                ET.SubElement(case, "skipped", message=f"{r.status.value}: {_result_line(r)}"[:500])
+            ET.SubElement(case, "system-out").text = text
+    ET.indent(root)
+    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    out.write(ET.tostring(root, encoding="unicode"))
+    out.write("\n")
+
+
+SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
+
+
+def render_sarif(report: RunReport, out: IO[str]) -> None:
+    """SARIF 2.1.0: one rule per check, one result per failing check."""
+    checks = {c.id: c for c in report.matrix.checks}
+    rules, index = [], {}
+    for r in report.results:
+        c = checks.get(r.id)
+        index[r.id] = len(rules)
+        rules.append({
+            "id": r.id,
+            "name": "".join(p.capitalize() for p in r.id.replace("-", ".").split(".")),
+            "shortDescription": {"text": r.title},
+            "fullDescription": {"text": (c.description if c and c.description else r.title)},
+            "help": {"text": (c.fix if c and c.fix else "Tighten the sandbox so that this action is "
+                              + ("denied." if r.expect == "denied" else "allowed."))},
+            "defaultConfiguration": {"level": SARIF_LEVEL.get(r.severity, "warning")},
+            "properties": {"category": r.category, "expect": r.expect,
+                           "tags": ["security", "sandbox", r.category, *(c.tags if c else ())]},
+        })
+    results = []
+    for r in report.results:
+        if r.status is not Status.FAIL:
+            continue
+        c = checks.get(r.id)
+        res: dict[str, Any] = {
+            "ruleId": r.id, "ruleIndex": index[r.id], "level": SARIF_LEVEL.get(r.severity, "warning"),
+            "message": {"text": f"{r.title}: expected {r.expect}, observed {r.observed.value}. "
+                                f"{_result_line(r)}"},
+            "properties": {"target": report.target.get("name"), "evidence": list(r.evidence),
+                           "errno": r.errno},
+        }
+        if c and c.source:
+            res["locations"] = [{"physicalLocation": {
+                "artifactLocation": {"uri": Path(c.source).as_posix()},
+                "region": {"startLine": max(1, c.line), "endLine": max(1, c.end_line or c.line)}}}]
+        if r.excused:
+            res["suppressions"] = [{"kind": "external",
+                                    "justification": r.waived or "accepted in the baseline"}]
+        results.append(res)
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "sandboxcheck", "version": __version__,
+                                "semanticVersion": __version__, "rules": rules}},
+            "invocations": [{"executionSuccessful": True,
+                             "startTimeUtc": _sarif_time(report.started),
+                             "properties": {"target": report.target}}],
+            "results": results,
+        }],
+    }
+    json.dump(doc, out, indent=2)
+    out.write("\n")
+
+
+def _sarif_time(iso: str) -> str:
+    return iso.replace("+00:00", "Z")
+
+
+def render_markdown(report: RunReport, out: IO[str]) -> None:
+    """Markdown fit for a CI job summary."""
+    s = report.summary()
+    icon = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "skip": "⏭️"}
+    t = report.target
+    out.write(f"## sandboxcheck: `{report.matrix.name}` against `{t.get('name')}`\n\n")
+    out.write(f"**{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
+              f"{s['skip']} skipped**")
+    if s["waived"] or s["accepted"]:
+        out.write(f" ({s['waived']} waived, {s['accepted']} accepted in the baseline)")
+    out.write(f" in {report.duration_s:.1f}s\n\n")
+    deviations = [r for r in report.results if r.status in (Status.FAIL, Status.INCONCLUSIVE)]
+    if deviations:
+        out.write("| | check | expected | observed | evidence / reason |\n|---|---|---|---|---|\n")
+        for r in deviations:
+            out.write(f"| {icon[r.status.value]} | `{r.id}` | {r.expect} | {r.observed.value} | "
+                      f"{_md(_result_line(r))} |\n")
+        out.write("\n")
+    out.write("<details><summary>All checks</summary>\n\n| | check | category | expected | observed |\n"
+              "|---|---|---|---|---|\n")
+    for r in report.results:
+        out.write(f"| {icon[r.status.value]} | `{r.id}` | {r.category} | {r.expect} | {r.observed.value} |\n")
+    out.write("\n</details>\n")
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+FORMATTERS: dict[str, Callable[..., None]] = {
+    "table": render_table, "json": render_json, "junit": render_junit,
+    "sarif": render_sarif, "markdown": render_markdown,
+}

@@ -19,6 +19,7 @@ from typing import Any
 from . import __version__, placeholders
 from .controls import EXEC_ONLY_PROBES, ForkServer
 from .model import Check, Execution, Matrix, ProbeReport, Result, Status
+from .policy import apply_waivers
 from .observers import Sinks, Witness, file_state, kill_tree, processes_with, tree_state
 from .resources import probes_dir
 from .targets import DEFAULT_PATH, Target, load_target
@@ -83,16 +84,21 @@ class RunReport:
     kept: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
-        """Counts per status."""
+        """Counts per status, plus how many deviations were waived or accepted."""
         counts = {s.value: 0 for s in Status}
+        counts.update(waived=0, accepted=0)
         for r in self.results:
             counts[r.status.value] += 1
+            if r.excused:
+                counts["waived" if r.waived else "accepted"] += 1
         return counts
 
     def exit_code(self) -> int:
-        """0 all passed (or skipped), 1 any fail, 3 no fail but something inconclusive."""
-        s = self.summary()
-        return 1 if s["fail"] else 3 if s["inconclusive"] else 0
+        """0 all passed (or skipped, waived, accepted), 1 a fail, 3 no fail but an inconclusive."""
+        live = [r for r in self.results if not r.excused]
+        if any(r.status is Status.FAIL for r in live):
+            return 1
+        return 3 if any(r.status is Status.INCONCLUSIVE for r in live) else 0
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical JSON report."""
@@ -531,38 +537,58 @@ def _file_contains(p: Path, needle: str) -> bool:
 def run_matrix(matrix: Matrix, target: Target, options: RunOptions | None = None,
                progress: Progress | None = None, harness: Harness | None = None) -> RunReport:
     """Run every check of ``matrix`` against ``target`` (and its control), in parallel."""
+    return run_targets(matrix, [target], options, progress, harness)[0]
+
+
+def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions | None = None,
+                progress: Progress | None = None, harness: Harness | None = None) -> list[RunReport]:
+    """Run ``matrix`` against several targets, interleaved check by check.
+
+    Each check runs against every target in turn, so machine noise hits all
+    alike; its unsandboxed control runs once and serves every target.
+    """
     options = options or RunOptions()
     progress = progress or Progress()
     control_target = load_target("none")
-    unavailable = target.unavailable()
+    unavailable = {t.name: t.unavailable() for t in targets}
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     own = harness is None
     h = harness or Harness(options)
-    results: dict[str, Result] = {}
-    first_argv: list[str] = []
-    progress.start(len(matrix.checks))
+    results: list[dict[str, Result]] = [{} for _ in targets]
+    first_argv: list[list[str]] = [[] for _ in targets]
+    progress.start(len(matrix.checks) * len(targets))
 
-    def one(check: Check) -> Result:
-        if check.skip or unavailable:
-            return judge(check, None, None, unavailable)
-        ex = h.execute(check, target)
-        if not first_argv:
-            first_argv.extend(ex.argv)
-        control = None
-        if check.control:
-            control = ex if target.name == "none" else (
-                h.execute(check, control_target, control=True) if options.control else None)
-        return judge(check, ex, control)
+    def one(check: Check) -> list[Result]:
+        out: list[Result] = []
+        control: Execution | None = None
+        for i, target in enumerate(targets):
+            why = unavailable[target.name]
+            if check.skip or why:
+                out.append(judge(check, None, None, why))
+                continue
+            ex = h.execute(check, target)
+            if not first_argv[i]:
+                first_argv[i].extend(ex.argv)
+            this_control = None
+            if check.control:
+                if target.name == "none":
+                    this_control = ex
+                elif options.control:
+                    if control is None:
+                        control = h.execute(check, control_target, control=True)
+                    this_control = control
+            out.append(judge(check, ex, this_control))
+        return out
 
     try:
         with cf.ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-            futures = {pool.submit(one, c): c for c in matrix.checks}
+            futures = [pool.submit(one, c) for c in matrix.checks]
             try:
                 for fut in cf.as_completed(futures):
-                    res = fut.result()
-                    results[res.id] = res
-                    progress.advance(res)
+                    for i, res in enumerate(fut.result()):
+                        results[i][res.id] = res
+                        progress.advance(res)
             except BaseException:
                 for f in futures:
                     f.cancel()
@@ -572,12 +598,16 @@ def run_matrix(matrix: Matrix, target: Target, options: RunOptions | None = None
         progress.finish()
         if own:
             h.close()
-    desc = target.describe()
-    desc["unavailable"] = unavailable
-    if first_argv:
-        desc["expanded_command"] = first_argv
-    return RunReport(matrix=matrix, target=desc, started=started,
-                     duration_s=time.monotonic() - t0,
-                     results=[results[c.id] for c in matrix.checks], kept=list(h.kept))
+    duration = time.monotonic() - t0
+    reports = []
+    for i, target in enumerate(targets):
+        ordered = apply_waivers([results[i][c.id] for c in matrix.checks], matrix.waivers, target.name)
+        desc = target.describe()
+        desc["unavailable"] = unavailable[target.name]
+        if first_argv[i]:
+            desc["expanded_command"] = first_argv[i]
+        reports.append(RunReport(matrix=matrix, target=desc, started=started, duration_s=duration,
+                                 results=ordered, kept=list(h.kept)))
+    return reports
 
 
