@@ -12,10 +12,13 @@ import click
 from . import __version__
 from .matrix import MatrixError, load_matrix
 from .model import Result
+from .compare import DEFAULT_FAIL_ON, KINDS, diff_reports, load_results, results_by_id
+from .compare import exit_code as diff_exit
+from .compare import render as render_diff
 from .policy import BaselineError, apply_baseline, load_baseline
 from .probes import PROBES
 from .resources import resolve_matrix
-from .runner import Progress, RunOptions, check_temp_dir, run_matrix
+from .runner import Progress, RunOptions, check_temp_dir, run_matrix, run_targets
 from .targets import TargetError, installed_version, load_target, preset_names
 
 REPORT_FORMATS = ["table", "json", "junit", "sarif", "markdown"]
@@ -148,6 +151,99 @@ def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[s
         s = report.summary()
         click.echo(f"{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
                    f"{s['skip']} skipped", err=True)
+
+
+@main.command()
+@click.argument("before", type=click.Path(dir_okay=False))
+@click.argument("after", type=click.Path(dir_okay=False))
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
+@click.option("--fail-on", default=",".join(DEFAULT_FAIL_ON), show_default=True,
+              help=f"Comma-separated change kinds that make the exit code 1 ({', '.join(KINDS)}).")
+@click.option("--all", "show_all", is_flag=True, help="List unchanged checks too.")
+def diff(before: str, after: str, fmt: str, output: str | None, fail_on: str, show_all: bool) -> None:
+    """Compare two JSON reports: what tightened, loosened or changed between BEFORE and AFTER."""
+    kinds = _fail_on(fail_on)
+    try:
+        changes = diff_reports(load_results(before), load_results(after))
+    except BaselineError as exc:
+        _fail_usage(str(exc))
+    _emit(lambda fh: render_diff(changes, fmt, fh, before, after, show_all), output)
+    sys.exit(diff_exit(changes, kinds))
+
+
+def _fail_on(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        _fail_usage(f"--fail-on: unknown change kind(s) {', '.join(bad)} (known: {', '.join(KINDS)})")
+    return kinds
+
+
+def _emit(write: Any, output: str | None) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            write(fh)
+        click.echo(f"written to {output}", err=True)
+    else:
+        write(sys.stdout)
+
+
+@main.command()
+@click.argument("matrix")
+@click.option("--before", "before_ref", required=True, help="Target before (preset, file or inline).")
+@click.option("--after", "after_ref", required=True, help="Target after.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
+@click.option("--report", "reports", multiple=True, metavar="WHICH:FILE",
+              help="Also keep a run's JSON report: before:FILE or after:FILE.")
+@click.option("--fail-on", default=",".join(DEFAULT_FAIL_ON), show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="List unchanged checks too.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=None)
+def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str | None,
+            reports: tuple[str, ...], fail_on: str, show_all: bool, jobs: int, timeout: float | None) -> None:
+    """Run MATRIX against two targets, interleaved check by check, and diff the results."""
+    kinds = _fail_on(fail_on)
+    keep: dict[str, str] = {}
+    for spec in reports:
+        which, sep, path = spec.partition(":")
+        if which not in ("before", "after") or not path:
+            _fail_usage(f"--report {spec!r}: expected before:FILE or after:FILE")
+        keep[which] = path
+    try:
+        m = load_matrix(resolve_matrix(matrix))
+        targets = [load_target(before_ref), load_target(after_ref)]
+    except MatrixError as exc:
+        _fail_usage(f"invalid matrix:\n{exc}")
+    except TargetError as exc:
+        _fail_usage(str(exc))
+    for t in targets:
+        why = t.unavailable()
+        if why:
+            _fail_usage(f"target {t.name!r} is not available here: {why}")
+    signal.signal(signal.SIGTERM, _sigterm)
+    progress = RichProgress() if sys.stderr.isatty() else Progress()
+    try:
+        runs = run_targets(m, targets, RunOptions(jobs=jobs, timeout=timeout), progress)
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
+        sys.exit(130)
+    from .report import render_json
+
+    for which, run_report in zip(("before", "after"), runs):
+        if which in keep:
+            with open(keep[which], "w", encoding="utf-8") as fh:
+                render_json(run_report, fh)
+    before_d, after_d = (r.to_dict() for r in runs)
+    changes = diff_reports(results_by_id(before_d), results_by_id(after_d))
+    labels = [f"{r.target.get('name')}" for r in runs]
+    if labels[0] == labels[1]:
+        labels = [f"{labels[0]} (before)", f"{labels[1]} (after)"]
+    _emit(lambda fh: render_diff(changes, fmt, fh, labels[0], labels[1], show_all), output)
+    sys.exit(diff_exit(changes, kinds))
 
 
 @main.command()

@@ -21,6 +21,10 @@ LAYERS: dict[str, str] = {
 }
 
 
+#: The layer of a denial where the probe succeeded inside but nothing happened outside.
+PRIVATE_VIEW = "private view: the action worked inside the sandbox only"
+
+
 def layer_for(errno: str | None) -> str | None:
     """The layer an errno points to, if known."""
     return LAYERS.get(errno) if errno else None
@@ -96,4 +100,10 @@ def judge(check: Check, ex: Execution | None, control: Execution | None,
                   reason=reason, duration_s=ex.duration_s, target=ex.target,
                   control=control_obs.value if control_obs else None,
                   probe_action=ex.probe.action if ex.probe else "",
-                  layer=layer_for(errno) if obs is Observed.DENIED else None)
+                  layer=_denial_layer(ex) if obs is Observed.DENIED else None)
+
+
+def _denial_layer(ex: Execution) -> str | None:
+    if ex.probe is not None and ex.probe.ok:
+        return PRIVATE_VIEW
+    return layer_for(ex.probe.errno if ex.probe else None)
