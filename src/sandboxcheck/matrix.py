@@ -89,7 +89,10 @@ class _Lines:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
-        value = self._scalar.construct_object(node)
+        try:
+            value = self._scalar.construct_object(node)
+        except ValueError:  # e.g. a timestamp-shaped scalar that is no real date
+            return node.value
         if isinstance(value, (dt.date, dt.datetime)):
             return value.isoformat()  # YAML dates stay text, as in the schema
         return value
