@@ -19,7 +19,7 @@ from .policy import BaselineError, apply_baseline, load_baseline
 from .probes import PROBES
 from .resources import resolve_matrix
 from .runner import Progress, RunOptions, check_temp_dir, run_matrix, run_targets
-from .targets import TargetError, installed_version, load_target, preset_names
+from .targets import TargetError, load_target, parse_target_opts, preset_names, requirement_versions
 
 REPORT_FORMATS = ["table", "json", "junit", "sarif", "markdown"]
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
@@ -91,15 +91,18 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--keep-workspace", is_flag=True, help="Keep each throwaway root for debugging.")
 @click.option("--no-control", is_flag=True,
               help="Skip the unsandboxed control runs (faster, weaker proof).")
+@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
+              help="Target option, e.g. settings=FILE for srt-settings. Repeatable.")
 @click.pass_context
 def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None,
         reports: tuple[str, ...], baseline: str | None, jobs: int,
-        timeout: float | None, keep_workspace: bool, no_control: bool) -> None:
+        timeout: float | None, keep_workspace: bool, no_control: bool,
+        target_opts: tuple[str, ...]) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     extra = _parse_reports(reports)
     try:
         m = load_matrix(resolve_matrix(matrix))
-        target = load_target(target_ref)
+        target = load_target(target_ref, parse_target_opts(target_opts))
         accepted = load_baseline(baseline) if baseline else None
     except MatrixError as exc:
         _fail_usage(f"invalid matrix:\n{exc}")
@@ -247,6 +250,61 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
 
 
 @main.command()
+@click.argument("matrix")
+@click.option("--target", "-t", "target_refs", multiple=True, required=True,
+              help="Preset name, target file or inline command; repeat for each column.")
+@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
+              help="Target option, given to every target that takes it. Repeatable.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "markdown", "json", "html"]),
+              default="table", show_default=True, help="Grid format on stdout (or --output).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the grid to this file instead of stdout.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1,
+              show_default="cores", envvar="SANDBOXCHECK_JOBS", help="Checks run in parallel.")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=None,
+              help="Per-check timeout in seconds, overriding the matrix.")
+@click.option("--no-control", is_flag=True,
+              help="Skip the unsandboxed control runs (faster, weaker proof).")
+def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ...], fmt: str,
+           output: str | None, jobs: int, timeout: float | None, no_control: bool) -> None:
+    """Run MATRIX against several targets and print a grid: checks down, targets across.
+
+    A target that is not available here becomes a column of n/a with the
+    reason in a note. Exit 0 every cell passed, 1 a cell failed, 3 otherwise.
+    """
+    import shlex
+
+    from . import survey as sv
+
+    try:
+        m = load_matrix(resolve_matrix(matrix))
+        loaded = sv.load_targets(target_refs, parse_target_opts(target_opts))
+    except MatrixError as exc:
+        _fail_usage(f"invalid matrix:\n{exc}")
+    except TargetError as exc:
+        _fail_usage(str(exc))
+    temp_problem = check_temp_dir()
+    if temp_problem:
+        _fail_usage(temp_problem)
+    signal.signal(signal.SIGTERM, _sigterm)
+    tty = sys.stderr.isatty()
+    command = shlex.join(["sandboxcheck", *sys.argv[1:]])
+    try:
+        result = sv.run_survey(m, loaded, RunOptions(jobs=jobs, timeout=timeout, control=not no_control),
+                               (lambda _name: RichProgress()) if tty else None, command=command)
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
+        sys.exit(130)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            sv.FORMATTERS[fmt](result, fh)
+        click.echo(f"survey written to {output}", err=True)
+    else:
+        sv.FORMATTERS[fmt](result, sys.stdout)
+    sys.exit(result.exit_code())
+
+
+@main.command()
 @click.argument("files", nargs=-1, required=True)
 def validate(files: tuple[str, ...]) -> None:
     """Validate matrix FILES, reporting every problem with file and line."""
@@ -265,7 +323,12 @@ def validate(files: tuple[str, ...]) -> None:
 
 @main.command()
 def targets() -> None:
-    """List the bundled target presets and whether each is available here."""
+    """List the bundled target presets and whether each is available here.
+
+    A preset's tools are looked up in $SANDBOXCHECK_TOOLS (folders separated
+    by ':'), then on PATH, then in the checkout's .tools/npm/node_modules/.bin
+    (where .ci/run installs srt and codex).
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -273,8 +336,7 @@ def targets() -> None:
     for name in preset_names():
         t = load_target(name)
         why = t.unavailable()
-        reqs = getattr(t, "spec").requires
-        version = "; ".join(v for v in (installed_version(r.name) for r in reqs) if v) or "-"
+        version = "; ".join(requirement_versions(t)) or "-"
         table.add_row(name, "yes" if not why else f"no: {why}", version, t.description)
     Console().print(table)
 

@@ -14,6 +14,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from . import placeholders
+from .agent.spec import semantic_problems as agent_semantic_problems
 from .model import Check, EvidenceSpec, Matrix, Waiver
 from .probes import PROBES
 from .resources import schema_path
@@ -209,6 +210,10 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
             for name in placeholders.names(text) - placeholders.MATRIX_PLACEHOLDERS:
                 add(here + sub, f"unknown placeholder {{{name}}}"
                     f"{_suggest(name, placeholders.MATRIX_PLACEHOLDERS)}")
+        agent = raw.get("agent")
+        if agent is not None:
+            for sub, msg in agent_semantic_problems(agent):
+                add(here + ("agent",) + sub, msg)
         probe_name = raw.get("probe")
         probe = PROBES.get(probe_name) if isinstance(probe_name, str) else None
         if probe is None:
@@ -238,7 +243,7 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
         if kind == "sink" and not ev_map.get("sink") and not probe.evidence.sink:
             add(ev_at, "sink evidence needs 'sink' (tcp, udp, dns, ssh-agent, docker)" + default)
         if kind == "leak":
-            for sub, text in _strings({"args": args, "argv": raw.get("argv")}):
+            for sub, text in _strings({"args": args, "argv": raw.get("argv"), "agent": agent}):
                 if "token" in placeholders.names(text):
                     add(here + sub, "a leak check must not pass {token} to the probe: "
                         "the canary would be in its command line, not leaked")
@@ -302,7 +307,7 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
             tags=tuple(dict.fromkeys([*defaults.get("tags", []), *raw.get("tags", [])])),
             control="no_control" not in raw, control_reason=raw.get("no_control"),
             description=raw.get("description", ""), fix=raw.get("fix", ""),
-            source=file, line=first, end_line=last,
+            source=file, line=first, end_line=last, agent=raw.get("agent"),
         ))
     return Matrix(name=data.get("name") or Path(file).stem, path=file, checks=tuple(checks),
                   description=data.get("description", ""),

@@ -7,7 +7,7 @@ from typing import Any
 
 CATEGORIES: tuple[str, ...] = (
     "fs-read", "fs-write", "credentials", "env", "exec",
-    "network", "process", "ipc", "tamper",
+    "network", "process", "ipc", "tamper", "agent",
 )
 EXPECTS: tuple[str, ...] = ("allowed", "denied")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
@@ -71,6 +71,9 @@ class Check:
     source: str = ""
     line: int = 0
     end_line: int = 0
+    #: An agent check's script and agent settings (the matrix's ``agent:`` mapping),
+    #: read by agent targets; None for a plain probe check.
+    agent: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def args_dict(self) -> dict[str, Any]:

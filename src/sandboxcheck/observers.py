@@ -213,14 +213,19 @@ class Sinks:
                     self._record(name, self.address(name), data)
 
 
+# Handlers only record: a handler can run inside another one (Python checks
+# signals between bytecodes), so all output happens in the main loop.
 _WITNESS = (
     "import signal,sys,time\n"
-    "def h(n,f):\n    sys.stdout.write('SIGNAL %d\\n' % n); sys.stdout.flush()\n"
-    "signal.signal(signal.SIGUSR1,h); signal.signal(signal.SIGUSR2,h)\n"
-    "signal.signal(signal.SIGHUP,h)\n"
+    "got=[]; stop=[]\n"
+    "def h(n,f): got.append(n)\n"
+    "def end(n,f): stop.append(n)\n"
+    "for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP): signal.signal(s, h)\n"
+    "signal.signal(signal.SIGTERM, end)\n"
     "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
-    "end=time.time()+float(sys.argv[2])\n"
-    "while time.time()<end: time.sleep(0.05)\n"
+    "end_at=time.time()+float(sys.argv[2])\n"
+    "while not stop and time.time()<end_at: time.sleep(0.05)\n"
+    "sys.stdout.write(''.join('SIGNAL %d\\n' % n for n in got) + 'END\\n')\n"
 )
 
 
@@ -248,10 +253,18 @@ class Witness:
         return self.proc.pid
 
     def stop(self) -> list[str]:
-        """End the witness and return the signals it recorded."""
-        time.sleep(0.01)  # a signal sent just before the target exited is handled by now
+        """End the witness and return the signals it recorded.
+
+        A signal the probe sent is already pending when the target exits;
+        pending signals are handled in number order, so SIGUSR1/SIGHUP are
+        recorded before the SIGTERM handler ends the witness.
+        """
         self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=5)
+        try:
+            out, _ = self.proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
         return [line for line in out.decode().splitlines() if line.startswith("SIGNAL")]
 
 

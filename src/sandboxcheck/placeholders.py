@@ -16,9 +16,16 @@ MATRIX_PLACEHOLDERS: frozenset[str] = frozenset({
     "workspace", "home", "outside", "root", "run", "probes", "python", "tmp",
     "token", "tcp_port", "udp_port", "dns_port", "witness_pid",
 })
-#: Placeholders a target's command template may use.
+#: Target options: placeholders whose value the caller sets with ``--target-opt
+#: NAME=VALUE``, else the target's ``options:`` default (``settings``: a sandbox's
+#: own settings file, such as srt's ``--settings``).
+TARGET_OPTIONS: frozenset[str] = frozenset({"settings"})
+#: Placeholders a target's command template may use. ``state`` is a stable
+#: folder of the target's own outside the temp folder (tools such as codex
+#: refuse a home under it).
 TARGET_PLACEHOLDERS: frozenset[str] = frozenset({
     "workspace", "home", "root", "probes", "python", "cmd", "cmd_shell", "run", "outside",
+    "state", *TARGET_OPTIONS,
 })
 
 

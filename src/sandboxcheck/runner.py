@@ -339,28 +339,37 @@ class Harness:
                     probe_argv += ["--", *[placeholders.expand(v, values) for v in val]]
                 else:
                     probe_argv += [f"--{key}", placeholders.expand(str(val), values)]
-            ev = check.evidence
-            watch = Path(placeholders.expand(ev.path, values)) if ev.path else None
-            before = file_state(watch) if watch else None
-            if watch and not before.exists and not _inside(watch, path):  # type: ignore[union-attr]
-                cleanup_paths.append(watch)
-            ws_before = tree_state(root.workspace) if ev.kind == "leak" else {}
-            argv = target.argv(values, probe_argv)
-            env = self._environment(root, target)
-            timeout = self.options.timeout or check.timeout
-            if control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES:
-                proc_out = self._fork_launch(argv, values["python"], root.workspace, env, timeout)
-            else:
-                proc_out = self._launch(argv, root.workspace, env, timeout)
+            # The target's own set-up (an agent's settings files) comes before the
+            # snapshots, so they count it as the starting state, not as an effect.
+            state = target.start(values, probe_argv, check)
+            try:
+                ev = check.evidence
+                watch = Path(placeholders.expand(ev.path, values)) if ev.path else None
+                before = file_state(watch) if watch else None
+                if watch and not before.exists and not _inside(watch, path):  # type: ignore[union-attr]
+                    cleanup_paths.append(watch)
+                ws_before = tree_state(root.workspace) if ev.kind == "leak" else {}
+                argv = target.argv(values, probe_argv)
+                env = self._environment(root, target)
+                timeout = self.options.timeout or check.timeout + target.extra_timeout
+                if control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES:
+                    proc_out = self._fork_launch(argv, values["python"], root.workspace, env, timeout)
+                else:
+                    proc_out = self._launch(argv, root.workspace, env, timeout)
+            finally:
+                extra = target.finish(state)
             rc, out, err, timed_out, duration, launch_error = proc_out
-            probe = parse_probe_line(out)
+            # Everything the harness saw of the target, outside the sandbox.
+            outputs = [("the target's stdout", out), ("the target's stderr", err), *extra]
+            probe = parse_probe_line(out) or next(
+                (p for p in (parse_probe_line(text) for _, text in extra) if p), None)
             if probe is not None:
                 # Throwaway paths are noise in a report line: show them as {root}.
                 probe = dataclasses.replace(probe, action=probe.action.replace(str(path), "{root}"),
                                             message=probe.message.replace(str(path), "{root}"))
             evidence: list[str] = []
             if ev.kind == "leak":
-                evidence = self._leaks(check, root, out, err, ws_before)
+                evidence = self._leaks(check, root, outputs, ws_before)
             elif ev.kind == "file":
                 assert watch is not None and before is not None
                 after = file_state(watch)
@@ -383,7 +392,7 @@ class Harness:
                 marker = placeholders.expand(ev.marker or "", values)
                 if marker and marker in " ".join(argv):
                     launch_error = launch_error or "marker appears in the command line itself; it cannot prove anything"
-                elif marker and marker in out:
+                elif marker and any(marker in text for _, text in outputs):
                     evidence.append(f"marker {ev.marker!r} printed by the action")
             elif ev.kind == "survivor":
                 time.sleep(0.02)  # let a dying pid namespace finish its teardown
@@ -471,18 +480,18 @@ class Harness:
                 self._active.difference_update(started)
         return rc, out, err, timed_out, time.monotonic() - start, None
 
-    def _leaks(self, check: Check, root: Any, out: str, err: str,
+    def _leaks(self, check: Check, root: Any, outputs: list[tuple[str, str]],
                ws_before: dict[str, tuple[int, int]]) -> list[str]:
         token = root.token
         pattern = re.compile(re.escape(f"{CANARY_PREFIX}-{token}-") + r"([a-z0-9_.-]+)")
         digests = {_digest(v): "env-" + k.lower() for k, v in root.env_canaries.items()}
         found: dict[str, str] = {}
-        for where, text in (("stdout", out), ("stderr", err)):
+        for where, text in outputs:
             for m in pattern.finditer(text):
-                found.setdefault(m.group(1), f"in the target's {where}")
+                found.setdefault(m.group(1), f"in {where}")
             for d, label in digests.items():
                 if d in text:
-                    found.setdefault(label, f"in the target's {where} (as its digest)")
+                    found.setdefault(label, f"in {where} (as its digest)")
         for p, state in tree_state(root.workspace).items():
             if ws_before.get(p) == state:
                 continue
@@ -564,7 +573,7 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
         out: list[Result] = []
         control: Execution | None = None
         for i, target in enumerate(targets):
-            why = unavailable[target.name]
+            why = unavailable[target.name] or target.supports(check)
             if check.skip or why:
                 out.append(judge(check, None, None, why))
                 continue

@@ -8,8 +8,10 @@ from __future__ import annotations
 import ctypes
 import difflib
 import os
+import re
 import shlex
 import shutil
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,12 @@ from . import placeholders
 from .resources import presets_dir
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: Folders (os.pathsep-separated) searched for a target's requirements before PATH.
+TOOLS_ENV = "SANDBOXCHECK_TOOLS"
+#: Where ``.ci/run`` installs the npm sandboxes, relative to the project folder.
+NPM_BIN = Path(".tools") / "npm" / "node_modules" / ".bin"
+#: Options whose value names a file the caller provides (it must exist).
+_FILE_OPTIONS = frozenset({"settings"})
 
 
 class TargetError(Exception):
@@ -54,6 +62,8 @@ class TargetSpec:
     env: tuple[tuple[str, str], ...] = ()
     pass_env: tuple[str, ...] = ()
     source: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
 
 
 class Target(ABC):
@@ -61,6 +71,9 @@ class Target(ABC):
 
     name: str
     description: str
+    #: Seconds added to a check's own timeout (unless --timeout is given) for the
+    #: target's start-up: an agent target starts a CLI that talks to a model.
+    extra_timeout: float = 0.0
 
     @abstractmethod
     def unavailable(self) -> str | None:
@@ -82,6 +95,26 @@ class Target(ABC):
         """JSON-ready summary for reports."""
         return {"name": self.name, "description": self.description}
 
+    def start(self, values: dict[str, str], cmd: Sequence[str], check: Any = None) -> Any:
+        """Set up per-execution state before launch (e.g. a scripted model server).
+
+        May add entries to ``values`` for ``argv`` and ``environment`` to use.
+        ``check`` is the Check being run (an agent target reads its ``agent``
+        script). The default has no state.
+        """
+        return None
+
+    def supports(self, check: Any) -> str | None:
+        """None when this target can run ``check``, else why not (an agent check needs an agent)."""
+        if getattr(check, "agent", None) is not None:
+            return "this check scripts an agent (agent:); run it against an agent target such as claude-code"
+        return None
+
+    def finish(self, state: Any) -> list[tuple[str, str]]:
+        """Tear down ``start``'s state; return extra outputs seen outside as
+        (where, text) pairs, e.g. ("agent transcript", ...). Default: none."""
+        return []
+
 
 @lru_cache(maxsize=1)
 def landlock_abi() -> int:
@@ -95,44 +128,169 @@ def landlock_abi() -> int:
         return 0
 
 
+def project_dir() -> Path | None:
+    """The project folder of a source checkout or editable install, else None."""
+    root = Path(__file__).resolve().parent.parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def _local_tool_dirs() -> list[Path]:
+    project = project_dir()
+    return [project / NPM_BIN] if project is not None else []
+
+
+def tool_dirs() -> list[Path]:
+    """Folders searched for requirements besides PATH: $SANDBOXCHECK_TOOLS, then the project's npm bin."""
+    return [*(Path(d) for d in os.environ.get(TOOLS_ENV, "").split(os.pathsep) if d),
+            *_local_tool_dirs()]
+
+
+def find_tool(name: str) -> str | None:
+    """Absolute path of an executable: $SANDBOXCHECK_TOOLS first, then PATH, then ``.tools/npm``.
+
+    The explicit variable wins over PATH so a pinned build can be tested next
+    to a system one; the project-local npm folder (where ``.ci/run`` installs
+    srt and codex) is the last resort.
+    """
+    local = _local_tool_dirs()
+    explicit = [d for d in tool_dirs() if d not in local]
+    for folder in [*explicit, None, *local]:
+        hit = shutil.which(name) if folder is None else shutil.which(name, path=str(folder))
+        if hit:
+            return os.path.abspath(hit)
+    return None
+
+
+_VERSION = re.compile(r"\d+(?:\.\d+)+")
+
+
+@lru_cache(maxsize=None)
 def installed_version(binary: str) -> str | None:
-    """Best-effort version string of an executable (first line of --version)."""
+    """``'<binary> <version>'`` of an executable, or None when it is not installed.
+
+    Tools print their version differently (``firejail version 0.9.72``,
+    ``codex-cli 0.169.0``, a bare ``0.0.78`` from srt, ``bubblewrap 0.8.0``)
+    and socat only knows ``-V`` (its number on the second line), so this tries
+    ``--version`` then ``-V`` and takes the first dotted number printed by one
+    that succeeds; without one, the first line as printed.
+    """
     import subprocess
 
-    path = shutil.which(binary)
+    path = find_tool(binary)
     if not path:
         return None
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5,
-                             env={"PATH": DEFAULT_PATH})
-    except (OSError, subprocess.SubprocessError):
-        return None
-    text = (out.stdout or out.stderr).strip().splitlines()
-    return text[0] if text else None
+    first_line: str | None = None
+    for flag in ("--version", "-V"):
+        try:
+            out = subprocess.run([path, flag], capture_output=True, text=True, timeout=10,
+                                 env={"PATH": DEFAULT_PATH}, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out.returncode != 0:
+            continue
+        text = f"{out.stdout}\n{out.stderr}"
+        found = _VERSION.search(text)
+        if found:
+            return f"{binary} {found.group(0)}"
+        lines = text.strip().splitlines()
+        first_line = first_line or (lines[0] if lines else None)
+    return first_line
+
+
+def state_dir(name: str, create: bool = True) -> Path | None:
+    """A stable folder of target ``name``'s own, outside the temp folder, or None if none fits.
+
+    Some tools refuse a home under the temp folder (codex will not create its
+    helper binaries there), and a folder there would also be writable by
+    sandboxes that open /tmp. Tried in order: ``<project>/.tools/state``,
+    ``$XDG_CACHE_HOME/sandboxcheck``, ``~/.cache/sandboxcheck`` (the caller's
+    real home: never the fake one a check sees, never ``~/.codex``).
+    """
+    temps = {Path(tempfile.gettempdir()).resolve(), Path("/tmp").resolve()}
+    bases: list[Path] = []
+    project = project_dir()
+    if project is not None:
+        bases.append(project / ".tools" / "state")
+    if os.environ.get("XDG_CACHE_HOME"):
+        bases.append(Path(os.environ["XDG_CACHE_HOME"]) / "sandboxcheck")
+    bases.append(Path.home() / ".cache" / "sandboxcheck")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", name) or "target"
+    for base in bases:
+        path = base.resolve() / safe
+        if any(path == t or t in path.parents for t in temps):
+            continue
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+    return None
+
+
+def requirement_versions(target: Target) -> list[str]:
+    """``'<tool> <version>'`` of each installed requirement of ``target`` (empty for none)."""
+    spec = getattr(target, "spec", None)
+    if not isinstance(spec, TargetSpec):
+        return []
+    found = [v for v in (installed_version(r.name) for r in spec.requires) if v]
+    if "landlock" in spec.kernel and landlock_abi() > 0:
+        found.append(f"Landlock ABI {landlock_abi()}")
+    return found
 
 
 class CommandTarget(Target):
-    """A target defined by an argv template."""
+    """A target defined by an argv template.
 
-    def __init__(self, spec: TargetSpec) -> None:
+    ``options`` overrides the target's option defaults (``--target-opt``);
+    an option the target does not take is a TargetError, or ignored when
+    ``strict`` is false (a survey hands every target the same options).
+    """
+
+    def __init__(self, spec: TargetSpec, options: Mapping[str, str] | None = None,
+                 strict: bool = True) -> None:
         self.spec = spec
         self.name = spec.name
         self.description = spec.description
+        self._options = _option_values(spec, dict(options or {}), strict)
+
+    def uses(self) -> set[str]:
+        """Placeholder names the command, the files and the option defaults use."""
+        texts = [*self.spec.command, *(t for pair in self.spec.files for t in pair),
+                 *(v for _, v in self.spec.options)]
+        return set().union(*(placeholders.names(t) for t in texts)) if texts else set()
+
+    def option_values(self) -> dict[str, str]:
+        """Each option the target takes and its value (an override, else the default template)."""
+        return dict(self._options)
 
     def unavailable(self) -> str | None:
-        missing = [r.hint() for r in self.spec.requires if not shutil.which(r.name)]
+        missing = [r.hint() for r in self.spec.requires if not find_tool(r.name)]
         if "landlock" in self.spec.kernel and landlock_abi() < 1:
             missing.append("the kernel does not offer Landlock (needs Linux >= 5.13 with lsm=landlock)")
+        if "state" in self.uses() and state_dir(self.name, create=False) is None:
+            missing.append("no folder outside the temp folder for the tool's state: "
+                           "set XDG_CACHE_HOME to one")
         return "; ".join(missing) or None
 
     def python(self) -> str:
         return self.spec.python or super().python()
 
-    def argv(self, values: Mapping[str, str], cmd: Sequence[str]) -> list[str]:
+    def start(self, values: dict[str, str], cmd: Sequence[str], check: Any = None) -> Any:
+        """Write the target's ``files`` (a settings file naming the workspace, say) into this launch's root."""
+        self._write_files(self._values(values, cmd))
+        return None
+
+    def _values(self, values: Mapping[str, str], cmd: Sequence[str]) -> dict[str, str]:
         vals = dict(values)
         vals["cmd_shell"] = shlex.join(cmd)
         vals.setdefault("python", self.python())
-        resolved = {r.name: shutil.which(r.name) for r in self.spec.requires}
+        if "state" in self.uses() and "state" not in vals:
+            vals["state"] = str(state_dir(self.name))
+        for name, value in self._options.items():
+            vals[name] = placeholders.expand(value, vals)
+        return vals
+
+    def argv(self, values: Mapping[str, str], cmd: Sequence[str]) -> list[str]:
+        vals = self._values(values, cmd)
+        resolved = {r.name: find_tool(r.name) for r in self.spec.requires}
         out: list[str] = []
         for part in self.spec.command:
             if part == "{cmd}":
@@ -142,6 +300,18 @@ class CommandTarget(Target):
             else:
                 out.append(placeholders.expand(part, vals))
         return out
+
+    def _write_files(self, vals: Mapping[str, str]) -> None:
+        if not self.spec.files:
+            return
+        root = Path(vals["root"]).resolve() if "root" in vals else None
+        for path_t, content_t in self.spec.files:
+            path = Path(placeholders.expand(path_t, vals))
+            # parse_target only accepts paths under {root}; hold that after expansion too.
+            if root is None or root not in path.resolve().parents:
+                raise TargetError(f"{self.spec.source}: files: {path} is not inside the throwaway root")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(placeholders.expand(content_t, vals), encoding="utf-8")
 
     def environment(self, base: Mapping[str, str], caller: Mapping[str, str]) -> dict[str, str]:
         env = dict(base)
@@ -156,7 +326,35 @@ class CommandTarget(Target):
                 "command": list(self.spec.command), "source": self.spec.source}
 
 
-_TARGET_KEYS = {"name", "description", "requires", "kernel", "command", "python", "env", "pass_env"}
+_TARGET_KEYS = {"name", "description", "requires", "kernel", "command", "python", "env", "pass_env",
+                "options", "files"}
+
+
+def _option_values(spec: TargetSpec, overrides: dict[str, str], strict: bool = True) -> dict[str, str]:
+    """Option name -> value for a target: ``overrides`` over the spec's defaults; TargetError if unusable."""
+    texts = [*spec.command, *(t for pair in spec.files for t in pair)]
+    used = set().union(*(placeholders.names(t) for t in texts)) if texts else set()
+    takes = sorted((used & placeholders.TARGET_OPTIONS) | {k for k, _ in spec.options})
+    values = dict(spec.options)
+    for key, value in overrides.items():
+        if key not in takes and not strict:
+            continue
+        if key not in takes:
+            close = difflib.get_close_matches(key, takes, n=1)
+            raise TargetError(f"target {spec.name!r} takes no option {key!r}"
+                              + (f" (did you mean {close[0]!r}?)" if close else "")
+                              + f"; its options: {', '.join(takes) or 'none'}")
+        if key in _FILE_OPTIONS and not placeholders.names(value):
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise TargetError(f"--target-opt {key}={value}: no such file")
+            value = str(path.resolve())
+        values[key] = value
+    for key in takes:
+        if key not in values:
+            raise TargetError(f"target {spec.name!r} needs --target-opt {key}=VALUE "
+                              f"(it has no default {key})")
+    return values
 
 
 def parse_target(data: Any, source: str) -> TargetSpec:
@@ -217,12 +415,33 @@ def parse_target(data: Any, source: str) -> TargetSpec:
     python = data.get("python")
     if python is not None and not (isinstance(python, str) and python.startswith("/")):
         problems.append("'python' must be an absolute path to an interpreter")
+    options = data.get("options") or {}
+    if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
+        problems.append("'options' must map option names to default values (strings)")
+        options = {}
+    for key in sorted(set(options) - placeholders.TARGET_OPTIONS):
+        problems.append(f"options: unknown option {key!r} "
+                        f"(known: {', '.join(sorted(placeholders.TARGET_OPTIONS))})")
+    files = data.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in files.items()):
+        problems.append("'files' must map paths under {root} to their content (strings)")
+        files = {}
+    for path in files:
+        if not path.startswith("{root}/") or ".." in path.split("/"):
+            problems.append(f"files: {path!r} must be a path under {{root}}/ (the throwaway root)")
+    extra = [*files, *files.values(), *options.values()]
+    slots = placeholders.TARGET_PLACEHOLDERS - {"cmd", "cmd_shell"}
+    for bad in sorted(set().union(*(placeholders.names(t) for t in extra)) - slots if extra else ()):
+        problems.append(f"options/files: unknown placeholder {{{bad}}}")
     if problems:
         raise TargetError("\n".join(f"{source}: {p}" for p in problems))
     return TargetSpec(name=name, command=tuple(command), description=str(data.get("description", "")),
                       requires=tuple(reqs), kernel=tuple(kernel), python=data.get("python"),
                       env=tuple((str(k), str(v)) for k, v in env.items()),
-                      pass_env=tuple(pass_env), source=source)
+                      pass_env=tuple(pass_env), source=source,
+                      options=tuple((str(k), v) for k, v in options.items()),
+                      files=tuple(files.items()))
 
 
 def preset_names() -> list[str]:
@@ -230,12 +449,16 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in presets_dir().glob("*.yaml"))
 
 
-def load_target(ref: str) -> Target:
-    """A target from a preset name, a target file path, or an inline command with {cmd}."""
+def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool = True) -> Target:
+    """A target from a preset name, a target file path, or an inline command with {cmd}.
+
+    ``options`` sets target options (``--target-opt KEY=VALUE``); a key the
+    target does not take is a TargetError unless ``strict`` is false.
+    """
     preset = presets_dir() / f"{ref}.yaml"
     if "{cmd" in ref and not Path(ref).exists():
         return CommandTarget(parse_target({"name": "inline", "description": "inline command",
-                                           "command": ref}, "--target"))
+                                           "command": ref}, "--target"), options, strict)
     path = preset if preset.exists() else Path(ref)
     if not path.exists():
         raise TargetError(f"unknown target {ref!r}: not a preset ({', '.join(preset_names())}), "
@@ -244,4 +467,19 @@ def load_target(ref: str) -> Target:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise TargetError(f"{path}: cannot load target: {exc}") from None
-    return CommandTarget(parse_target(data, str(path)))
+    if isinstance(data, dict) and data.get("kind") == "agent":
+        from .agent import load_agent_target  # agent targets are a package of their own
+
+        return load_agent_target(data, str(path), options, strict)
+    return CommandTarget(parse_target(data, str(path)), options, strict)
+
+
+def parse_target_opts(pairs: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings (``--target-opt``) as a dict; TargetError for a malformed one."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[a-z_]+", key):
+            raise TargetError(f"--target-opt {pair!r}: expected KEY=VALUE with a lowercase KEY")
+        out[key] = value
+    return out

@@ -18,6 +18,9 @@ LAYERS: dict[str, str] = {
     "ECONNRESET": "connection reset",
     "ETIMEDOUT": "packets dropped",
     "NOVAR": "variable removed from the environment",
+    # Agent targets: the harness's scripted model saw the agent refuse the call.
+    "AGENT_DENIED": "the agent's permission check (it would have asked the user)",
+    "AGENT_REFUSED": "the agent refused to start (its sandbox is unavailable)",
 }
 
 

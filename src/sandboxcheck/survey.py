@@ -1,0 +1,363 @@
+"""Survey: one matrix against several targets, shown as a grid.
+
+Checks run down, targets across; each cell is what the evidence outside
+showed for that check through that target (``allowed``, ``denied`` or
+``unknown``), marked and coloured by its status. A target that cannot run
+here becomes a column of ``n/a`` with the reason in a note instead of
+aborting the survey. The core (:func:`run_survey`) reuses
+:func:`~sandboxcheck.runner.run_matrix` with one shared
+:class:`~sandboxcheck.runner.Harness`; the formatters below only render a
+finished :class:`Survey`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from . import __version__
+from .model import Check, Matrix, Result, Status
+from .runner import Harness, Progress, RunOptions, RunReport, run_matrix
+from .targets import CommandTarget, Target, TargetError, load_target, requirement_versions
+
+SCHEMA_VERSION = 1
+NA = "n/a"
+#: One mark per status, so a grid reads the same without colour.
+MARKS: dict[str, str] = {"pass": "✓", "fail": "✗", "inconclusive": "?", "skip": "-", NA: ""}
+LEGEND = ("cell = what the evidence outside showed (allowed / denied / unknown); "
+          "✓ pass (as expected), ✗ fail, ? inconclusive, - skipped, "
+          "n/a target not available here (see notes)")
+_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "skip": "dim", NA: "dim"}
+_HTML_COLOURS = {"pass": ("#e6f4ea", "#137333"), "fail": ("#fce8e6", "#a50e0e"),
+                 "inconclusive": ("#fef7e0", "#8a5a00"), "skip": ("#f1f3f4", "#5f6368"),
+                 NA: ("#f1f3f4", "#80868b")}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One target of a survey: its run report, or why it could not run here."""
+
+    name: str
+    ref: str
+    description: str
+    versions: tuple[str, ...]
+    unavailable: str | None
+    report: RunReport | None
+    options: tuple[tuple[str, str], ...] = ()
+
+    def result(self, check_id: str) -> Result | None:
+        """The result of one check through this target (None when the target is unavailable)."""
+        if self.report is None:
+            return None
+        return next((r for r in self.report.results if r.id == check_id), None)
+
+    def summary(self) -> dict[str, int] | None:
+        """Counts per status, or None when the target did not run."""
+        return self.report.summary() if self.report is not None else None
+
+    def failed(self) -> str:
+        """The number of failed checks as text (``n/a`` when the target did not run)."""
+        s = self.summary()
+        return NA if s is None else str(s["fail"])
+
+
+@dataclass(slots=True)
+class Survey:
+    """The outcome of running one matrix against several targets."""
+
+    matrix: Matrix
+    columns: list[Column]
+    started: str
+    duration_s: float
+    command: str | None = None
+    host: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """The matrix's checks, in matrix order (the grid's rows)."""
+        return self.matrix.checks
+
+    def status(self, check: Check, column: Column) -> str:
+        """The cell's status: a Status value, or ``n/a``."""
+        r = column.result(check.id)
+        return NA if r is None else r.status.value
+
+    def cell(self, check: Check, column: Column) -> str:
+        """The cell's text: the observed value, ``skip`` or ``n/a``."""
+        r = column.result(check.id)
+        if r is None:
+            return NA
+        return "skip" if r.status is Status.SKIP else r.observed.value
+
+    def marked(self, check: Check, column: Column) -> str:
+        """The cell's text with its status mark in front (``✗ allowed``)."""
+        text, mark = self.cell(check, column), MARKS.get(self.status(check, column), "")
+        return f"{mark} {text}" if mark else text
+
+    def exit_code(self) -> int:
+        """0 every cell passed (or was skipped), 1 any cell failed, 3 otherwise (inconclusive or n/a).
+
+        A deviation the matrix excuses (a waiver, an accepted baseline) counts
+        as the run report counts it: not at all.
+        """
+        statuses: set[str] = set() if self.columns else {NA}
+        for col in self.columns:
+            for check in self.checks:
+                r = col.result(check.id)
+                if r is None:
+                    statuses.add(NA)
+                elif not getattr(r, "excused", False):
+                    statuses.add(r.status.value)
+        return 1 if "fail" in statuses else 3 if statuses & {"inconclusive", NA} else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready survey: targets with versions and summaries, then every cell per check."""
+        return {
+            "schema_version": SCHEMA_VERSION, "kind": "survey", "tool": "sandboxcheck",
+            "version": __version__, "started": self.started,
+            "duration_s": round(self.duration_s, 3), "command": self.command, "host": self.host,
+            "matrix": {"name": self.matrix.name, "path": self.matrix.path,
+                       "checks": len(self.matrix.checks)},
+            "targets": [{"name": col.name, "ref": col.ref, "description": col.description,
+                         "versions": list(col.versions), "available": col.unavailable is None,
+                         "unavailable": col.unavailable, "options": dict(col.options),
+                         "summary": col.summary(),
+                         "command": (col.report.target.get("command") if col.report else None)}
+                        for col in self.columns],
+            "checks": [{"id": c.id, "category": c.category, "title": c.title, "expect": c.expect,
+                        "severity": c.severity,
+                        "cells": {col.name: _cell_dict(self, c, col) for col in self.columns}}
+                       for c in self.checks],
+            "exit_code": self.exit_code(),
+        }
+
+
+def _cell_dict(survey: Survey, check: Check, column: Column) -> dict[str, Any]:
+    r = column.result(check.id)
+    if r is None:
+        return {"observed": NA, "status": NA, "errno": None, "reason": column.unavailable or "",
+                "evidence": []}
+    return {"observed": r.observed.value, "status": r.status.value, "errno": r.errno,
+            "reason": r.reason, "evidence": list(r.evidence)}
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def load_targets(refs: Sequence[str], options: Mapping[str, str] | None = None
+                 ) -> list[tuple[str, Target]]:
+    """(ref, target) for each ref; each target gets the options it takes.
+
+    An option that no target takes is a TargetError, like a bad ref.
+    """
+    options = dict(options or {})
+    loaded = [(ref, load_target(ref, options, strict=False)) for ref in refs]
+    taken = {k for _, t in loaded if isinstance(t, CommandTarget) for k in t.option_values()}
+    unused = sorted(set(options) - taken)
+    if unused:
+        raise TargetError(f"--target-opt {unused[0]}: none of the targets takes this option")
+    return loaded
+
+
+def host_info() -> dict[str, str]:
+    """Where the survey ran: OS, kernel, machine, Python."""
+    return {"system": platform.system(), "kernel": platform.release(),
+            "machine": platform.machine(), "python": platform.python_version()}
+
+
+def run_survey(matrix: Matrix, targets: Sequence[tuple[str, Target]],
+               options: RunOptions | None = None,
+               progress: Callable[[str], Progress] | None = None,
+               command: str | None = None) -> Survey:
+    """Run ``matrix`` against each target in turn (sharing one harness) and collect the grid.
+
+    ``progress`` makes a Progress for each target's run (by name); an
+    unavailable target is not run: its column holds the reason instead.
+    """
+    options = options or RunOptions()
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    names = _unique([t.name for _, t in targets])
+    columns: list[Column] = []
+    with Harness(options) as harness:
+        for name, (ref, target) in zip(names, targets):
+            why = target.unavailable()
+            opts: tuple[tuple[str, str], ...] = ()
+            if isinstance(target, CommandTarget):  # only what the caller set: defaults are in the preset
+                defaults = dict(target.spec.options)
+                opts = tuple((k, v) for k, v in target.option_values().items() if defaults.get(k) != v)
+            report = None
+            if why is None:
+                report = run_matrix(matrix, target, options,
+                                    progress(name) if progress else None, harness=harness)
+            columns.append(Column(name=name, ref=ref, description=target.description,
+                                  versions=tuple(requirement_versions(target)), unavailable=why,
+                                  report=report, options=opts))
+    return Survey(matrix=matrix, columns=columns, started=started,
+                  duration_s=time.monotonic() - t0, command=command, host=host_info())
+
+
+# -- formatters -----------------------------------------------------------
+
+def _totals(col: Column) -> str:
+    s = col.summary()
+    if s is None:
+        return NA
+    parts = [f"{s['pass']} passed", f"{s['fail']} failed"]
+    parts += [f"{s[k]} {k}" for k in ("inconclusive", "skip") if s[k]]
+    return ", ".join(parts)
+
+
+def _versions(col: Column) -> str:
+    return ", ".join(col.versions) or "-"
+
+
+def _notes(survey: Survey) -> list[str]:
+    notes = [f"{col.name}: not available here: {col.unavailable}"
+             for col in survey.columns if col.unavailable]
+    notes += [f"{col.name}: --target-opt {k}={v}" for col in survey.columns for k, v in col.options]
+    return notes
+
+
+def _title(survey: Survey) -> str:
+    return (f"sandboxcheck survey: matrix {survey.matrix.name} ({len(survey.checks)} checks) "
+            f"against {len(survey.columns)} targets")
+
+
+def _generated(survey: Survey) -> str:
+    h = survey.host
+    where = f" on {h.get('system', '')} {h.get('kernel', '')} ({h.get('machine', '')})" if h else ""
+    return (f"Generated {survey.started} by sandboxcheck {__version__}{where} "
+            f"in {survey.duration_s:.0f}s.")
+
+
+def render_json(survey: Survey, out: IO[str]) -> None:
+    """The canonical survey, with schema_version."""
+    json.dump(survey.to_dict(), out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> None:
+    """A terminal grid: checks down, targets across, cells coloured by status."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(file=out, force_terminal=color, no_color=color is False, soft_wrap=False)
+    if not console.is_terminal:
+        console.width = max(160, 40 + 16 * len(survey.columns))
+    console.print(f"[bold]{_title(survey)}[/]")
+    console.print(_generated(survey))
+    if survey.command:
+        console.print(f"command: {survey.command}", markup=False)
+    targets = Table("target", "versions", "result", pad_edge=False)
+    for col in survey.columns:
+        targets.add_row(col.name, _versions(col), _totals(col))
+    console.print(targets)
+    grid = Table(pad_edge=False)
+    grid.add_column("check", overflow="fold")
+    grid.add_column("expect")
+    for col in survey.columns:
+        grid.add_column(col.name, overflow="fold")
+    for check in survey.checks:
+        grid.add_row(check.id, check.expect,
+                     *(Text(survey.marked(check, col), style=_STYLE.get(survey.status(check, col), ""))
+                       for col in survey.columns))
+    grid.add_row(Text("failed", style="bold"), "",
+                 *(col.failed() for col in survey.columns))
+    console.print(grid)
+    console.print(LEGEND)
+    for i, note in enumerate(_notes(survey), 1):
+        console.print(f"[{i}] {note}", markup=False)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(survey: Survey, out: IO[str]) -> None:
+    """A Markdown page: date, tool versions and command on top, then the grid and notes."""
+    w = out.write
+    w(f"# sandboxcheck survey: {survey.matrix.name}\n\n")
+    w(f"{_generated(survey)}\n\n")
+    if survey.command:
+        w(f"Made with:\n\n```sh\n{survey.command}\n```\n\n")
+    w("| target | versions | result |\n|---|---|---|\n")
+    for col in survey.columns:
+        w(f"| `{col.name}` | {_md(_versions(col))} | {_md(_totals(col))} |\n")
+    w(f"\n{LEGEND}\n\n")
+    w("| check | expect | " + " | ".join(f"`{_md(c.name)}`" for c in survey.columns) + " |\n")
+    w("|---|---|" + "---|" * len(survey.columns) + "\n")
+    for check in survey.checks:
+        cells = [_md(survey.marked(check, col)) for col in survey.columns]
+        w(f"| `{check.id}` | {check.expect} | " + " | ".join(cells) + " |\n")
+    w("| **failed** | | " + " | ".join(f"**{col.failed()}**" for col in survey.columns) + " |\n")
+    notes = _notes(survey)
+    if notes:
+        w("\nNotes:\n\n" + "".join(f"{i}. {_md(n)}\n" for i, n in enumerate(notes, 1)))
+    w("\nTargets:\n\n" + "".join(f"- `{col.name}`: {_md(col.description or col.ref)}\n"
+                                  for col in survey.columns))
+
+
+_CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #202124; }
+code, pre { font-family: ui-monospace, monospace; }
+pre { background: #f1f3f4; padding: .6em; white-space: pre-wrap; word-break: break-all; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #dadce0; padding: .2em .5em; text-align: left; white-space: nowrap; }
+th { background: #f8f9fa; position: sticky; top: 0; }
+td.cell { text-align: center; }
+""" + "".join(f"td.{k.replace('/', '')} {{ background: {bg}; color: {fg}; }}\n"
+              for k, (bg, fg) in _HTML_COLOURS.items())
+
+
+def render_html(survey: Survey, out: IO[str]) -> None:
+    """One self-contained page (inline CSS, no scripts, no external assets); reasons as tooltips."""
+    e = html.escape
+    w = out.write
+    w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+    w(f"<title>{e(_title(survey))}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n")
+    w(f"<h1>sandboxcheck survey: {e(survey.matrix.name)}</h1>\n<p>{e(_generated(survey))}</p>\n")
+    if survey.command:
+        w(f"<p>Made with:</p>\n<pre>{e(survey.command)}</pre>\n")
+    w("<table>\n<tr><th>target</th><th>versions</th><th>result</th></tr>\n")
+    for col in survey.columns:
+        w(f"<tr><td><code>{e(col.name)}</code></td><td>{e(_versions(col))}</td>"
+          f"<td>{e(_totals(col))}</td></tr>\n")
+    w(f"</table>\n<p>{e(LEGEND)}</p>\n<table>\n<tr><th>check</th><th>expect</th>")
+    w("".join(f"<th>{e(c.name)}</th>" for c in survey.columns) + "</tr>\n")
+    for check in survey.checks:
+        w(f"<tr><td title=\"{e(check.title)}\"><code>{e(check.id)}</code></td>"
+          f"<td>{e(check.expect)}</td>")
+        for col in survey.columns:
+            status = survey.status(check, col)
+            r = col.result(check.id)
+            tip = r.reason if r is not None else (col.unavailable or "")
+            w(f"<td class=\"cell {status.replace('/', '')}\" title=\"{e(tip)}\">"
+              f"{e(survey.marked(check, col))}</td>")
+        w("</tr>\n")
+    w("<tr><th>failed</th><th></th>" + "".join(f"<th>{col.failed()}</th>" for col in survey.columns)
+      + "</tr>\n</table>\n")
+    notes = _notes(survey)
+    if notes:
+        w("<p>Notes:</p>\n<ol>\n" + "".join(f"<li>{e(n)}</li>\n" for n in notes) + "</ol>\n")
+    w("<p>Targets:</p>\n<ul>\n" + "".join(
+        f"<li><code>{e(col.name)}</code>: {e(col.description or col.ref)}</li>\n"
+        for col in survey.columns) + "</ul>\n")
+    w("</body>\n</html>\n")
+
+
+FORMATTERS: dict[str, Callable[..., None]] = {
+    "table": render_table, "markdown": render_markdown, "json": render_json, "html": render_html,
+}
