@@ -8,6 +8,9 @@ from sandboxcheck.model import Matrix
 from sandboxcheck.resources import resolve_matrix
 
 
+pytest_plugins = ["pytester"]  # the plugin tests in tests/plugin run pytest inside pytest
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: runs real sandboxes on this machine")
 

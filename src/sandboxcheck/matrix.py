@@ -144,8 +144,9 @@ def _schema_problems(data: Any, ln: _Lines) -> list[Problem]:
             else:
                 msg = f"{err.instance!r} is not one of: {', '.join(choices)}"
         elif err.validator == "required":
-            missing = [k for k in err.validator_value if k not in err.instance]
-            msg = f"missing required key {missing[0]!r}"
+            # jsonschema reports one error per missing key, each naming it first in its message.
+            key = err.message.split(" is a required property")[0].strip("'\"")
+            msg = f"missing required key {key!r}"
         elif err.validator == "minItems" and path == ("checks",):
             msg = "the matrix has no checks"
         elif err.validator == "pattern" and path and path[-1] == "id":
