@@ -6,6 +6,7 @@ containing ``{cmd}``) with an argv template. Presets live in ``presets/``.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import difflib
 import os
 import re
@@ -22,6 +23,8 @@ from typing import Any
 import yaml
 
 from . import placeholders
+from .pinning import InstallSpec, PinError, split_ref
+from .pinning import install as install_pinned
 from .resources import presets_dir
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -64,6 +67,9 @@ class TargetSpec:
     source: str = ""
     options: tuple[tuple[str, str], ...] = ()
     files: tuple[tuple[str, str], ...] = ()
+    install: InstallSpec | None = None
+    bin_dirs: tuple[Path, ...] = ()  # searched first for requirements (a pinned install)
+    version: str | None = None
 
 
 class Target(ABC):
@@ -145,7 +151,7 @@ def tool_dirs() -> list[Path]:
             *_local_tool_dirs()]
 
 
-def find_tool(name: str) -> str | None:
+def find_tool(name: str, first: Sequence[Path] = ()) -> str | None:
     """Absolute path of an executable: $SANDBOXCHECK_TOOLS first, then PATH, then ``.tools/npm``.
 
     The explicit variable wins over PATH so a pinned build can be tested next
@@ -153,7 +159,7 @@ def find_tool(name: str) -> str | None:
     srt and codex) is the last resort.
     """
     local = _local_tool_dirs()
-    explicit = [d for d in tool_dirs() if d not in local]
+    explicit = [*first, *(d for d in tool_dirs() if d not in local)]
     for folder in [*explicit, None, *local]:
         hit = shutil.which(name) if folder is None else shutil.which(name, path=str(folder))
         if hit:
@@ -262,7 +268,7 @@ class CommandTarget(Target):
         return dict(self._options)
 
     def unavailable(self) -> str | None:
-        missing = [r.hint() for r in self.spec.requires if not find_tool(r.name)]
+        missing = [r.hint() for r in self.spec.requires if not find_tool(r.name, self.spec.bin_dirs)]
         if "landlock" in self.spec.kernel and landlock_abi() < 1:
             missing.append("the kernel does not offer Landlock (needs Linux >= 5.13 with lsm=landlock)")
         if "state" in self.uses() and state_dir(self.name, create=False) is None:
@@ -290,7 +296,7 @@ class CommandTarget(Target):
 
     def argv(self, values: Mapping[str, str], cmd: Sequence[str]) -> list[str]:
         vals = self._values(values, cmd)
-        resolved = {r.name: find_tool(r.name) for r in self.spec.requires}
+        resolved = {r.name: find_tool(r.name, self.spec.bin_dirs) for r in self.spec.requires}
         out: list[str] = []
         for part in self.spec.command:
             if part == "{cmd}":
@@ -326,7 +332,7 @@ class CommandTarget(Target):
                 "command": list(self.spec.command), "source": self.spec.source}
 
 
-_TARGET_KEYS = {"name", "description", "requires", "kernel", "command", "python", "env", "pass_env",
+_TARGET_KEYS = {"name", "description", "requires", "kernel", "command", "python", "env", "pass_env", "install",
                 "options", "files"}
 
 
@@ -434,9 +440,15 @@ def parse_target(data: Any, source: str) -> TargetSpec:
     slots = placeholders.TARGET_PLACEHOLDERS - {"cmd", "cmd_shell"}
     for bad in sorted(set().union(*(placeholders.names(t) for t in extra)) - slots if extra else ()):
         problems.append(f"options/files: unknown placeholder {{{bad}}}")
+    install = data.get("install")
+    if install is not None and not (isinstance(install, dict) and set(install) == {"npm"}
+                                    and isinstance(install["npm"], str) and "{version}" in install["npm"]):
+        problems.append("'install' must be {npm: \"package@{version}\"} (how to install one version)")
+        install = None
     if problems:
         raise TargetError("\n".join(f"{source}: {p}" for p in problems))
-    return TargetSpec(name=name, command=tuple(command), description=str(data.get("description", "")),
+    return TargetSpec(install=InstallSpec(install["npm"]) if install else None,
+                      name=name, command=tuple(command), description=str(data.get("description", "")),
                       requires=tuple(reqs), kernel=tuple(kernel), python=data.get("python"),
                       env=tuple((str(k), str(v)) for k, v in env.items()),
                       pass_env=tuple(pass_env), source=source,
@@ -456,6 +468,8 @@ def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool
     target does not take is a TargetError unless ``strict`` is false.
     """
     preset = presets_dir() / f"{ref}.yaml"
+    if "@" in ref and not preset.exists() and not Path(ref).exists() and "{cmd" not in ref:
+        return _load_pinned(ref, options, strict)
     if "{cmd" in ref and not Path(ref).exists():
         return CommandTarget(parse_target({"name": "inline", "description": "inline command",
                                            "command": ref}, "--target"), options, strict)
@@ -472,6 +486,28 @@ def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool
 
         return load_agent_target(data, str(path), options, strict)
     return CommandTarget(parse_target(data, str(path)), options, strict)
+
+
+def _load_pinned(ref: str, options: Mapping[str, str] | None, strict: bool) -> Target:
+    """``name@version``: the target ``name`` running that release, installed into the cache."""
+    try:
+        name, version = split_ref(ref)
+    except PinError as exc:
+        raise TargetError(str(exc)) from None
+    if version is None:
+        raise TargetError(f"unknown target {ref!r}")
+    target = load_target(name, options, strict)
+    spec = getattr(target, "spec", None)
+    if not isinstance(target, CommandTarget) or spec is None or spec.install is None:
+        raise TargetError(f"target {name!r} cannot be pinned to a version: it has no 'install' "
+                          "(e.g. install: {npm: \"package@{version}\"})")
+    try:
+        bin_dir = install_pinned(spec.install, version)
+    except PinError as exc:
+        raise TargetError(f"{ref}: {exc}") from None
+    pinned = dataclasses.replace(spec, name=f"{name}@{version}", bin_dirs=(bin_dir,), version=version,
+                                 description=f"{spec.description} (pinned to {version})")
+    return CommandTarget(pinned, options, strict)
 
 
 def parse_target_opts(pairs: Sequence[str]) -> dict[str, str]:
