@@ -25,7 +25,7 @@ TARGET_OPTIONS: frozenset[str] = frozenset({"settings"})
 #: refuse a home under it).
 TARGET_PLACEHOLDERS: frozenset[str] = frozenset({
     "workspace", "home", "root", "probes", "python", "cmd", "cmd_shell", "run", "outside",
-    "state", *TARGET_OPTIONS,
+    "state", "version", *TARGET_OPTIONS,
 })
 
 

@@ -288,6 +288,7 @@ class CommandTarget(Target):
         vals = dict(values)
         vals["cmd_shell"] = shlex.join(cmd)
         vals.setdefault("python", self.python())
+        vals["version"] = self.spec.version or ""  # set by --target NAME@VERSION
         if "state" in self.uses() and "state" not in vals:
             vals["state"] = str(state_dir(self.name))
         for name, value in self._options.items():
