@@ -100,6 +100,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
         target_opts: tuple[str, ...]) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     extra = _parse_reports(reports)
+    _check_writable([output, *(path for _, path in extra)])
     try:
         m = load_matrix(resolve_matrix(matrix))
         target = load_target(target_ref, parse_target_opts(target_opts))
@@ -127,6 +128,16 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
         report.results = apply_baseline(report.results, accepted)
     write_reports(report, fmt, output, extra)
     sys.exit(report.exit_code())
+
+
+def _check_writable(paths: list[str | None]) -> None:
+    """Fail before a run, not after it, when a report cannot be written."""
+    for path in paths:
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            _fail_usage(f"cannot write {path}: folder {folder} does not exist or is not writable")
 
 
 def _parse_reports(reports: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -216,6 +227,10 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
         if which not in ("before", "after") or not path:
             _fail_usage(f"--report {spec!r}: expected before:FILE or after:FILE")
         keep[which] = path
+    _check_writable([output, *keep.values()])
+    temp_problem = check_temp_dir()
+    if temp_problem:
+        _fail_usage(temp_problem)
     try:
         m = load_matrix(resolve_matrix(matrix))
         targets = [load_target(before_ref), load_target(after_ref)]
@@ -358,7 +373,7 @@ def probes() -> None:
 
 def entry() -> None:
     """Console entry point: internal errors become one line (exit 4) unless --debug."""
-    debug = "--debug" in sys.argv[1:] or bool(os.environ.get("SANDBOXCHECK_DEBUG"))
+    debug = "--debug" in sys.argv[1:] or os.environ.get("SANDBOXCHECK_DEBUG", "").lower() in ("1", "true", "yes")
     try:
         main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -375,8 +390,8 @@ def entry() -> None:
     except Exception as exc:  # noqa: BLE001 - last line of defence for people, not tracebacks
         if debug:
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                   err=True)
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun as 'sandboxcheck --debug ...' "
+                   "for the traceback)", err=True)
         sys.exit(EXIT_INTERNAL)
 
 

@@ -10,8 +10,8 @@ from typing import IO, Any
 from .policy import BaselineError, load_baseline
 
 #: Every kind of change, in the order reports list them.
-KINDS: tuple[str, ...] = ("loosened", "now-inconclusive", "failure-mode-changed", "tightened",
-                          "now-conclusive", "new", "removed", "unchanged")
+KINDS: tuple[str, ...] = ("loosened", "now-inconclusive", "now-skipped", "failure-mode-changed",
+                          "tightened", "now-conclusive", "new", "removed", "unchanged")
 #: What makes ``diff`` exit 1 unless --fail-on says otherwise.
 DEFAULT_FAIL_ON: tuple[str, ...] = ("loosened", "now-inconclusive")
 
@@ -48,6 +48,12 @@ def classify(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) 
         return Change(before["id"], "removed", before.get("observed"), None, "check no longer in the matrix")
     b, a = before.get("observed"), after.get("observed")
     cid = after["id"]
+    if after.get("status") == "skip" and before.get("status") != "skip":
+        return Change(cid, "now-skipped", b, a, after.get("reason", ""))
+    if a == "allowed" and b != "allowed":
+        # An effect seen outside where none was proven before is a loosening,
+        # whatever the earlier state (denied, skipped or inconclusive).
+        return Change(cid, "loosened", b, a, "; ".join(after.get("evidence") or []) or after.get("reason", ""))
     if after.get("status") == "inconclusive" and before.get("status") != "inconclusive":
         return Change(cid, "now-inconclusive", b, a, after.get("reason", ""))
     if before.get("status") == "inconclusive" and after.get("status") != "inconclusive":

@@ -248,6 +248,18 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
                 if "token" in placeholders.names(text):
                     add(here + sub, "a leak check must not pass {token} to the probe: "
                         "the canary would be in its command line, not leaked")
+        if isinstance(args, dict):
+            for key, msg in _containment(probe.name, args):
+                add(here + ("args", key), msg)
+        if kind == "signal" and "witness_pid" not in placeholders.names(str(args.get("pid", ""))
+                                                                         if isinstance(args, dict) else ""):
+            add(ev_at, "signal evidence needs the probe to signal {witness_pid} (the harness's witness)")
+        marker = ev_map.get("marker")
+        if kind == "marker" and isinstance(marker, str) and marker:
+            for sub, text in _strings({"args": args, "argv": raw.get("argv")}):
+                if marker in text:
+                    add(here + sub, f"the marker {marker!r} is written in the probe's arguments: "
+                        "printing it would prove nothing")
     ids = set(seen)
     for i, w in enumerate(data.get("waivers") or []):
         if isinstance(w, dict) and isinstance(w.get("id"), str) and w["id"] not in ids:
@@ -258,6 +270,55 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
             except ValueError:
                 add(("waivers", i, "expires"), f"{w['expires']!r} is not a date (YYYY-MM-DD)")
     return problems
+
+
+#: Where a probe may write: inside the throwaway root, or a /tmp name carrying the check's token.
+_WRITE_ROOTS = ("{root}", "{workspace}", "{home}", "{outside}", "{run}", "/proc/self/root{")
+_SINK_PORTS = {"tcp_send": "{tcp_port}", "udp_send": "{udp_port}", "dns_query": "{dns_port}"}
+
+
+def _contained_path(path: str) -> bool:
+    if path.startswith(_WRITE_ROOTS):
+        return ".." not in path.split("/")
+    if path.startswith(("/tmp/", "{tmp}/")):
+        return "{token}" in path and ".." not in path.split("/")
+    if path.startswith("/"):
+        return False
+    # Relative to the workspace: at most one level up stays inside the root.
+    parts = path.split("/")
+    ups = 0
+    for i, part in enumerate(parts):
+        if part == "..":
+            ups += 1
+            if ups > 1 or any(p not in ("..", ".") for p in parts[:i]):
+                return False
+    return True
+
+
+def _containment(probe: str, args: dict[str, Any]) -> list[tuple[str, str]]:
+    """Arguments that would make a probe act outside what the harness owns.
+
+    A check runs for real wherever the sandbox does not stop it (and always in
+    its unsandboxed control), so the matrix itself must keep probes inside
+    the throwaway root and the harness's own sinks and processes.
+    """
+    out = []
+    where = "probes act only inside the throwaway root"
+    for key in {"write_file": ("path",), "extract_tar": ("dest",), "unix_send": ("path",)}.get(probe, ()):
+        value = args.get(key)
+        if isinstance(value, str) and value and not _contained_path(value):
+            out.append((key, f"{value!r}: {where}: start it with {{workspace}}, {{home}}, {{outside}}, "
+                             "{run} or {root} (or /tmp/...{token})"))
+    if probe == "signal_pid" and str(args.get("pid", "")) != "{witness_pid}":
+        out.append(("pid", "signal_pid may only signal {witness_pid}, the harness's own witness process"))
+    if probe in _SINK_PORTS:
+        host = str(args.get("server" if probe == "dns_query" else "host", "127.0.0.1"))
+        if host != "127.0.0.1":
+            out.append(("server" if probe == "dns_query" else "host",
+                        f"{host!r}: network probes only reach the harness's sinks on 127.0.0.1"))
+        if str(args.get("port", "")) != _SINK_PORTS[probe]:
+            out.append(("port", f"network probes only reach the harness's sinks: use port {_SINK_PORTS[probe]}"))
+    return out
 
 
 def parse_waivers(raw: list[dict[str, Any]], file: str, ln: _Lines | None = None,

@@ -263,6 +263,7 @@ class Harness:
     @property
     def probes(self) -> Path:
         with self._lock:
+            self._refuse_if_closing()
             if self._probes is None:
                 self._probes = copy_probes(probes_dir(), self.tracker)
             return self._probes
@@ -270,17 +271,28 @@ class Harness:
     @property
     def sinks(self) -> Sinks:
         with self._lock:
+            self._refuse_if_closing()
             if self._sinks is None:
                 self._sinks = Sinks()
             return self._sinks
 
-    def close(self) -> None:
-        """Kill every target still running and remove every temporary path."""
+    def _refuse_if_closing(self) -> None:
+        # After close() nothing may be created again: a worker still finishing
+        # would otherwise re-create folders that cleanup has already passed.
+        if self._closing:
+            raise KeyboardInterrupt
+
+    def abort(self) -> None:
+        """Stop new executions and kill every target still running (close() still to follow)."""
         self._closing = True
         with self._lock:
             active = list(self._active)
         for pid in active:
             kill_tree(pid)
+
+    def close(self) -> None:
+        """Kill every target still running and remove every temporary path."""
+        self.abort()
         if self._roots is not None:
             self._roots.close()
             self._roots = None
@@ -296,6 +308,7 @@ class Harness:
     @property
     def roots(self) -> _Roots:
         with self._lock:
+            self._refuse_if_closing()
             if self._roots is None:
                 self._roots = _Roots(self.tracker, self.sinks, ahead=2 * max(1, self.options.jobs))
             return self._roots
@@ -303,6 +316,7 @@ class Harness:
     def forkserver(self, python: str) -> ForkServer:
         """The fork server for control runs, started on first use."""
         with self._lock:
+            self._refuse_if_closing()
             if self._forkserver is None:
                 self._forkserver = ForkServer(python, self.probes)
             return self._forkserver
@@ -315,7 +329,8 @@ class Harness:
         """
         if self._closing:
             raise KeyboardInterrupt
-        root = self.roots.take()
+        roots = self.roots
+        root = roots.take()
         token, path = root.token, root.path
         witness: Witness | None = None
         cleanup_paths: list[Path] = []
@@ -328,9 +343,11 @@ class Harness:
                       "tmp": tempfile.gettempdir(), "token": token,
                       "tcp_port": str(sinks.ports["tcp"]), "udp_port": str(sinks.ports["udp"]),
                       "dns_port": str(sinks.ports["dns"])}
-            used = set().union(*(placeholders.names(v) for v in _flat(check.args)))
+            ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
+            used = set().union(*(placeholders.names(v) for v in [*_flat(check.args), *ev_texts]))
             if "witness_pid" in used:
-                witness = Witness(canary(token, "witness"))
+                witness = Witness(canary(token, "witness"),
+                                  lifetime=60 + (self.options.timeout or check.timeout) * 2)
                 values["witness_pid"] = str(witness.pid)
             probe_argv = [values["python"], "-B", "-E", "-s", "-S",
                           str(self.probes / f"{check.probe}.py")]
@@ -401,8 +418,7 @@ class Harness:
                                     "after the target exited")
                     kill_tree(proc.pid)
             elif ev.kind == "signal":
-                assert witness is not None, "signal evidence needs {witness_pid} in the probe's args"
-                got = witness.stop()
+                got = witness.stop() if witness is not None else []
                 witness = None
                 if got:
                     evidence.append(f"harness witness process received signal {got[0].split()[1]}")
@@ -423,11 +439,11 @@ class Harness:
                     pass
             if self.options.keep_workspace:
                 (path / "check.txt").write_text(f"{check.id} {'control' if control else target.name}\n")
-                self.roots.keep(root)
+                roots.keep(root)
                 with self._lock:
                     self.kept.append(str(path))
             else:
-                self.roots.discard(root)
+                roots.discard(root)
 
     def _environment(self, root: Any, target: Target) -> dict[str, str]:
         base = {"HOME": str(root.home), "PATH": DEFAULT_PATH, "USER": "sandboxcheck",
@@ -579,7 +595,7 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
                 continue
             ex = h.execute(check, target)
             if not first_argv[i]:
-                first_argv[i].extend(ex.argv)
+                first_argv[i] = list(ex.argv)  # one assignment: workers race here
             this_control = None
             if check.control:
                 if target.name == "none":
@@ -600,8 +616,12 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
                         results[i][res.id] = res
                         progress.advance(res)
             except BaseException:
+                # Stop everything, then let the workers finish (their processes are
+                # dead, new executions refuse) before the folders are removed.
                 for f in futures:
                     f.cancel()
+                h.abort()
+                pool.shutdown(wait=True, cancel_futures=True)
                 h.close()
                 raise
     finally:

@@ -127,18 +127,19 @@ def test_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
     assert not [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
 
 
-def test_ctrl_c_removes_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, "2"), (signal.SIGTERM, "8")])
+def test_ctrl_c_removes_everything(tmp_path: Path, sig: int, jobs: str) -> None:
     before: set[str] = set()
     marker = "27.1828"
     proc = subprocess.Popen([sys.executable, "-m", "sandboxcheck.cli", "run", "baseline", "--target",
-                             f"/bin/sh -c 'sleep {marker}; exec \"$@\"' sh {{cmd}}", "--jobs", "2"],
+                             f"/bin/sh -c 'sleep {marker}; exec \"$@\"' sh {{cmd}}", "--jobs", jobs],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
     while not (leftovers() - before) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert leftovers() - before, "the run never started"
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "interrupted" in err

@@ -120,8 +120,8 @@ checks:
     category: exec
     title: Spawn a shell
     probe: spawn
-    argv: [/bin/sh, -c, "echo {token}"]
-    evidence: {kind: marker, marker: "{token}"}
+    argv: [/bin/sh, -c, "printf '%s-%s' RAN {token}"]
+    evidence: {kind: marker, marker: "RAN-{token}"}
     expect: allowed
     severity: high
     timeout: 2.5
@@ -139,8 +139,8 @@ def test_good_matrix_builds_checks_with_defaults_lines_and_argv() -> None:
     assert (a.control, a.control_reason) == (True, None)
     assert (a.source, a.line) == ("good.yaml", 7)
     assert (b.severity, b.timeout) == ("high", 2.5)
-    assert b.args_dict == {"--": ("/bin/sh", "-c", "echo {token}")}
-    assert b.evidence.kind == "marker" and b.evidence.marker == "{token}"
+    assert b.args_dict == {"--": ("/bin/sh", "-c", "printf '%s-%s' RAN {token}")}
+    assert b.evidence.kind == "marker" and b.evidence.marker == "RAN-{token}"
     assert (b.control, b.control_reason) == (False, "nothing to compare with")
     assert (b.line, b.end_line) == (15, 24)  # the last check ends on its last line
 

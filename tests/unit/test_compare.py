@@ -24,7 +24,7 @@ def r(cid: str, observed: str, status: str = "pass", errno: str | None = None,
     (r("a", "denied", errno="EROFS"), r("a", "denied", errno="EROFS"), "unchanged"),
     (r("a", "allowed", evidence=["e1", "e2"]), r("a", "allowed", evidence=["e2", "e1"]), "unchanged"),
     (r("a", "denied"), r("a", "unknown", "inconclusive"), "now-inconclusive"),
-    (r("a", "unknown", "inconclusive"), r("a", "allowed", "fail"), "now-conclusive"),
+    (r("a", "unknown", "inconclusive"), r("a", "denied"), "now-conclusive"),
     (None, r("a", "denied"), "new"),
     (r("a", "denied"), None, "removed"),
 ])
@@ -52,3 +52,10 @@ def test_diff_reports_and_exit_code() -> None:
     assert exit_code(worse) == 1
     assert exit_code(worse, ("tightened",)) == 0
     assert set(DEFAULT_FAIL_ON) == {"loosened", "now-inconclusive"}
+
+
+def test_skips_are_never_unchanged() -> None:
+    assert classify(r("a", "denied"), r("a", "unknown", "skip")).kind == "now-skipped"
+    assert classify(r("a", "unknown", "skip"), r("a", "allowed", "fail")).kind == "loosened"
+    assert classify(r("a", "unknown", "inconclusive"), r("a", "allowed", "fail")).kind == "loosened"
+    assert classify(r("a", "unknown", "skip"), r("a", "unknown", "skip")).kind == "unchanged"
