@@ -118,9 +118,12 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _schema_problems(data: Any, ln: _Lines) -> list[Problem]:
+def _schema_problems(data: Any, ln: _Lines, validator: Draft202012Validator | None = None,
+                     what: str = "matrix") -> list[Problem]:
+    """Schema errors as people read them (shared by matrices and suites)."""
     problems = []
-    for err in sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+    errors = (validator or _validator()).iter_errors(data)
+    for err in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         if err.context:
             # oneOf/anyOf: blame the branch that fits the value's shape.
             want = "object" if isinstance(err.instance, dict) else None
@@ -149,12 +152,18 @@ def _schema_problems(data: Any, ln: _Lines) -> list[Problem]:
             msg = f"missing required key {key!r}"
         elif err.validator == "minItems" and path == ("checks",):
             msg = "the matrix has no checks"
+        elif err.validator == "minItems":
+            msg = f"the {what} names no {path[-1] if path else 'items'}"
+        elif err.validator == "pattern" and path and path[-1] == "expires":
+            msg = f"{err.instance!r} is not a date (YYYY-MM-DD)"
+        elif err.validator == "minLength":
+            msg = "must not be empty"
         elif err.validator == "pattern" and path and path[-1] == "id":
             msg = f"{err.instance!r} is not a valid check id (dotted lowercase, e.g. fs.read.symlink)"
         elif err.validator == "type":
             shown = "an empty value" if err.instance is None else repr(err.instance)
             kinds = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-            msg = f"{shown} is not {' or '.join(_TYPE_WORDS.get(k, k) for k in kinds)}"
+            msg = f"{shown} is not {' or '.join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds)}"
         elif err.validator in ("exclusiveMinimum", "minimum", "maximum"):
             bound = {"exclusiveMinimum": "greater than", "minimum": "at least", "maximum": "at most"}
             msg = f"{err.instance!r} is out of range: must be {bound[err.validator]} {err.validator_value}"

@@ -30,8 +30,9 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from .matrix import (_TYPE_WORDS, MatrixError, Path_, Problem, _Lines, _suggest, format_path,
-                     load_matrix, parse_waivers)
+from .matrix import (MatrixError, Path_, Problem, _Lines, _suggest, format_path, load_matrix,
+                     parse_waivers)
+from .matrix import _schema_problems as _matrix_schema_problems
 from .model import Matrix, Waiver
 from .resources import matrices_dir, presets_dir, schema_path
 from .targets import Target, TargetError, load_target
@@ -134,45 +135,8 @@ def _validator() -> Draft202012Validator:
 
 
 def _schema_problems(data: Any, ln: _Lines) -> list[Problem]:
-    """Schema errors worded like the matrix loader's."""
-    problems = []
-    reported: set[tuple[Path_, str]] = set()
-    for err in sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
-        path: Path_ = tuple(err.absolute_path)
-        if err.validator == "additionalProperties":
-            allowed = err.schema.get("properties", {})
-            for extra in sorted(set(err.instance) - set(allowed)):
-                key_path = path + (extra,)
-                problems.append(Problem(ln.file, ln.key_lines.get(key_path, ln.line(path)),
-                                        format_path(key_path), f"unknown key{_suggest(extra, allowed)}"))
-            continue
-        if err.validator == "required":
-            # One error per missing key, each carrying the whole list: name each key once.
-            missing = [k for k in err.validator_value if k not in err.instance
-                       and (path, k) not in reported]
-            if not missing:
-                continue
-            reported.add((path, missing[0]))
-            msg = f"missing required key {missing[0]!r}"
-        elif err.validator == "minItems":
-            msg = f"the suite names no {path[-1] if path else 'items'}"
-        elif err.validator == "type":
-            shown = "an empty value" if err.instance is None else repr(err.instance)
-            kinds = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-            msg = f"{shown} is not {' or '.join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds)}"
-        elif err.validator in ("exclusiveMinimum", "minimum", "maximum"):
-            bound = {"exclusiveMinimum": "greater than", "minimum": "at least", "maximum": "at most"}
-            msg = f"{err.instance!r} is out of range: must be {bound[err.validator]} {err.validator_value}"
-        elif err.validator == "const":
-            msg = f"{err.instance!r} is not supported (only {err.validator_value!r})"
-        elif err.validator == "pattern" and path and path[-1] == "expires":
-            msg = f"{err.instance!r} is not a date (YYYY-MM-DD)"
-        elif err.validator == "minLength":
-            msg = "must not be empty"
-        else:
-            msg = err.message
-        problems.append(Problem(ln.file, ln.line(path), format_path(path), msg))
-    return problems
+    """Schema errors worded like the matrix loader's (the same code)."""
+    return _matrix_schema_problems(data, ln, _validator(), what="suite")
 
 
 def _strings(data: dict[str, Any], key: str) -> Iterable[tuple[int, str]]:
