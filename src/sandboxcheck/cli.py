@@ -93,11 +93,15 @@ def main(ctx: click.Context, debug: bool) -> None:
               help="Skip the unsandboxed control runs (faster, weaker proof).")
 @click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
               help="Target option, e.g. settings=FILE for srt-settings. Repeatable.")
+@click.option("--require-isolation", is_flag=True,
+              help="Exit 1 when the preflight sees no isolation at all (a sandbox that fell open).")
+@click.option("--no-preflight", is_flag=True, help="Skip the preflight probe.")
 @click.pass_context
 def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None,
         reports: tuple[str, ...], baseline: str | None, jobs: int,
         timeout: float | None, keep_workspace: bool, no_control: bool,
-        target_opts: tuple[str, ...]) -> None:
+        target_opts: tuple[str, ...],
+        require_isolation: bool = False, no_preflight: bool = False) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     extra = _parse_reports(reports)
     _check_writable([output, *(path for _, path in extra)])
@@ -117,8 +121,10 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
         _fail_usage(temp_problem)
     signal.signal(signal.SIGTERM, _sigterm)
     progress = RichProgress() if sys.stderr.isatty() else Progress()
+    if require_isolation and no_preflight:
+        _fail_usage("--require-isolation needs the preflight: drop --no-preflight")
     options = RunOptions(jobs=jobs, timeout=timeout, keep_workspace=keep_workspace,
-                         control=not no_control)
+                         control=not no_control, preflight=not no_preflight)
     try:
         report = run_matrix(m, target, options, progress)
     except KeyboardInterrupt:
@@ -127,7 +133,13 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
     if accepted is not None:
         report.results = apply_baseline(report.results, accepted)
     write_reports(report, fmt, output, extra)
-    sys.exit(report.exit_code())
+    pf = report.preflight
+    fell_open = pf is not None and not pf.get("isolated")
+    if fell_open:
+        click.echo("WARNING: the preflight saw no isolation at all"
+                   + (f" ({pf.get('reason')})" if pf.get("reason") else "")
+                   + ": the target may have fallen back to running commands directly", err=True)
+    sys.exit(EXIT_FAIL if require_isolation and fell_open else report.exit_code())
 
 
 def _check_writable(paths: list[str | None]) -> None:

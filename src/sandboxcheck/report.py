@@ -34,6 +34,16 @@ def render_table(report: RunReport, out: IO[str], color: bool | None = None) -> 
                   f"({len(report.results)} checks) against target [bold]{t.get('name')}[/]")
     if t.get("unavailable"):
         console.print(f"[bold red]target unavailable:[/] {t['unavailable']}")
+    pf = report.preflight
+    if pf is not None:
+        if not pf.get("ran"):
+            console.print(f"[yellow]preflight could not run:[/] {pf.get('reason')}")
+        elif not pf.get("isolated"):
+            console.print("[bold red]WARNING: NO ISOLATION DETECTED[/]: the target ran the preflight probe "
+                          "like an unsandboxed process (same namespaces, no seccomp, no NoNewPrivs, "
+                          "same capabilities, host processes visible)")
+        else:
+            console.print("preflight: " + "; ".join(pf.get("layers", [])))
     order = {c: i for i, c in enumerate(CATEGORIES)}
     table = Table(show_lines=False, expand=False, pad_edge=False)
     for col in ("check", "expect", "observed", "status", "evidence / reason"):

@@ -70,6 +70,7 @@ class RunOptions:
     keep_workspace: bool = False
     control: bool = True
     fork_controls: bool = True
+    preflight: bool = True
 
 
 @dataclass(slots=True)
@@ -82,6 +83,7 @@ class RunReport:
     duration_s: float
     results: list[Result]
     kept: list[str] = field(default_factory=list)
+    preflight: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, int]:
         """Counts per status, plus how many deviations were waived or accepted."""
@@ -110,6 +112,7 @@ class RunReport:
             "duration_s": round(self.duration_s, 3), "summary": self.summary(),
             "results": [r.to_dict() for r in self.results],
             **({"kept_workspaces": self.kept} if self.kept else {}),
+            **({"preflight": self.preflight} if self.preflight is not None else {}),
         }
 
 
@@ -471,6 +474,10 @@ class Harness:
             timed_out = True
             kill_tree(proc.pid)
             out, err = proc.communicate()
+        except BaseException:
+            kill_tree(proc.pid)  # interrupted while waiting: the target goes with us
+            proc.wait()
+            raise
         finally:
             with self._lock:
                 self._active.discard(proc.pid)
@@ -491,6 +498,10 @@ class Harness:
             rc, out, err, timed_out = self.forkserver(python).run(argv, env, cwd, timeout, on_start)
         except OSError as exc:
             return None, "", "", False, time.monotonic() - start, f"control fork server failed: {exc}"
+        except BaseException:
+            for pid in started:
+                kill_tree(pid)  # interrupted while waiting: the child goes with us
+            raise
         finally:
             with self._lock:
                 self._active.difference_update(started)
@@ -583,6 +594,21 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
     h = harness or Harness(options)
     results: list[dict[str, Result]] = [{} for _ in targets]
     first_argv: list[list[str]] = [[] for _ in targets]
+    preflights: list[dict[str, Any] | None] = [None for _ in targets]
+    if options.preflight:
+        from .preflight import run_preflight
+
+        for i, target in enumerate(targets):
+            if not unavailable[target.name]:
+                try:
+                    preflights[i] = run_preflight(h, target).to_dict()
+                except KeyboardInterrupt:
+                    if own:
+                        h.close()
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a preflight never stops the checks
+                    preflights[i] = {"ran": False, "isolated": False, "layers": [],
+                                     "reason": f"{type(exc).__name__}: {exc}"}
     progress.start(len(matrix.checks) * len(targets))
 
     def one(check: Check) -> list[Result]:
@@ -637,7 +663,7 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
         if first_argv[i]:
             desc["expanded_command"] = first_argv[i]
         reports.append(RunReport(matrix=matrix, target=desc, started=started, duration_s=duration,
-                                 results=ordered, kept=list(h.kept)))
+                                 results=ordered, kept=list(h.kept), preflight=preflights[i]))
     return reports
 
 

@@ -223,8 +223,9 @@ def test_fake_agent_through_the_runner(fake_claude: Path) -> None:
     assert got["agent.restart"].evidence == ("{outside}/second.txt created on the host with the check's canary",)
     argvs = [json.loads(line) for line in fake_claude.read_text().splitlines()]
     assert ["--allowedTools", "Bash(echo:*)", "--output-format", "json", "-p"] in argvs
-    # Every other check keeps the target's rule; the restart check starts two sessions.
-    assert argvs.count(["--allowedTools", "Bash", "--output-format", "json", "-p"]) == len(got) - 1 + 1
+    # Every other check keeps the target's rule; the restart check starts two sessions,
+    # and the preflight one more.
+    assert argvs.count(["--allowedTools", "Bash", "--output-format", "json", "-p"]) == len(got) - 1 + 1 + 1
 
 
 def test_settings_and_options_reach_the_agent(fake_claude: Path, tmp_path: Path) -> None:

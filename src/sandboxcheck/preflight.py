@@ -1,0 +1,97 @@
+"""Preflight: is the sandbox really on? What a target enforces, seen from inside and outside."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import Check, EvidenceSpec
+from .targets import Target, landlock_abi
+
+#: The preflight probe as a check the harness can execute (it is not a matrix probe).
+PREFLIGHT_CHECK = Check(id="preflight", category="exec", title="preflight", probe="preflight",
+                        args=(("workspace", "{workspace}"), ("home", "{home}")), expect="allowed",
+                        evidence=EvidenceSpec("leak", labels=("none",)), timeout=60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """The effective isolation of a target, compared with the host."""
+
+    ran: bool
+    isolated: bool
+    layers: tuple[str, ...]
+    details: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        return {"ran": self.ran, "isolated": self.isolated, "layers": list(self.layers),
+                "reason": self.reason, **self.details}
+
+    def summary(self) -> str:
+        """One line for people."""
+        if not self.ran:
+            return f"preflight could not run: {self.reason}"
+        if not self.isolated:
+            return ("NO ISOLATION DETECTED: the command ran like an unsandboxed process "
+                    "(same namespaces, no seccomp, no NoNewPrivs, same capabilities, host processes visible)")
+        return "isolation seen: " + ", ".join(self.layers)
+
+
+def host_view() -> dict[str, Any]:
+    """The same facts for the harness's own process."""
+    ns = {}
+    for name in ("user", "pid", "net", "mnt", "ipc", "uts", "cgroup"):
+        try:
+            ns[name] = os.readlink(f"/proc/self/ns/{name}")
+        except OSError:
+            ns[name] = None
+    status = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("Seccomp", "NoNewPrivs", "CapEff", "Uid"):
+                status[key] = value.strip()
+    procs = sum(1 for d in os.listdir("/proc") if d.isdigit())
+    return {"namespaces": ns, "status": status, "processes": procs}
+
+
+def judge_preflight(inside: dict[str, Any] | None, host: dict[str, Any], why: str = "") -> Preflight:
+    """Which isolation layers differ from the host (a pure function)."""
+    if inside is None:
+        return Preflight(False, False, (), {"host": host}, why or "the preflight probe did not report")
+    layers = []
+    own_ns = [n for n, v in inside.get("namespaces", {}).items()
+              if host["namespaces"].get(n) and v != host["namespaces"].get(n)]
+    if own_ns:
+        layers.append("own namespaces: " + ", ".join(sorted(own_ns)))
+    st, hst = inside.get("status", {}), host["status"]
+    if st.get("Seccomp", "0") not in ("0", hst.get("Seccomp", "0")):
+        layers.append(f"seccomp mode {st['Seccomp']}")
+    if st.get("NoNewPrivs") == "1" and hst.get("NoNewPrivs") != "1":
+        layers.append("NoNewPrivs")
+    if st.get("CapEff") and st.get("CapEff") != hst.get("CapEff"):
+        layers.append(f"capabilities {st['CapEff']} (host {hst.get('CapEff')})")
+    if not inside.get("home_visible", True):
+        layers.append("fake home hidden")
+    procs = inside.get("processes", -1)
+    if 0 <= procs < host["processes"] // 2:
+        layers.append(f"{procs} processes visible (host {host['processes']})")
+    details = {"inside": inside, "host": host, "landlock_abi": landlock_abi(),
+               "workspace_visible": inside.get("workspace_visible"),
+               "home_visible": inside.get("home_visible")}
+    return Preflight(True, bool(layers), tuple(layers), details)
+
+
+def run_preflight(harness: Any, target: Target) -> Preflight:
+    """Run the preflight probe through ``target`` and compare with the host."""
+    host = host_view()
+    try:
+        ex = harness.execute(PREFLIGHT_CHECK, target)
+    except OSError as exc:
+        return judge_preflight(None, host, f"could not start: {exc}")
+    if ex.probe is None:
+        first = next((ln for ln in ex.stderr.splitlines() if ln.strip()), "")
+        return judge_preflight(None, host, f"exit {ex.returncode}: {first[:200]}")
+    return judge_preflight(ex.probe.data, host)
