@@ -60,6 +60,15 @@ class Column:
         """Counts per status, or None when the target did not run."""
         return self.report.summary() if self.report is not None else None
 
+    def isolation(self) -> str:
+        """The preflight's view of this target in a few words."""
+        pf = self.report.preflight if self.report is not None else None
+        if pf is None:
+            return NA
+        if not pf.get("ran"):
+            return "preflight did not run"
+        return "; ".join(pf.get("layers", [])) if pf.get("isolated") else "NO ISOLATION SEEN"
+
     def failed(self) -> str:
         """The number of failed checks as text (``n/a`` when the target did not run)."""
         s = self.summary()
@@ -127,6 +136,7 @@ class Survey:
                          "versions": list(col.versions), "available": col.unavailable is None,
                          "unavailable": col.unavailable, "options": dict(col.options),
                          "summary": col.summary(),
+                         "preflight": col.report.preflight if col.report else None,
                          "command": (col.report.target.get("command") if col.report else None)}
                         for col in self.columns],
             "checks": [{"id": c.id, "category": c.category, "title": c.title, "expect": c.expect,
@@ -227,6 +237,8 @@ def _notes(survey: Survey) -> list[str]:
     notes = [f"{col.name}: not available here: {col.unavailable}"
              for col in survey.columns if col.unavailable]
     notes += [f"{col.name}: --target-opt {k}={v}" for col in survey.columns for k, v in col.options]
+    notes += [f"{col.name}: the preflight saw no isolation at all" for col in survey.columns
+              if col.isolation() == "NO ISOLATION SEEN" and col.name != "none"]
     return notes
 
 
@@ -293,9 +305,9 @@ def render_markdown(survey: Survey, out: IO[str]) -> None:
     w(f"{_generated(survey)}\n\n")
     if survey.command:
         w(f"Made with:\n\n```sh\n{survey.command}\n```\n\n")
-    w("| target | versions | result |\n|---|---|---|\n")
+    w("| target | versions | result | preflight (isolation seen) |\n|---|---|---|---|\n")
     for col in survey.columns:
-        w(f"| `{col.name}` | {_md(_versions(col))} | {_md(_totals(col))} |\n")
+        w(f"| `{col.name}` | {_md(_versions(col))} | {_md(_totals(col))} | {_md(col.isolation())} |\n")
     w(f"\n{LEGEND}\n\n")
     w("| check | expect | " + " | ".join(f"`{_md(c.name)}`" for c in survey.columns) + " |\n")
     w("|---|---|" + "---|" * len(survey.columns) + "\n")
