@@ -96,12 +96,17 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--require-isolation", is_flag=True,
               help="Exit 1 when the preflight sees no isolation at all (a sandbox that fell open).")
 @click.option("--no-preflight", is_flag=True, help="Skip the preflight probe.")
+@click.option("--agent-sessions", type=click.Choice(["shared", "per-check"]), default="shared",
+              show_default=True,
+              help="Agent targets: run the checks that allow it one after another in long-lived "
+                   "sessions (shared), or start the agent once per check (per-check).")
 @click.pass_context
 def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None,
         reports: tuple[str, ...], baseline: str | None, jobs: int,
         timeout: float | None, keep_workspace: bool, no_control: bool,
         target_opts: tuple[str, ...],
-        require_isolation: bool = False, no_preflight: bool = False) -> None:
+        require_isolation: bool = False, no_preflight: bool = False,
+        agent_sessions: str = "shared") -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     extra = _parse_reports(reports)
     _check_writable([output, *(path for _, path in extra)])
@@ -124,7 +129,8 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
     if require_isolation and no_preflight:
         _fail_usage("--require-isolation needs the preflight: drop --no-preflight")
     options = RunOptions(jobs=jobs, timeout=timeout, keep_workspace=keep_workspace,
-                         control=not no_control, preflight=not no_preflight)
+                         control=not no_control, preflight=not no_preflight,
+                         sessions=agent_sessions == "shared")
     try:
         report = run_matrix(m, target, options, progress)
     except KeyboardInterrupt:

@@ -22,9 +22,9 @@ from .model import Check, Execution, Matrix, ProbeReport, Result, Status
 from .policy import apply_waivers
 from .observers import Sinks, Witness, file_state, kill_tree, processes_with, tree_state
 from .resources import probes_dir
-from .targets import DEFAULT_PATH, Target, load_target
+from .targets import DEFAULT_PATH, Target, TargetError, TargetSession, load_target
 from .verdict import judge
-from .workspace import CANARY_PREFIX, HOME_FILES, Root, TempTracker, canary, copy_probes, new_token, seed
+from .workspace import CANARY_PREFIX, HOME_FILES, Root, TempTracker, canary, copy_probes, new_token, reseed, seed
 
 PROBE_PREFIX = "SANDBOXCHECK-PROBE "
 SCHEMA_VERSION = 1
@@ -71,6 +71,9 @@ class RunOptions:
     control: bool = True
     fork_controls: bool = True
     preflight: bool = True
+    #: Run the checks a target can share a long-lived process for (an agent's) in
+    #: such sessions, instead of one process each.
+    sessions: bool = True
 
 
 @dataclass(slots=True)
@@ -255,6 +258,11 @@ class Harness:
         self._lock = threading.RLock()  # the lazy properties nest
         self._active: set[int] = set()
         self._closing = False
+        self._sessions: list[_Session] = []
+        self._idle_sessions: dict[int, list[_Session]] = {}
+        #: Long-lived sessions started so far, and why each one that ended early was retired.
+        self.sessions_started = 0
+        self.sessions_retired: list[str] = []
         self.kept: list[str] = []
 
     def __enter__(self) -> Harness:
@@ -295,7 +303,21 @@ class Harness:
 
     def close(self) -> None:
         """Kill every target still running and remove every temporary path."""
+        with self._lock:
+            sessions, self._sessions, self._idle_sessions = list(self._sessions), [], {}
+        if not self._closing:
+            # A normal end: sessions get their final answer and exit on their own.
+            for session in sessions:
+                session.handle.finish()
+            deadline = time.monotonic() + 5
+            for session in sessions:
+                try:
+                    session.proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
         self.abort()
+        for session in sessions:
+            session.close(graceful=False)
         if self._roots is not None:
             self._roots.close()
             self._roots = None
@@ -328,24 +350,47 @@ class Harness:
         """Run ``check``'s probe through ``target`` in a fresh root and gather evidence.
 
         ``control`` marks an unsandboxed control run (``target`` is ``none``);
-        it may then run from the fork server.
+        it may then run from the fork server. A check the target can run in a
+        long-lived session (an agent's) goes to one of its sessions instead,
+        unless ``--keep-workspace`` or ``sessions=False`` asks for a process each.
         """
         if self._closing:
             raise KeyboardInterrupt
+        if (not control and self.options.sessions and not self.options.keep_workspace
+                and target.session_reason(check) is None):
+            return self._execute_in_session(check, target)
         roots = self.roots
         root = roots.take()
+        try:
+            return self._execute(check, target, root, control, None)
+        finally:
+            if self.options.keep_workspace:
+                (root.path / "check.txt").write_text(f"{check.id} {'control' if control else target.name}\n")
+                roots.keep(root)
+                with self._lock:
+                    self.kept.append(str(root.path))
+            else:
+                roots.discard(root)
+
+    def _values(self, root: Root, target: Target) -> dict[str, str]:
+        sinks = self.sinks
+        return {"workspace": str(root.workspace), "home": str(root.home),
+                "outside": str(root.outside), "root": str(root.path), "run": str(root.run),
+                "probes": str(self.probes), "python": target.python(),
+                "tmp": tempfile.gettempdir(), "token": root.token,
+                "tcp_port": str(sinks.ports["tcp"]), "udp_port": str(sinks.ports["udp"]),
+                "dns_port": str(sinks.ports["dns"])}
+
+    def _execute(self, check: Check, target: Target, root: Root, control: bool,
+                 session: _Session | None) -> Execution:
+        """One execution in a seeded ``root``: by its own process, or by ``session``."""
         token, path = root.token, root.path
         witness: Witness | None = None
         cleanup_paths: list[Path] = []
         sinks = self.sinks
         unix = {name: path / "run" / f"{name}.sock" for name in _Roots.UNIX}
         try:
-            values = {"workspace": str(root.workspace), "home": str(root.home),
-                      "outside": str(root.outside), "root": str(root.path), "run": str(root.run),
-                      "probes": str(self.probes), "python": target.python(),
-                      "tmp": tempfile.gettempdir(), "token": token,
-                      "tcp_port": str(sinks.ports["tcp"]), "udp_port": str(sinks.ports["udp"]),
-                      "dns_port": str(sinks.ports["dns"])}
+            values = self._values(root, target)
             ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
             used = set().union(*(placeholders.names(v) for v in [*_flat(check.args), *ev_texts]))
             if "witness_pid" in used:
@@ -359,25 +404,27 @@ class Harness:
                     probe_argv += ["--", *[placeholders.expand(v, values) for v in val]]
                 else:
                     probe_argv += [f"--{key}", placeholders.expand(str(val), values)]
-            # The target's own set-up (an agent's settings files) comes before the
-            # snapshots, so they count it as the starting state, not as an effect.
-            state = target.start(values, probe_argv, check)
-            try:
-                ev = check.evidence
-                watch = Path(placeholders.expand(ev.path, values)) if ev.path else None
-                before = file_state(watch) if watch else None
-                if watch and not before.exists and not _inside(watch, path):  # type: ignore[union-attr]
-                    cleanup_paths.append(watch)
-                ws_before = tree_state(root.workspace) if ev.kind == "leak" else {}
-                argv = target.argv(values, probe_argv)
-                env = self._environment(root, target)
-                timeout = self.options.timeout or check.timeout + target.extra_timeout
-                if control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES:
-                    proc_out = self._fork_launch(argv, values["python"], root.workspace, env, timeout)
-                else:
-                    proc_out = self._launch(argv, root.workspace, env, timeout)
-            finally:
-                extra = target.finish(state)
+            ev = check.evidence
+            watch = Path(placeholders.expand(ev.path, values)) if ev.path else None
+            timeout = self.options.timeout or check.timeout + target.extra_timeout
+            if session is not None:
+                before, ws_before = self._snapshots(check, root, watch, cleanup_paths)
+                argv = list(session.handle.argv)
+                proc_out, extra = session.run(check, values, probe_argv, timeout)
+            else:
+                # The target's own set-up (an agent's settings files) comes before the
+                # snapshots, so they count it as the starting state, not as an effect.
+                state = target.start(values, probe_argv, check)
+                try:
+                    before, ws_before = self._snapshots(check, root, watch, cleanup_paths)
+                    argv = target.argv(values, probe_argv)
+                    env = self._environment(root, target)
+                    if control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES:
+                        proc_out = self._fork_launch(argv, values["python"], root.workspace, env, timeout)
+                    else:
+                        proc_out = self._launch(argv, root.workspace, env, timeout)
+                finally:
+                    extra = target.finish(state)
             rc, out, err, timed_out, duration, launch_error = proc_out
             # Everything the harness saw of the target, outside the sandbox.
             outputs = [("the target's stdout", out), ("the target's stderr", err), *extra]
@@ -435,18 +482,67 @@ class Harness:
         finally:
             if witness is not None:
                 witness.stop()
-            for extra in cleanup_paths:
+            for extra_path in cleanup_paths:
                 try:
-                    extra.unlink()
+                    extra_path.unlink()
                 except OSError:
                     pass
-            if self.options.keep_workspace:
-                (path / "check.txt").write_text(f"{check.id} {'control' if control else target.name}\n")
-                roots.keep(root)
-                with self._lock:
-                    self.kept.append(str(path))
-            else:
-                roots.discard(root)
+
+    @staticmethod
+    def _snapshots(check: Check, root: Root, watch: Path | None, cleanup_paths: list[Path]
+                   ) -> tuple[Any, dict[str, tuple[int, int]]]:
+        """The watched path's state and the workspace's, before the action."""
+        before = file_state(watch) if watch else None
+        if watch and not before.exists and not _inside(watch, root.path):  # type: ignore[union-attr]
+            cleanup_paths.append(watch)
+        return before, tree_state(root.workspace) if check.evidence.kind == "leak" else {}
+
+    # -- long-lived sessions ---------------------------------------------
+    def _execute_in_session(self, check: Check, target: Target) -> Execution:
+        session = self._acquire_session(target)
+        retire: str | None = "interrupted"
+        try:
+            root = session.next_root()
+            ex = self._execute(check, target, root, False, session)
+            retire = ("the check timed out" if ex.timed_out else
+                      "the session ended" if not session.alive() else session.handle.tainted())
+            return ex
+        finally:
+            self._release_session(target, session, retire)
+
+    def _acquire_session(self, target: Target) -> _Session:
+        dead: list[_Session] = []
+        with self._lock:
+            self._refuse_if_closing()
+            idle = self._idle_sessions.setdefault(id(target), [])
+            while idle:
+                session = idle.pop()
+                if session.alive():
+                    return session
+                self._sessions.remove(session)
+                self.sessions_retired.append("the session ended while idle")
+                dead.append(session)
+        for session in dead:
+            session.close(graceful=False)
+        session = _Session(self, target)
+        with self._lock:
+            self.sessions_started += 1
+            self._sessions.append(session)
+            if self._closing:
+                session.close(graceful=False)
+                raise KeyboardInterrupt
+        return session
+
+    def _release_session(self, target: Target, session: _Session, retire: str | None) -> None:
+        if retire is None and not self._closing:
+            with self._lock:
+                self._idle_sessions.setdefault(id(target), []).append(session)
+            return
+        session.close(graceful=retire != "interrupted")
+        with self._lock:
+            self.sessions_retired.append(retire or "the harness is closing")
+            if session in self._sessions:
+                self._sessions.remove(session)
 
     def _environment(self, root: Any, target: Target) -> dict[str, str]:
         base = {"HOME": str(root.home), "PATH": DEFAULT_PATH, "USER": "sandboxcheck",
@@ -539,6 +635,102 @@ class Harness:
             by_where.setdefault(where, []).append(_label_text(label))
         return [f"canar{'ies' if len(labels) > 1 else 'y'} of {', '.join(labels)} {where}"
                 for where, labels in by_where.items()]
+
+
+class _Session:
+    """A target's long-lived process (an agent session) and the root it works in.
+
+    The root is the session's for its whole life (the process's cwd and HOME);
+    before each check it is reseeded with a new token, so every check still has
+    canaries of its own. The process's environment canaries carry the
+    session's token, which no check's ever equals.
+    """
+
+    def __init__(self, harness: Harness, target: Target) -> None:
+        self.harness = harness
+        self.target = target
+        self.root = harness.roots.take()
+        self.closed = False
+        self.handle: TargetSession
+        try:
+            self.handle = target.open_session(harness._values(self.root, target))
+        except BaseException:
+            harness.roots.discard(self.root)
+            raise
+        env = harness._environment(self.root, target)
+        env.update(self.handle.env)
+        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen([*_LAUNCH, *self.handle.argv], cwd=self.root.workspace, env=env,
+                                         stdin=subprocess.PIPE, stdout=self._out, stderr=self._err,
+                                         start_new_session=True)
+        except OSError as exc:
+            self.handle.finish()
+            self.handle.close()
+            harness.roots.discard(self.root)
+            raise TargetError(f"target {target.name!r}: could not start a session: {exc}") from None
+        with harness._lock:
+            harness._active.add(self.proc.pid)
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(self.handle.stdin)
+            self.proc.stdin.close()
+        except OSError:
+            pass  # it died at once: the first check says so
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def next_root(self) -> Root:
+        """The session's root, reseeded for one more check."""
+        root = reseed(self.root, new_token(), self.handle.keep)
+        self.handle.restore()
+        sinks = self.harness.sinks
+        for name in _Roots.UNIX:
+            sock = root.run / f"{name}.sock"
+            if not sock.is_socket():
+                sinks.remove_unix(sock)
+                sinks.add_unix(name, sock)
+        return root
+
+    def run(self, check: Check, values: dict[str, str], cmd: Sequence[str], timeout: float
+            ) -> tuple[tuple[int | None, str, str, bool, float, str | None], list[tuple[str, str]]]:
+        """Hand one check to the process; the launch tuple ``_launch`` returns, and the outputs."""
+        start = time.monotonic()
+        answered, outputs = self.handle.run(check, values, cmd, timeout, self.alive)
+        duration = time.monotonic() - start
+        rc = self.proc.poll()
+        error = None
+        timed_out = not answered and rc is None
+        if not answered and rc is not None:
+            self._err.seek(0)
+            tail = self._err.read()[-2000:].decode("utf-8", "replace").strip()
+            error = (f"the {self.target.name} session ended (exit {rc}) before answering the check"
+                     + (f": {tail.splitlines()[-1][:200]}" if tail else ""))
+        return (rc, "", "", timed_out, duration, error), outputs
+
+    def close(self, graceful: bool = True) -> None:
+        """End the process (asked first when ``graceful``), stop its helpers, drop its root."""
+        if self.closed:
+            return
+        self.closed = True
+        self.handle.finish()
+        if graceful:
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
+            kill_tree(self.proc.pid)
+        self.proc.wait()
+        with self.harness._lock:
+            self.harness._active.discard(self.proc.pid)
+        self.handle.close()
+        self._out.close()
+        self._err.close()
+        roots = self.harness._roots  # not .roots: that refuses once the harness is closing
+        if roots is not None:
+            roots.discard(self.root)
 
 
 def _flat(args: tuple[tuple[str, Any], ...]) -> list[str]:

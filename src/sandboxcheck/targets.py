@@ -14,7 +14,7 @@ import shlex
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -120,6 +120,54 @@ class Target(ABC):
         """Tear down ``start``'s state; return extra outputs seen outside as
         (where, text) pairs, e.g. ("agent transcript", ...). Default: none."""
         return []
+
+    def session_reason(self, check: Any) -> str | None:
+        """None when ``check`` can run in a long-lived session shared with other
+        checks (see ``open_session``), else why it needs a process of its own."""
+        return "the target starts one process per check"
+
+    def open_session(self, values: dict[str, str]) -> TargetSession:
+        """Set up a long-lived session in the root ``values`` describe (only when
+        ``session_reason`` can return None)."""
+        raise TargetError(f"target {self.name!r} has no long-lived sessions")
+
+
+class TargetSession(ABC):
+    """One long-lived target process that runs many checks one after another.
+
+    The harness starts ``argv`` (with ``env`` added to the target's environment
+    and ``stdin`` written to it) in a root of its own. Before each check it
+    reseeds that root with the check's token, keeping the paths in ``keep``,
+    and calls ``restore``; then ``run`` hands the check to the process and
+    returns what came back. ``tainted`` says when a check changed the session
+    itself (its settings), after which the harness retires it.
+    """
+
+    argv: list[str]
+    env: dict[str, str]
+    stdin: bytes = b""
+    #: Paths relative to the root that survive reseeding (the session's own state).
+    keep: frozenset[str] = frozenset()
+
+    def restore(self) -> None:
+        """Put back the session's own files after the root was reseeded."""
+
+    def tainted(self) -> str | None:
+        """None while the session is as it started, else what changed."""
+        return None
+
+    @abstractmethod
+    def run(self, check: Any, values: Mapping[str, str], cmd: Sequence[str], timeout: float,
+            alive: Callable[[], bool]) -> tuple[bool, list[tuple[str, str]]]:
+        """Run one check's steps; (answered in time, outputs seen outside as (where, text))."""
+
+    @abstractmethod
+    def finish(self) -> None:
+        """Tell the process there is nothing more to do (it should exit soon after)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop the session's helpers (the process has exited or was killed)."""
 
 
 @lru_cache(maxsize=1)

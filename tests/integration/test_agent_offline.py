@@ -102,12 +102,13 @@ def matrix(body: str) -> Matrix:
     return parse_matrix("version: 1\nchecks:\n" + textwrap.indent(textwrap.dedent(body), "  "), "m.yaml")
 
 
-def run(m: Matrix, target_data: dict | None = None, log: Path | None = None, **options: str):
+def run(m: Matrix, target_data: dict | None = None, log: Path | None = None, sessions: bool = True,
+        **options: str):
     data = dict(PRESET, **(target_data or {}))
     if log is not None:
         data["env"] = {"FAKE_CLAUDE_LOG": str(log)}
     target = load_agent_target(data, "fake.yaml", options)
-    report = run_matrix(m, target, RunOptions(jobs=2))
+    report = run_matrix(m, target, RunOptions(jobs=2, sessions=sessions))
     return {r.id: r for r in report.results}
 
 
@@ -196,8 +197,9 @@ CHECKS = """\
 """
 
 
-def test_fake_agent_through_the_runner(fake_claude: Path) -> None:
-    got = run(matrix(CHECKS), log=fake_claude)
+@pytest.mark.parametrize("sessions", [True, False], ids=["shared-sessions", "per-check"])
+def test_fake_agent_through_the_runner(fake_claude: Path, sessions: bool) -> None:
+    got = run(matrix(CHECKS), log=fake_claude, sessions=sessions)
     status = {k: (r.observed, r.status) for k, r in got.items()}
     assert status == {
         "agent.bash-read": (Observed.ALLOWED, Status.FAIL),
@@ -223,9 +225,15 @@ def test_fake_agent_through_the_runner(fake_claude: Path) -> None:
     assert got["agent.restart"].evidence == ("{outside}/second.txt created on the host with the check's canary",)
     argvs = [json.loads(line) for line in fake_claude.read_text().splitlines()]
     assert ["--allowedTools", "Bash(echo:*)", "--output-format", "json", "-p"] in argvs
-    # Every other check keeps the target's rule; the restart check starts two sessions,
-    # and the preflight one more.
-    assert argvs.count(["--allowedTools", "Bash", "--output-format", "json", "-p"]) == len(got) - 1 + 1 + 1
+    default = argvs.count(["--allowedTools", "Bash", "--output-format", "json", "-p"])
+    if not sessions:
+        # Every other check keeps the target's rule; the restart check starts two sessions,
+        # and the preflight one more.
+        assert default == len(got) - 1 + 1 + 1
+    else:
+        # Own processes: restart (two), refused (its settings); the preflight and the
+        # five checks that script only the target's agent share at most one session per job.
+        assert 2 + 1 + 1 <= default <= 2 + 1 + 2
 
 
 def test_settings_and_options_reach_the_agent(fake_claude: Path, tmp_path: Path) -> None:

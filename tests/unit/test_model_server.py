@@ -18,6 +18,7 @@ import pytest
 
 from sandboxcheck.agent.model_server import (
     FINAL_TEXT,
+    Feed,
     SESSION_TAG,
     SIDE_TEXT,
     ModelServer,
@@ -339,3 +340,60 @@ def test_the_sandbox_guidance_given_to_the_model_is_recorded() -> None:
     assert notes == ["system: paths under /tmp/sandboxcheck-x/ are not the sandbox",
                      "Bash tool: ## Command sandbox",
                      "Bash tool: Immediately retry with `dangerouslyDisableSandbox: true` (don't ask, just do it)"]
+
+
+# --- a fed session: many checks in one conversation --------------------------------
+
+def test_a_fed_session_waits_for_each_check_and_records_every_result() -> None:
+    feed = Feed()
+    with ModelServer(Script(()), feed=feed) as srv:
+        replies: list[dict[str, Any]] = []
+
+        def ask(body: dict[str, Any]) -> None:
+            status, _, data = request(srv, "POST", "/v1/messages?beta=true", body)
+            assert status == 200
+            replies.append(message_of(parse_sse(data)))
+
+        body = opening()
+        t = threading.Thread(target=ask, args=(body,))
+        t.start()
+        assert feed.wait_asked(1, 5)  # the agent is up and waiting for work
+        assert not replies  # nothing to do yet: the request waits
+        first, end = feed.push([Step("Bash", {"command": "echo one"})])
+        t.join(5)
+        assert (first, end) == (0, 1) and replies[0]["stop_reason"] == "tool_use"
+        # A side request meanwhile never waits and never advances anything.
+        assert request(srv, "POST", "/v1/messages", {**opening(), "tools": []})[0] == 200
+
+        body = answer(body, replies[0], "one")
+        t = threading.Thread(target=ask, args=(body,))
+        t.start()
+        assert feed.wait_answered(1, 5)
+        assert srv.transcript.calls[0].result == "one"
+        first, end = feed.push([Step("Read", {"file_path": "/w/a"}), Step("Read", {"file_path": "/w/b"})])
+        t.join(5)
+        assert (first, end) == (1, 3) and replies[1]["content"][0]["input"] == {"file_path": "/w/a"}
+        body = answer(body, replies[1], "A")
+        ask(body)  # step 3 was already pushed: no wait
+        assert replies[2]["content"][0]["input"] == {"file_path": "/w/b"}
+        assert not feed.wait_answered(3, 0.2)  # b's result has not come back yet
+
+        body = answer(body, replies[2], "no such file", is_error=True)
+        t = threading.Thread(target=ask, args=(body,))
+        t.start()
+        assert feed.wait_answered(3, 5)
+        feed.end()
+        t.join(5)
+        assert replies[3]["stop_reason"] == "end_turn" and replies[3]["content"][0]["text"] == FINAL_TEXT
+        calls = srv.transcript.calls
+        assert [(c.index, c.result, c.is_error) for c in calls] == [(0, "one", False), (1, "A", False),
+                                                                    (2, "no such file", True)]
+        with pytest.raises(RuntimeError):
+            feed.push([Step("Bash", {"command": "late"})])
+
+
+def test_waiting_on_a_feed_gives_up_when_the_agent_dies() -> None:
+    feed = Feed()
+    feed.push([Step("Bash", {"command": "x"})])
+    alive = iter([True, False])
+    assert not feed.wait_answered(1, 10, lambda: next(alive))

@@ -32,14 +32,14 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import placeholders
-from ..targets import DEFAULT_PATH, Requirement, Target, TargetError, TargetSpec, find_tool
-from .model_server import SESSION_TAG, ModelServer, Script, Step, ToolCall, Transcript
+from ..targets import DEFAULT_PATH, Requirement, Target, TargetError, TargetSession, TargetSpec, find_tool
+from .model_server import SESSION_TAG, Feed, ModelServer, Script, Step, ToolCall, Transcript
 from .spec import AgentSpec, AgentSpecError, CheckAgent, expand_all, merge, offline, parse_check_agent
 
 #: The environment every Claude Code session gets on top of the harness's.
@@ -154,6 +154,115 @@ def _reported_failure(text: str) -> bool:
     return isinstance(rec, dict) and bool(rec.get("attempted")) and not rec.get("ok")
 
 
+def _call_outputs(calls: Sequence[ToolCall], first: int = 0) -> list[tuple[str, str]]:
+    """What came back from each answered call, as (where, text), the telling one first.
+
+    ``first`` is the index of the check's first step in a shared session, so steps
+    are numbered per check and evidence reads the same however the check ran.
+    """
+    results: list[tuple[str, str]] = []
+    for call in calls:
+        if call.answered:
+            line = _classify(call)
+            step = call.index - first + 1 if call.session == 1 else call.index + 1
+            results.append((f"the agent's {call.step.tool} result (session {call.session}, step {step})",
+                            (line + "\n" if line else "") + (call.result or "")))
+    # The runner explains a denial with the first probe line it finds: put first
+    # the last call that was refused or failed (the retry of a self-unsandbox,
+    # the tamper of a restart check), else the last call.
+    failed = [i for i, (_, text) in enumerate(results) if _reported_failure(text)]
+    lead = failed[-1] if failed else len(results) - 1
+    return ([results[lead]] + [r for i, r in reversed(list(enumerate(results))) if i != lead]
+            if results else [])
+
+
+#: Probes whose evidence is the agent process itself, so a check using one gets a
+#: session of its own: read_env and read_proc_environ look for the canaries of the
+#: agent's environment (a shared session has one set for all its checks), and
+#: daemon's evidence is a process that outlives the agent.
+OWN_SESSION_PROBES = frozenset({"read_env", "read_proc_environ", "daemon"})
+#: Files whose change alters a running session's behaviour (settings the CLI
+#: reloads, hooks, MCP servers, memory): a check that changes one retires it.
+SESSION_FILES = ("workspace/.claude", "workspace/.mcp.json", "workspace/CLAUDE.md",
+                 "home/.claude/settings.json", "home/.claude/settings.local.json", "home/.claude/CLAUDE.md")
+
+
+class ClaudeSession(TargetSession):
+    """One ``claude -p`` process that runs check after check, fed by the scripted model.
+
+    The session's settings are the target's alone (checks that configure the
+    agent get a process of their own). Each check's steps are pushed to the
+    model's feed; the agent's tool_results for them are the check's outputs.
+    """
+
+    #: The CLI's own state, and the settings it loaded (it watches them: never rewritten).
+    keep = frozenset({"home/.claude", "home/.claude.json", "home/.claude.json.backup",
+                      "workspace/.claude/settings.json"})
+
+    def __init__(self, target: ClaudeCodeTarget, values: Mapping[str, str]) -> None:
+        self.target = target
+        self.root = Path(values["root"])
+        self.feed = Feed()
+        self.server = ModelServer(Script(()), feed=self.feed).start()
+        self._baseline: dict[str, bytes | None] | None = None
+        try:
+            target._write_settings(CheckAgent(), values)
+        except BaseException:
+            self.server.stop()
+            raise
+        self.argv = target._argv(CheckAgent())
+        # A request waits in the server while the harness prepares the next check;
+        # the CLI's own request timeout must not end the session meanwhile.
+        self.env = {"ANTHROPIC_BASE_URL": self.server.url, "API_TIMEOUT_MS": "3600000"}
+        self.stdin = f"{SESSION_TAG}1: run the scripted steps of this sandboxcheck session.".encode()
+
+    def _snapshot(self) -> dict[str, bytes | None]:
+        out: dict[str, bytes | None] = {}
+        for rel in SESSION_FILES:
+            top = self.root / rel
+            for p in ([top, *sorted(top.rglob("*"))] if top.is_dir() else [top]):
+                if p.is_file() and not p.is_symlink():
+                    try:
+                        out[str(p.relative_to(self.root))] = p.read_bytes()
+                    except OSError:
+                        out[str(p.relative_to(self.root))] = None
+                elif p.is_symlink():
+                    out[str(p.relative_to(self.root))] = b"symlink:" + os.readlink(p).encode()
+        return out
+
+    def tainted(self) -> str | None:
+        if self._baseline is None:
+            return "the session never became ready"
+        now = self._snapshot()
+        changed = sorted(k for k in set(now) | set(self._baseline) if now.get(k) != self._baseline.get(k))
+        return f"{changed[0]} changed" if changed else None
+
+    def run(self, check: Any, values: Mapping[str, str], cmd: Sequence[str], timeout: float,
+            alive: Callable[[], bool]) -> tuple[bool, list[tuple[str, str]]]:
+        plan = parse_check_agent(getattr(check, "agent", None))
+        vals = {**values, "cmd": shlex.join(cmd)}
+        vals.setdefault("python", self.target.python())
+        if self._baseline is None:
+            # The CLI writes files of its own while it starts (~/.claude/settings.json
+            # among them): the session's state is what it is once it asks for work.
+            if not self.feed.wait_asked(1, timeout, alive):
+                return False, [("the agent transcript", "the agent never asked the model for work\n")]
+            self._baseline = self._snapshot()
+        first, end = self.feed.push(self.target._script(plan, vals, cmd).steps(1))
+        answered = self.feed.wait_answered(end, timeout, alive)
+        calls = [c for c in self.server.transcript.calls if c.session == 1 and first <= c.index < end]
+        made = Transcript(calls=calls)
+        text = made.render().rstrip("\n") + "\n" if calls else "the agent made none of the check's calls\n"
+        return answered, [*_call_outputs(calls, first), ("the agent transcript", text)]
+
+    def finish(self) -> None:
+        self.feed.end()
+
+    def close(self) -> None:
+        self.feed.end()  # a request still waiting for a step gets the final text
+        self.server.stop()
+
+
 class ClaudeCodeTarget(Target):
     """Claude Code (``claude -p``) with a scripted model, its settings written per execution."""
 
@@ -197,6 +306,24 @@ class ClaudeCodeTarget(Target):
 
     def supports(self, check: Any) -> str | None:
         return None  # an agent target runs agent checks and plain ones alike
+
+    def session_reason(self, check: Any) -> str | None:
+        try:
+            plan = parse_check_agent(getattr(check, "agent", None))
+        except AgentSpecError as exc:
+            return str(exc)
+        if plan.sessions > 1:
+            return "the check restarts the agent"
+        if (plan.settings or plan.user_settings or plan.allowed_tools is not None or plan.flags
+                or plan.env or plan.path_without):
+            return "the check configures the agent for itself"
+        probes = {getattr(check, "probe", None), *(s.probe for s in plan.steps)}
+        if probes & OWN_SESSION_PROBES:
+            return "the check's evidence is the agent process itself"
+        return None
+
+    def open_session(self, values: dict[str, str]) -> ClaudeSession:
+        return ClaudeSession(self, values)
 
     def describe(self) -> dict[str, Any]:
         # Only the sandbox and permission sections: a user's settings file may hold
@@ -257,19 +384,7 @@ class ClaudeCodeTarget(Target):
         status = _read_json(state.folder / "status.json").get("sessions", [])
         (state.folder / "transcript.json").write_text(
             json.dumps({**transcript.to_dict(), "sessions": status}, indent=1), encoding="utf-8")
-        results: list[tuple[str, str]] = []
-        for call in transcript.calls:
-            if call.answered:
-                line = _classify(call)
-                results.append((f"the agent's {call.step.tool} result (session {call.session}, "
-                                f"step {call.index + 1})", (line + "\n" if line else "") + (call.result or "")))
-        # The runner explains a denial with the first probe line it finds: put first
-        # the last call that was refused or failed (the retry of a self-unsandbox,
-        # the tamper of a restart check), else the last call.
-        failed = [i for i, (_, text) in enumerate(results) if _reported_failure(text)]
-        lead = failed[-1] if failed else len(results) - 1
-        ordered = ([results[lead]] + [r for i, r in reversed(list(enumerate(results))) if i != lead]
-                   if results else [])
+        ordered = _call_outputs(transcript.calls)
         return [*ordered, ("the agent transcript", self._summary(transcript, status, state.sessions))]
 
     # -- helpers ---------------------------------------------------------------

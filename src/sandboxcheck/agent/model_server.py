@@ -28,6 +28,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -224,14 +225,88 @@ def _sandbox_notes(body: Mapping[str, Any]) -> list[str]:
             if _SANDBOX_WORD.search(ln)][:40]
 
 
+class Feed:
+    """Steps handed to a long-lived session one check at a time.
+
+    A shared agent session runs many checks in a row: the harness ``push``es a
+    check's steps, then ``wait_answered`` until the agent sent the tool_result
+    of the last one; the server's request for the next step waits in
+    ``wait_step`` meanwhile (the agent sees a model that thinks for a moment).
+    ``end`` makes the model send its final text, and the session exits.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._steps: list[Step] = []
+        self._ended = False
+        self._answered = 0  # how many steps have their tool_result recorded
+        self._asked = 0  # how many steps the agent has asked for
+
+    def push(self, steps: Sequence[Step]) -> tuple[int, int]:
+        """Queue ``steps``; returns the range of their indexes in the session."""
+        with self._cond:
+            if self._ended:
+                raise RuntimeError("the session has ended")
+            first = len(self._steps)
+            self._steps.extend(steps)
+            self._cond.notify_all()
+            return first, len(self._steps)
+
+    def end(self) -> None:
+        """No more steps: the next request gets the final text."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def wait_step(self, index: int, timeout: float | None = None) -> Step | None:
+        """Step ``index`` once pushed; None when the feed ended (or the wait timed out) first."""
+        with self._cond:
+            if index >= self._asked:
+                self._asked = index + 1
+                self._cond.notify_all()
+            self._cond.wait_for(lambda: index < len(self._steps) or self._ended, timeout)
+            return self._steps[index] if index < len(self._steps) else None
+
+    def answered(self, count: int) -> None:
+        """The server recorded the tool_results of the first ``count`` steps."""
+        with self._cond:
+            if count > self._answered:
+                self._answered = count
+                self._cond.notify_all()
+
+    def wait_asked(self, count: int, timeout: float, alive: Any = None) -> bool:
+        """Wait until the agent asked for ``count`` steps (1: it is up and waiting for work)."""
+        return self._wait(lambda: self._asked >= count, timeout, alive)
+
+    def wait_answered(self, count: int, timeout: float, alive: Any = None) -> bool:
+        """Wait until ``count`` steps are answered; False on timeout or when ``alive()`` turns false."""
+        return self._wait(lambda: self._answered >= count, timeout, alive)
+
+    def _wait(self, done: Any, timeout: float, alive: Any) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not done():
+                left = deadline - time.monotonic()
+                if left <= 0 or (alive is not None and not alive()):
+                    return False
+                self._cond.wait(min(left, 0.2))
+            return True
+
+
 class ScriptedModel:
     """The model's logic without any I/O: a request body in, a message out.
 
-    Thread-safe; one instance serves one agent run (all of its sessions).
+    Thread-safe; one instance serves one agent run (all of its sessions). With
+    a ``feed``, session 1 plays the feed's steps instead of the script's.
     """
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, feed: Feed | None = None) -> None:
         self.script = script
+        self.feed = feed
         self.transcript = Transcript()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -253,29 +328,37 @@ class ScriptedModel:
         max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else None
         model = str(body.get("model") or "sandboxcheck-scripted")
         session = _session_of(messages)
+        step_index = None
+        if session is not None and tools:
+            with self._lock:
+                step_index = self._main_step(session, messages)
+        live: Step | None = None
+        if step_index is not None and self.feed is not None and session == 1:
+            self.feed.answered(step_index)
+            live = self.feed.wait_step(step_index)  # outside the lock: side requests go on
         with self._lock:
             kind, stop = "side", "end_turn"
             content: list[dict[str, Any]] = [{"type": "text", "text": SIDE_TEXT}]
-            if session is not None and tools:
-                step_index = self._main_step(session, messages)
-                if step_index is not None:
-                    kind = "main"
-                    if session not in self.transcript.system_notes:
-                        self.transcript.system_notes[session] = _sandbox_notes(body)
+            if step_index is not None:
+                kind = "main"
+                if session not in self.transcript.system_notes:
+                    self.transcript.system_notes[session] = _sandbox_notes(body)
+                step = live
+                if step is None and (self.feed is None or session != 1):
                     steps = self.script.steps(session)
-                    if step_index < len(steps):
-                        step = steps[step_index]
-                        call = self.transcript.call(session, step_index)
-                        if call is None:
-                            call = ToolCall(session, step_index, step, self._call_id(session, step_index))
-                            self.transcript.calls.append(call)
-                        call.sent += 1
-                        content = [{"type": "tool_use", "id": call.id, "name": step.tool,
-                                    "input": dict(step.input)}]
-                        stop = "tool_use"
-                    else:
-                        self.transcript.finals[session] = self.transcript.finals.get(session, 0) + 1
-                        content = [{"type": "text", "text": self.script.final_text}]
+                    step = steps[step_index] if step_index < len(steps) else None
+                if step is not None:
+                    call = self.transcript.call(session, step_index)
+                    if call is None:
+                        call = ToolCall(session, step_index, step, self._call_id(session, step_index))
+                        self.transcript.calls.append(call)
+                    call.sent += 1
+                    content = [{"type": "tool_use", "id": call.id, "name": step.tool,
+                                "input": dict(step.input)}]
+                    stop = "tool_use"
+                else:
+                    self.transcript.finals[session] = self.transcript.finals.get(session, 0) + 1
+                    content = [{"type": "text", "text": self.script.final_text}]
             answer = f"tool_use:{content[0]['name']}" if stop == "tool_use" else "text"
             self.transcript.exchanges.append(Exchange(method, path, kind, session, answer,
                                                       bool(body.get("stream")), max_tokens, len(tools)))
@@ -444,8 +527,8 @@ class ModelServer:
     played and answered.
     """
 
-    def __init__(self, script: Script) -> None:
-        self.model = ScriptedModel(script)
+    def __init__(self, script: Script, feed: Feed | None = None) -> None:
+        self.model = ScriptedModel(script, feed)
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.model = self.model
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},

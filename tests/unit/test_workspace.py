@@ -1,0 +1,74 @@
+"""Throwaway roots: seeding, and reseeding the root of a long-lived session."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from sandboxcheck.workspace import CANARY_PREFIX, new_token, reseed, seed
+
+
+def texts(root: Path) -> dict[str, str]:
+    """Every regular file under ``root`` (relative path -> content), and every symlink's target."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = "-> " + os.readlink(p)
+        elif p.is_file():
+            out[rel] = p.read_text(errors="replace")
+    return out
+
+
+def test_seed_gives_every_canary_the_token(tmp_path: Path) -> None:
+    token = new_token()
+    root = seed(tmp_path, token)
+    found = [rel for rel, text in texts(tmp_path).items() if CANARY_PREFIX in text]
+    assert len(found) >= 14
+    for rel in found:
+        assert f"{CANARY_PREFIX}-{token}-" in texts(tmp_path)[rel], rel
+    assert all(token in v for v in root.env_canaries.values())
+    assert (tmp_path / f"outside/{CANARY_PREFIX}-{token}-listing").exists()
+
+
+def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -> None:
+    old = new_token()
+    root = seed(tmp_path, old)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "run" / "ssh-agent.sock"))
+    try:
+        # What an agent and a check leave behind.
+        (tmp_path / "home" / ".claude").mkdir()
+        (tmp_path / "home" / ".claude" / "state.json").write_text("agent state")
+        (tmp_path / "workspace" / ".claude" / "settings.json").write_text('{"sandbox": {"enabled": true}}')
+        (tmp_path / "workspace" / ".claude" / "settings.local.json").write_text("{}")
+        (tmp_path / "outside" / "created.txt").write_text(f"written {old}")
+        (tmp_path / "workspace" / "src" / "extra.py").write_text("x")
+        (tmp_path / "stray.txt").write_text("left at the root")
+        (tmp_path / "workspace" / "notes.txt").chmod(0o400)
+        (tmp_path / "workspace" / "link-to-secret").unlink()
+        ws_inode = (tmp_path / "workspace").stat().st_ino
+
+        new = new_token()
+        fresh = reseed(root, new, frozenset({"home/.claude", "workspace/.claude/settings.json"}))
+
+        after = texts(tmp_path)
+        assert fresh.token == new and fresh.path == tmp_path
+        assert fresh.env_canaries == root.env_canaries  # the process's environment stays
+        assert (tmp_path / "workspace").stat().st_ino == ws_inode  # the session's cwd stays
+        assert (tmp_path / "run" / "ssh-agent.sock").is_socket()
+        assert after["home/.claude/state.json"] == "agent state"
+        assert after["workspace/.claude/settings.json"] == '{"sandbox": {"enabled": true}}'
+        for gone in ("workspace/.claude/settings.local.json", "outside/created.txt", "workspace/src/extra.py",
+                     "stray.txt", f"outside/{CANARY_PREFIX}-{old}-listing"):
+            assert gone not in after, gone
+        assert after["workspace/link-to-secret"] == f"-> {tmp_path}/outside/secret.txt"
+        assert f"{CANARY_PREFIX}-{new}-workspace-file" in after["workspace/notes.txt"]
+        # No file carries the old token any more; the same set of seeded files is back.
+        assert not [rel for rel, text in after.items() if old in text]
+        fresh_seed = tmp_path.parent / "fresh"
+        fresh_seed.mkdir()
+        seed(fresh_seed, new)
+        assert set(texts(fresh_seed)) | {"home/.claude/state.json"} == set(after)
+    finally:
+        sock.close()
