@@ -304,12 +304,16 @@ class CommandTarget(Target):
         self.name = spec.name
         self.description = spec.description
         self._options = _option_values(spec, dict(options or {}), strict)
+        self._uses: frozenset[str] | None = None
+        self._resolved: dict[str, str | None] | None = None  # requirement -> its path, once found
 
     def uses(self) -> set[str]:
         """Placeholder names the command, the files and the option defaults use."""
-        texts = [*self.spec.command, *(t for pair in self.spec.files for t in pair),
-                 *(v for _, v in self.spec.options)]
-        return set().union(*(placeholders.names(t) for t in texts)) if texts else set()
+        if self._uses is None:
+            texts = [*self.spec.command, *(t for pair in self.spec.files for t in pair),
+                     *(v for _, v in self.spec.options)]
+            self._uses = frozenset().union(*(placeholders.names(t) for t in texts)) if texts else frozenset()
+        return set(self._uses)
 
     def option_values(self) -> dict[str, str]:
         """Each option the target takes and its value (an override, else the default template)."""
@@ -345,7 +349,9 @@ class CommandTarget(Target):
 
     def argv(self, values: Mapping[str, str], cmd: Sequence[str]) -> list[str]:
         vals = self._values(values, cmd)
-        resolved = {r.name: find_tool(r.name, self.spec.bin_dirs) for r in self.spec.requires}
+        resolved = self._resolved
+        if resolved is None or not all(resolved.values()):
+            resolved = self._resolved = {r.name: find_tool(r.name, self.spec.bin_dirs) for r in self.spec.requires}
         out: list[str] = []
         for part in self.spec.command:
             if part == "{cmd}":

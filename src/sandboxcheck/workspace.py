@@ -13,6 +13,7 @@ import stat
 import tarfile
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,9 @@ class Root:
     path: Path
     token: str
     env_canaries: dict[str, str] = field(default_factory=dict)
+    #: Unix-socket sinks listening in ``run/``: name -> the path they were bound at
+    #: (a recycled root keeps them listening under its new path).
+    sockets: dict[str, str] = field(default_factory=dict)
 
     @property
     def workspace(self) -> Path:
@@ -99,19 +103,15 @@ _DIRS = ("workspace/src", "workspace/.git/hooks", "workspace/.git/objects",
          "workspace/.git/refs/heads", "workspace/.claude", "workspace/.codex", "outside/drop", "run",
          *sorted({"home/" + os.path.dirname(rel) for rel in HOME_FILES}))
 _TAR_MEMBER = "../outside/tar-escape.txt"
+#: Top-level folders of a root that ``seed`` creates.
+ROOT_FOLDERS = ("workspace", "home", "outside", "run")
+#: Every folder ``seed`` creates, relative to the root (parents included).
+SEEDED_DIRS = frozenset(str(p) for d in _DIRS for p in (Path(d), *Path(d).parents) if str(p) != ".")
 
 
-def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] = frozenset()) -> Root:
-    """Fill ``path`` (an empty folder) with the workspace, home, outside and run folders.
-
-    ``reseeding`` (see ``reseed``) overwrites files that are still there, except
-    those in ``keep`` (paths relative to ``path``).
-    """
-    root = Root(path=path, token=token)
+def _files(base: str, token: str) -> list[tuple[str, str | bytes, int]]:
+    """(path, content, mode) of every file ``seed`` writes under ``base``."""
     c = lambda label: canary(token, label)  # noqa: E731
-    base = str(path)
-    for d in _DIRS:
-        os.makedirs(f"{base}/{d}", exist_ok=True)
     ws, out = f"{base}/workspace", f"{base}/outside"
     files: list[tuple[str, str | bytes, int]] = [
         (f"{ws}/README.md", "# demo project\n", 0o644),
@@ -131,9 +131,34 @@ def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] =
     ]
     files += [(f"{base}/home/{rel}", template.format(c=c(label)), 0o600)
               for rel, (label, template) in HOME_FILES.items()]
+    return files
+
+
+#: Every file ``seed`` writes whose name is the same for every token, relative to the root.
+SEEDED_FILES = frozenset(name[2:] for name, _, _ in _files(".", "x") if CANARY_PREFIX not in name)
+#: The seeded files whose content is the same for every token: (content, mode) by relative path.
+FIXED_FILES = {name[2:]: (content.encode() if isinstance(content, str) else content, mode)
+               for name, content, mode in _files(".", "x") if CANARY_PREFIX not in str(content)}
+
+
+def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] = frozenset(),
+         unchanged: Iterable[str] = ()) -> Root:
+    """Fill ``path`` (an empty folder) with the workspace, home, outside and run folders.
+
+    ``reseeding`` (see ``reseed``) overwrites the files that are still there,
+    except those in ``keep`` and ``unchanged`` (paths relative to ``path``: the
+    latter hold their seeded content already), and creates the folders only
+    when missing.
+    """
+    root = Root(path=path, token=token)
+    base = str(path)
+    for d in _DIRS:
+        if not reseeding or not os.path.isdir(f"{base}/{d}"):
+            os.makedirs(f"{base}/{d}", exist_ok=True)
     flags = os.O_TRUNC if reseeding else os.O_EXCL
     skip = {f"{base}/{k}" for k in keep}
-    for name, content, mode in files:
+    skip.update(f"{base}/{k}" for k in unchanged)
+    for name, content, mode in _files(base, token):
         if name in skip:
             continue
         if reseeding:
@@ -142,45 +167,70 @@ def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] =
             except OSError:
                 pass
         _write(name, content, mode, flags)
+    ws, out = f"{base}/workspace", f"{base}/outside"
     os.symlink(f"{out}/secret.txt", f"{ws}/link-to-secret")
     os.symlink(f"{out}/drop", f"{ws}/link-to-outside-dir")
-    root.env_canaries = {name: c("env-" + name.lower()) for name in ENV_CANARIES}
+    root.env_canaries = {name: canary(token, "env-" + name.lower()) for name in ENV_CANARIES}
     return root
 
 
-#: Top-level folders of a root that ``seed`` creates.
-ROOT_FOLDERS = ("workspace", "home", "outside", "run")
+def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), sockets: bool = True,
+           path: Path | None = None) -> Root:
+    """The root of one check made ready for another: as ``seed`` leaves it, with ``token``.
 
-
-def reseed(root: Root, token: str, keep: frozenset[str] = frozenset()) -> Root:
-    """The same root for another check: every seeded file rewritten with ``token``.
-
-    A long-lived agent session keeps its cwd (the workspace folder), its HOME and
-    the unix sockets in ``run/``, so those folders stay and their contents go:
-    everything under the root is removed except the folders themselves, the
-    sockets, and the paths in ``keep`` (relative to the root, such as
-    ``home/.claude``: the agent's own state, or its settings file, which is
-    never rewritten: an agent that watches it would see it change). Then
-    ``seed`` writes a fresh set of files carrying the new token, so evidence
-    stays attributable to one check. The environment canaries are the caller's
-    to keep (a running process keeps its environment).
+    Everything a check may have changed goes back: whatever is not part of the
+    seeded tree is removed (files it created, symlinks it planted, the old
+    canary-named file), every seeded file is rewritten with the new token and
+    its mode restored, a missing folder is created again. The seeded folders
+    themselves stay, which is what makes this much cheaper than removing the
+    root and seeding a new one. Kept as they are: the paths in ``keep``
+    (relative to the root, such as ``home/.claude``, an agent's own state) and,
+    with ``sockets``, the unix sockets in ``run/`` (a sink still listens there).
+    ``path`` moves the root there first (an empty folder the caller made), so a
+    recycled root never has the path of the check before.
     """
     base = root.path
+    if path is not None:
+        os.rename(base, path)  # over the empty folder: atomic, and the name stays ours
+        base = path
     parents = {str(p) for k in keep for p in Path(k).parents if str(p) != "."}
 
-    def prune(folder: Path, rel: str) -> None:
+    def prune(folder: str, rel: str) -> None:
         for entry in os.scandir(folder):
             sub = f"{rel}/{entry.name}" if rel else entry.name
-            if sub in keep or (rel == "run" and stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode)):
+            if sub in keep:
                 continue
-            if (sub in parents or (not rel and entry.name in ROOT_FOLDERS)) and entry.is_dir(follow_symlinks=False):
-                prune(Path(entry.path), sub)
+            if entry.is_symlink():
+                os.unlink(entry.path)
+            elif entry.is_dir():
+                if sub in SEEDED_DIRS or sub in parents:
+                    try:
+                        os.chmod(entry.path, 0o755)  # a check may have taken its write bit
+                    except OSError:
+                        pass
+                    prune(entry.path, sub)
+                else:
+                    remove_tree(Path(entry.path))
+            elif sub in SEEDED_FILES and entry.is_file() and entry.stat(follow_symlinks=False).st_nlink == 1:
+                # Rewritten in place by seed (a hard-linked one gets a new inode), unless
+                # its content is the same for every token and still as seeded.
+                fixed = FIXED_FILES.get(sub)
+                if fixed is not None and entry.stat(follow_symlinks=False).st_mode & 0o7777 == fixed[1]:
+                    try:
+                        with open(entry.path, "rb") as fh:
+                            if fh.read(len(fixed[0]) + 1) == fixed[0]:
+                                unchanged.append(sub)
+                    except OSError:
+                        pass
+            elif sockets and rel == "run" and stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                continue
             else:
-                remove_tree(Path(entry.path))
+                os.unlink(entry.path)
 
-    prune(base, "")
-    fresh = seed(base, token, reseeding=True, keep=keep)
-    fresh.env_canaries = dict(root.env_canaries)
+    unchanged: list[str] = []
+    prune(str(base), "")
+    fresh = seed(base, token, reseeding=True, keep=keep, unchanged=unchanged)
+    fresh.sockets = dict(root.sockets)
     return fresh
 
 

@@ -47,6 +47,11 @@ def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -
         (tmp_path / "stray.txt").write_text("left at the root")
         (tmp_path / "workspace" / "notes.txt").chmod(0o400)
         (tmp_path / "workspace" / "link-to-secret").unlink()
+        (tmp_path / "workspace" / "src").chmod(0o500)
+        os.link(tmp_path / "outside" / "secret.txt", tmp_path.parent / "hardlink-out")
+        (tmp_path / "home" / ".bashrc").unlink()
+        (tmp_path / "home" / ".bashrc").mkdir()
+        (tmp_path / "workspace" / ".git" / "hooks" / "pre-commit").symlink_to("/bin/true")
         ws_inode = (tmp_path / "workspace").stat().st_ino
 
         new = new_token()
@@ -54,7 +59,7 @@ def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -
 
         after = texts(tmp_path)
         assert fresh.token == new and fresh.path == tmp_path
-        assert fresh.env_canaries == root.env_canaries  # the process's environment stays
+        assert all(new in v for v in fresh.env_canaries.values())  # a session keeps its own
         assert (tmp_path / "workspace").stat().st_ino == ws_inode  # the session's cwd stays
         assert (tmp_path / "run" / "ssh-agent.sock").is_socket()
         assert after["home/.claude/state.json"] == "agent state"
@@ -64,6 +69,10 @@ def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -
             assert gone not in after, gone
         assert after["workspace/link-to-secret"] == f"-> {tmp_path}/outside/secret.txt"
         assert f"{CANARY_PREFIX}-{new}-workspace-file" in after["workspace/notes.txt"]
+        assert after["home/.bashrc"].startswith("# fake home")
+        assert os.access(tmp_path / "workspace" / "src", os.W_OK)
+        # A seeded file hard-linked elsewhere gets a new inode: the link keeps the old text.
+        assert old in (tmp_path.parent / "hardlink-out").read_text()
         # No file carries the old token any more; the same set of seeded files is back.
         assert not [rel for rel, text in after.items() if old in text]
         fresh_seed = tmp_path.parent / "fresh"
@@ -72,3 +81,22 @@ def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -
         assert set(texts(fresh_seed)) | {"home/.claude/state.json"} == set(after)
     finally:
         sock.close()
+
+
+def test_a_recycled_root_moves_to_a_new_path(tmp_path: Path) -> None:
+    first = tmp_path / "a"
+    first.mkdir()
+    root = seed(first, new_token())
+    (first / "outside" / "created.txt").write_text("left by a check")
+    target = tmp_path / "b"
+    target.mkdir()  # the caller's empty folder, replaced atomically
+    token = new_token()
+    fresh = reseed(root, token, sockets=False, path=target)
+    assert fresh.path == target and not first.exists()
+    assert os.readlink(target / "workspace" / "link-to-secret") == f"{target}/outside/secret.txt"
+    assert not (target / "outside" / "created.txt").exists()
+    again = tmp_path / "c"
+    again.mkdir()
+    seed(again, token)
+    strip = lambda d, root_dir: {k: v.replace(str(root_dir), "ROOT") for k, v in d.items()}  # noqa: E731
+    assert strip(texts(target), target) == strip(texts(again), again)
