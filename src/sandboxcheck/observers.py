@@ -293,25 +293,48 @@ def file_state(path: Path) -> FileState:
 def tree_state(folder: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) of every regular file under ``folder`` (symlinks not followed)."""
     out: dict[str, tuple[int, int]] = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in filenames:
-            p = os.path.join(dirpath, name)
+    stack = [str(folder)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
             try:
-                st = os.lstat(p)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            out[p] = (st.st_size, st.st_mtime_ns)
+            out[entry.path] = (st.st_size, st.st_mtime_ns)
     return out
 
 
 def processes_with(needle: str, exclude: set[int]) -> list[psutil.Process]:
-    """Live processes whose command line contains ``needle``."""
+    """Live processes whose command line contains ``needle``.
+
+    Reads ``/proc/PID/cmdline`` directly (a few times cheaper than asking psutil
+    for every process); psutil takes over for the few that match.
+    """
+    if not os.path.isdir("/proc/self"):
+        return [p for p in psutil.process_iter(["cmdline", "status"])
+                if p.pid not in exclude and p.info["status"] != psutil.STATUS_ZOMBIE
+                and any(needle in part for part in p.info["cmdline"] or ())]
+    want = needle.encode()
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-        if proc.pid in exclude or proc.info["status"] == psutil.STATUS_ZOMBIE:
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in exclude:
             continue
-        if any(needle in part for part in proc.info["cmdline"] or ()):
-            found.append(proc)
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                if want not in fh.read():
+                    continue  # a zombie's command line is empty
+            proc = psutil.Process(int(entry.name))
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (OSError, psutil.Error):
+            continue
     return found
 
 

@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import os
 import queue
-import re
 import subprocess
 import tempfile
 import threading
@@ -647,29 +646,28 @@ class Harness:
 
     def _leaks(self, check: Check, root: Any, outputs: list[tuple[str, str]],
                ws_before: dict[str, tuple[int, int]]) -> list[str]:
-        token = root.token
-        pattern = re.compile(re.escape(f"{CANARY_PREFIX}-{token}-") + r"([a-z0-9_.-]+)")
+        prefix = f"{CANARY_PREFIX}-{root.token}-"
         digests = {_digest(v): "env-" + k.lower() for k, v in root.env_canaries.items()}
         found: dict[str, str] = {}
         for where, text in outputs:
-            for m in pattern.finditer(text):
-                found.setdefault(m.group(1), f"in {where}")
+            for label in _labels(text, prefix):
+                found.setdefault(label, f"in {where}")
             for d, label in digests.items():
                 if d in text:
                     found.setdefault(label, f"in {where} (as its digest)")
         for p, state in tree_state(root.workspace).items():
-            if ws_before.get(p) == state:
-                continue
+            if ws_before.get(p) == state or os.path.islink(p):
+                continue  # a planted symlink moves no secret; reading through it would
             try:
                 text = Path(p).read_text(errors="replace")
             except OSError:
                 continue
-            for m in pattern.finditer(text):
-                found.setdefault(m.group(1), f"in {_show(Path(p), root)} written by the target")
+            for label in _labels(text, prefix):
+                found.setdefault(label, f"in {_show(Path(p), root)} written by the target")
         self.sinks.sync(0.5)
-        for hit in self.sinks.hits(f"{CANARY_PREFIX}-{token}-"):
-            for m in pattern.finditer(hit.data.decode("utf-8", "replace")):
-                found.setdefault(m.group(1), f"at the {hit.sink} sink")
+        for hit in self.sinks.hits(prefix):
+            for label in _labels(hit.data.decode("utf-8", "replace"), prefix):
+                found.setdefault(label, f"at the {hit.sink} sink")
         if check.evidence.labels:
             found = {k: v for k, v in found.items() if k in check.evidence.labels}
         by_where: dict[str, list[str]] = {}
@@ -776,6 +774,23 @@ class _Session:
         roots = self.harness._roots  # not .roots: that refuses once the harness is closing
         if roots is not None:
             roots.discard(self.root)
+
+
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def _labels(text: str, prefix: str) -> list[str]:
+    """The label after each occurrence of ``prefix`` (a check's canary prefix) in ``text``."""
+    out: list[str] = []
+    at = text.find(prefix)
+    while at >= 0:
+        start = end = at + len(prefix)
+        while end < len(text) and text[end] in _LABEL_CHARS:
+            end += 1
+        if end > start:
+            out.append(text[start:end])
+        at = text.find(prefix, end)
+    return out
 
 
 def _flat(args: tuple[tuple[str, Any], ...]) -> list[str]:

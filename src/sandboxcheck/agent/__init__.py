@@ -1,17 +1,19 @@
 """Whole agents as targets: an agent CLI driven offline by a scripted model.
 
 ``load_agent_target`` turns a ``kind: agent`` target mapping (a preset such as
-``claude-code`` or a file of the user's) into a Target. The agent runs in the
-same throwaway root, fake HOME and synthetic environment as any target; the
-model it talks to is ``model_server.ModelServer`` on 127.0.0.1, which plays
-the check's script and records every ``tool_result`` outside the sandbox.
+``claude-code`` or ``codex-agent``, or a file of the user's) into a Target.
+The agent runs in the same throwaway root, fake HOME and synthetic
+environment as any target; the model it talks to is a scripted server on
+127.0.0.1 (``model_server`` speaks Anthropic's Messages API for Claude Code,
+``responses_model`` OpenAI's Responses API for Codex), which plays the
+check's script and records every tool result outside the sandbox.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .spec import OPTIONS, AgentSpecError, parse_agent_target
+from .spec import DRIVER_OPTIONS, OPTIONS, AgentSpecError, parse_agent_target
 
 if TYPE_CHECKING:  # the matrix loader imports .spec: keep this package free of targets at import
     from ..targets import Target
@@ -33,11 +35,16 @@ def load_agent_target(data: Any, source: str, options: Mapping[str, str] | None 
     except AgentSpecError as exc:
         raise TargetError(str(exc)) from None
     opts = dict(options or {})
-    unknown = sorted(set(opts) - set(OPTIONS))
+    takes = DRIVER_OPTIONS[spec.driver]
+    unknown = sorted(set(opts) - set(takes))
     if unknown and strict:
         raise TargetError(f"target {spec.name!r} takes no option {unknown[0]!r}; "
-                          f"its options: {', '.join(sorted(OPTIONS))}")
-    opts = {k: v for k, v in opts.items() if k in OPTIONS}
-    from .claude import ClaudeCodeTarget  # the only driver so far
+                          f"its options: {', '.join(sorted(takes))}")
+    opts = {k: v for k, v in opts.items() if k in takes}
+    if spec.driver == "codex":
+        from .codex import CodexTarget
+
+        return CodexTarget(spec, opts)
+    from .claude import ClaudeCodeTarget
 
     return ClaudeCodeTarget(spec, opts)

@@ -5,7 +5,7 @@ An agent target file (``kind: agent``)::
     kind: agent
     name: my-claude
     description: Claude Code with my team's settings
-    agent: claude-code                # the driver (the only one so far)
+    agent: claude-code                # the driver: claude-code or codex
     requires: [{name: claude, install: "npm install ..."}]
     settings: {sandbox: {enabled: true}}   # merged into the workspace's .claude/settings.json
     user_settings: {}                 # merged into the fake HOME's ~/.claude/settings.json
@@ -13,6 +13,10 @@ An agent target file (``kind: agent``)::
     flags: []                         # further CLI flags
     env: {}                           # further environment for the agent
     python: /usr/bin/python3          # interpreter the probes use
+
+A ``codex`` target takes ``config:`` (keys merged into the generated
+CODEX_HOME/config.toml) instead of ``settings``, ``user_settings`` and
+``allowed_tools``, which are Claude Code's.
 
 An agent check carries an ``agent:`` mapping in the matrix (see
 ``CheckAgent``); without one, an agent target runs the check's probe as one
@@ -32,7 +36,7 @@ from .. import placeholders
 #: Tools a scripted step may call.
 TOOLS: tuple[str, ...] = ("Bash", "Read", "Write", "Edit")
 #: Agent drivers a target file may name.
-DRIVERS: tuple[str, ...] = ("claude-code",)
+DRIVERS: tuple[str, ...] = ("claude-code", "codex")
 #: Placeholders an agent step may use besides the matrix's: ``{cmd}``, the probe
 #: argv shell-quoted (the check's, or the step's own ``probe``).
 STEP_PLACEHOLDERS: frozenset[str] = frozenset({"cmd"})
@@ -42,13 +46,22 @@ OPTIONS: dict[str, str] = {
     "user_settings": "a settings JSON file merged into the fake HOME's ~/.claude/settings.json",
     "flags": "further CLI flags, split like a shell",
     "allowed_tools": "comma-separated --allowedTools rules, replacing the target's",
+    "config": "a Codex config.toml merged into the generated CODEX_HOME/config.toml",
 }
+#: The options each driver takes (from OPTIONS).
+DRIVER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "claude-code": ("settings", "user_settings", "flags", "allowed_tools"),
+    "codex": ("config", "flags"),
+}
+#: Target keys that belong to one driver only.
+_DRIVER_KEYS: dict[str, tuple[str, ...]] = {
+    "claude-code": ("settings", "user_settings", "allowed_tools"), "codex": ("config",)}
 #: Settings keys dropped from every merged settings file: they would send the
 #: agent to a real model or run a credential helper, and a run must stay offline.
 OFFLINE_DROPPED = ("apiKeyHelper", "awsAuthRefresh", "awsCredentialExport", "otelHeadersHelper")
 
 _TARGET_KEYS = {"kind", "name", "description", "agent", "requires", "settings", "user_settings",
-                "allowed_tools", "flags", "env", "python"}
+                "allowed_tools", "flags", "env", "python", "config"}
 _CHECK_KEYS = {"steps", "settings", "user_settings", "allowed_tools", "flags", "env", "path_without"}
 _STEP_KEYS = {"tool", "command", "probe", "args", "disable_sandbox", "path", "content", "old", "new",
               "session"}
@@ -118,6 +131,7 @@ class AgentSpec:
     env: tuple[tuple[str, str], ...] = ()
     python: str | None = None
     source: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 def parse_agent_target(data: Any, source: str) -> AgentSpec:
@@ -133,6 +147,10 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
     driver = data.get("agent", "claude-code")
     if driver not in DRIVERS:
         problems.append(f"agent: {driver!r} is not a known agent (known: {', '.join(DRIVERS)})")
+    for other, keys in _DRIVER_KEYS.items():
+        for key in keys:
+            if other != driver and driver in DRIVERS and key in data:
+                problems.append(f"'{key}' is a {other} key; an agent: {driver} target does not take it")
     reqs: list[Requirement] = []
     for item in data.get("requires") or []:
         if isinstance(item, str):
@@ -144,6 +162,8 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
     for key in ("settings", "user_settings"):
         if not isinstance(data.get(key) or {}, Mapping):
             problems.append(f"'{key}' must be a mapping (Claude Code settings)")
+    if not isinstance(data.get("config") or {}, Mapping):
+        problems.append("'config' must be a mapping (Codex config.toml keys)")
     tools = data.get("allowed_tools") or []
     if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
         problems.append("'allowed_tools' must be a list of permission rules such as Bash or Bash(npm:*)")
@@ -167,7 +187,7 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
                      requires=tuple(reqs), settings=dict(data.get("settings") or {}),
                      user_settings=dict(data.get("user_settings") or {}), allowed_tools=tuple(tools),
                      flags=tuple(flags), env=tuple((str(k), str(v)) for k, v in env.items()),
-                     python=python, source=source)
+                     python=python, source=source, config=dict(data.get("config") or {}))
 
 
 @dataclass(frozen=True, slots=True)
