@@ -82,9 +82,18 @@ class Root:
 
 
 def _write(path: str, text: str | bytes, mode: int = 0o644, flags: int = os.O_EXCL) -> None:
+    """Write a file; without O_EXCL an existing one is overwritten in place.
+
+    In place, not with O_TRUNC: a canary file keeps its size from token to token,
+    and truncating costs a journalled block release on ext4 (about 150 us
+    against 3 us per file); only a longer leftover is cut.
+    """
+    data = text.encode() if isinstance(text, str) else text
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | flags, mode)
     try:
-        os.write(fd, text.encode() if isinstance(text, str) else text)
+        os.write(fd, data)
+        if not flags & os.O_EXCL and os.fstat(fd).st_size > len(data):
+            os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
 
@@ -155,7 +164,7 @@ def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] =
     for d in _DIRS:
         if not reseeding or not os.path.isdir(f"{base}/{d}"):
             os.makedirs(f"{base}/{d}", exist_ok=True)
-    flags = os.O_TRUNC if reseeding else os.O_EXCL
+    flags = 0 if reseeding else os.O_EXCL
     skip = {f"{base}/{k}" for k in keep}
     skip.update(f"{base}/{k}" for k in unchanged)
     for name, content, mode in _files(base, token):
