@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import os
 import queue
+import secrets
 import subprocess
 import tempfile
 import threading
@@ -23,7 +24,8 @@ from .observers import Sinks, Witness, file_state, kill_tree, processes_with, tr
 from .resources import probes_dir
 from .targets import DEFAULT_PATH, Target, TargetError, TargetSession, load_target
 from .verdict import judge
-from .workspace import CANARY_PREFIX, HOME_FILES, Root, TempTracker, canary, copy_probes, new_token, reseed, seed
+from .workspace import (CANARY_PREFIX, HOME_FILES, Root, TempTracker, canary, copy_probes, new_token,
+                        remove_tree, reseed, seed)
 
 PROBE_PREFIX = "SANDBOXCHECK-PROBE "
 SCHEMA_VERSION = 1
@@ -124,7 +126,7 @@ MAX_ROOT = 107 - len("/run/ssh-agent.sock")
 
 def check_temp_dir() -> str | None:
     """None when throwaway roots fit unix socket paths, else the problem and its fix."""
-    longest = len(os.path.join(tempfile.gettempdir(), "sandboxcheck-" + "x" * 24 + "-" + "x" * 8))
+    longest = len(os.path.join(tempfile.gettempdir(), "sandboxcheck-" + "x" * 8, "x" * 16))
     if longest > MAX_ROOT:
         return (f"the temp folder {tempfile.gettempdir()!r} is too long for unix sockets in the "
                 f"throwaway roots ({longest} > {MAX_ROOT} characters): set TMPDIR to a shorter folder")
@@ -156,14 +158,15 @@ def parse_probe_line(stdout: str) -> ProbeReport | None:
 class _Roots:
     """Throwaway roots for the checks: seeded ahead of use, recycled after it, off the checks' path.
 
-    The first roots are seeded by a helper thread while the sandboxes start.
-    A used root goes to a second helper thread, which recycles it: moved to a
-    new path (a fresh name under the temp folder), everything the check changed
-    put back, every dummy secret rewritten with a new token (``reseed``). That
-    costs a fraction of removing a root and seeding a new one (on ext4 about
-    1.6 ms against 8 ms: no folder is removed or created), and the next check
-    still gets a root with its own path and its own canaries. Roots beyond what
-    the run needs are removed.
+    Every root of a run lives in one folder of the run's own under the temp
+    folder (``sandboxcheck-XXXXXXXX/<16 hex>``). The first roots are seeded by
+    a helper thread while the sandboxes start. A used root goes to a second
+    helper thread, which recycles it: renamed to a fresh name, everything the
+    check changed put back, every dummy secret rewritten with a new token
+    (``reseed``). That costs a fraction of removing a root and seeding a new
+    one (on ext4 about 1 ms against 8 ms: no folder is removed or created), and
+    the next check still gets a root with a path and canaries of its own. Roots
+    beyond what the run needs are removed.
     """
 
     UNIX = ("ssh-agent", "docker")
@@ -171,6 +174,8 @@ class _Roots:
     def __init__(self, tracker: TempTracker, sinks: Sinks, ahead: int) -> None:
         self.tracker = tracker
         self.sinks = sinks
+        self.base = tracker.mkdtemp("sandboxcheck-")
+        self._kept = False
         self._ahead = max(1, ahead)
         self._made = 0
         self._made_lock = threading.Lock()
@@ -194,10 +199,18 @@ class _Roots:
             self.sinks.remove_unix(Path(path))
         root.sockets.clear()
 
+    def _new_path(self) -> Path:
+        """A name in the run's folder that no root has (only this run writes there)."""
+        while True:
+            path = self.base / secrets.token_hex(8)
+            if not os.path.lexists(path):
+                return path
+
     def _make(self) -> Root:
         with self._made_lock:
             self._made += 1
-        path = self.tracker.mkdtemp("sandboxcheck-")
+            path = self._new_path()
+            path.mkdir(mode=0o700)
         return self._listen(seed(path, new_token()))
 
     def _produce(self) -> None:
@@ -230,15 +243,15 @@ class _Roots:
         Its unix sockets move with it and go on listening (a connection by the new
         path reaches them; their hits are told apart by sink name and token).
         """
-        path = self.tracker.mkdtemp("sandboxcheck-")
+        with self._made_lock:
+            path = self._new_path()
         try:
             fresh = reseed(root, new_token(), path=path)
         except OSError:
             self._unlisten(root)
-            self.tracker.remove(path)
-            self.tracker.remove(root.path)
+            remove_tree(path)
+            remove_tree(root.path)
             return None
-        self.tracker.forget(root.path)
         for name in self.UNIX:
             if not (fresh.run / f"{name}.sock").is_socket():  # the check removed it
                 self.sinks.remove_unix(Path(fresh.sockets.pop(name, "")))
@@ -248,7 +261,7 @@ class _Roots:
 
     def _remove(self, root: Root) -> None:
         self._unlisten(root)
-        self.tracker.remove(root.path)
+        remove_tree(root.path)
 
     def take(self) -> Root:
         """A freshly seeded or recycled root (its sockets listening), for one execution only."""
@@ -262,12 +275,12 @@ class _Roots:
         self._trash.put(root)
 
     def keep(self, root: Root) -> None:
-        """Leave a used root on disk, but stop its sockets."""
+        """Leave a used root on disk (and the run's folder with it), but stop its sockets."""
         self._unlisten(root)
-        self.tracker.forget(root.path)
+        self._kept = True
 
     def close(self) -> None:
-        """Stop both threads and remove every root not in use."""
+        """Stop both threads and remove every root not in use (the run's folder too, unless a root was kept)."""
         self._closing.set()
         self._trash.put(None)
         for t in self._threads:
@@ -279,6 +292,8 @@ class _Roots:
                 break
             except OSError:
                 continue
+        if self._kept:
+            self.tracker.forget(self.base)
 
 
 class Harness:
