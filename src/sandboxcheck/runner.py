@@ -882,9 +882,10 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
         out: list[Result] = []
         control: Execution | None = None
         for i, target in enumerate(targets):
-            why = unavailable[target.name] or target.supports(check)
-            if check.skip or why:
-                out.append(judge(check, None, None, why))
+            why = unavailable[target.name]
+            na = None if why or check.skip else target.supports(check)
+            if check.skip or why or na:
+                out.append(judge(check, None, None, why, not_applicable=na))
                 continue
             ex = h.execute(check, target)
             if not first_argv[i]:

@@ -72,13 +72,21 @@ def explain(ex: Execution) -> str:
 
 
 def judge(check: Check, ex: Execution | None, control: Execution | None,
-          unavailable: str | None = None) -> Result:
-    """The result of one check, from its execution and its control's."""
+          unavailable: str | None = None, not_applicable: str | None = None) -> Result:
+    """The result of one check, from its execution and its control's.
+
+    ``not_applicable`` says why the target cannot run this kind of check at all
+    (an agent check on a plain sandbox, a Read step on an agent without one):
+    a skip, unlike an ``unavailable`` target, which is inconclusive.
+    """
     base = dict(id=check.id, category=check.category, title=check.title, expect=check.expect,
                 severity=check.severity)
     if check.skip:
         return Result(**base, observed=Observed.UNKNOWN, status=Status.SKIP, errno=None,
                       evidence=(), reason=f"skipped: {check.skip}", duration_s=0.0)
+    if not_applicable and not unavailable:
+        return Result(**base, observed=Observed.UNKNOWN, status=Status.SKIP, errno=None,
+                      evidence=(), reason=f"not for this target: {not_applicable}", duration_s=0.0)
     if unavailable or ex is None:
         return Result(**base, observed=Observed.UNKNOWN, status=Status.INCONCLUSIVE, errno=None,
                       evidence=(), reason=f"target unavailable: {unavailable}", duration_s=0.0)

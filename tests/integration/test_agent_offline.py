@@ -285,7 +285,7 @@ def test_settings_and_options_reach_the_agent(fake_claude: Path, tmp_path: Path)
             shutil.rmtree(kept, ignore_errors=True)
 
 
-def test_plain_targets_report_agent_checks_inconclusive() -> None:
+def test_plain_targets_skip_agent_checks_with_the_reason() -> None:
     m = matrix("""\
         - id: agent.read-tool
           category: agent
@@ -295,8 +295,10 @@ def test_plain_targets_report_agent_checks_inconclusive() -> None:
           agent: {steps: [{tool: Read}]}
           expect: denied
         """)
-    (result,) = run_matrix(m, load_target("none"), RunOptions()).results
-    assert result.status is Status.INCONCLUSIVE
+    report = run_matrix(m, load_target("none"), RunOptions())
+    (result,) = report.results
+    assert result.status is Status.SKIP and report.exit_code() == 0
+    assert result.reason.startswith("not for this target: this check scripts an agent")
     assert "run it against an agent target" in result.reason
 
 

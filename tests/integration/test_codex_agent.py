@@ -46,7 +46,7 @@ CODEX = {"kind": "agent", "name": "codex-test", "agent": "codex", "requires": ["
                     "sandbox_workspace_write": {"exclude_slash_tmp": True, "exclude_tmpdir_env_var": True}}}
 
 #: The agent-matrix checks that apply to codex; the others are Claude Code's (settings,
-#: --allowedTools rules, CLI flags, the Read tool, .claude files) and come out inconclusive.
+#: --allowedTools rules, CLI flags, the Read tool, .claude files) and are skipped with the reason.
 AGENT_APPLIES = {"agent.unsandbox.retry", "agent.fail-open.no-bwrap", "agent.parity.default.bash-read-ssh",
                  "agent.parity.default.bash-write-outside", "agent.parity.default.write-tool-outside"}
 AGENT_KNOWN: dict[str, dict[str, tuple[Status, str | None]]] = {
@@ -223,10 +223,10 @@ def test_agent_matrix_known_answers(preset: str, runs: Runs) -> None:
     got = outcome(runs.get("agent", preset))
     assert {k: v for k, v in got.items() if k in AGENT_APPLIES} == AGENT_KNOWN[preset], (VERSION, got)
     reasons = {r.id: r.reason for r in runs.get("agent", preset).results if r.id not in AGENT_APPLIES}
-    assert all(got[k] == (Status.INCONCLUSIVE, None) for k in reasons)
+    assert all(got[k] == (Status.SKIP, None) for k in reasons)
     assert len(reasons) == 20
     assert reasons["agent.parity.default.read-tool-ssh"] == (
-        "target unavailable: codex has no Read tool (it reads files with exec_command): "
+        "not for this target: codex has no Read tool (it reads files with exec_command): "
         "a Read step cannot be scripted")
     assert reasons["agent.restart.project-hook"].endswith("Claude Code's files (.claude), which codex never reads")
     assert reasons["agent.chain.and"].endswith("(settings, user_settings); codex reads config.toml")
@@ -373,7 +373,7 @@ def test_sandboxcheck_run_agent_cli(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["target"]["kind"] == "agent" and data["target"]["name"] == "codex-agent-no-tmp"
     assert data["target"]["config"]["sandbox_mode"] == "workspace-write"
-    assert data["summary"]["fail"] == 1 and data["summary"]["pass"] == 4 and data["summary"]["inconclusive"] == 20
+    assert data["summary"]["fail"] == 1 and data["summary"]["pass"] == 4 and data["summary"]["skip"] == 20
 
 
 # --- the driver without the CLI -------------------------------------------------------
