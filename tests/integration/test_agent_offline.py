@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import shutil
+import subprocess
+import sys
+import tempfile
 import textwrap
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sandboxcheck.agent import load_agent_target
@@ -392,3 +399,58 @@ def test_unavailable_names_the_install(monkeypatch: pytest.MonkeyPatch, tmp_path
     why = load_target("claude-code").unavailable()
     assert why is not None and why.startswith("claude not found on PATH: npm install")
     assert os.environ["PATH"] == str(tmp_path)
+
+
+# --- a shared session interrupted ---------------------------------------------------
+
+def test_sigterm_during_a_shared_session_ends_the_agent_and_removes_everything(
+        fake_claude: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run's roots, and nothing else, land here (short: unix socket paths).
+    tmp = Path(tempfile.mkdtemp(prefix="sct-", dir="/tmp"))
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    marker = "27.3141"
+    (tmp_path / "fake.yaml").write_text(json.dumps(PRESET))
+    (tmp_path / "m.yaml").write_text(textwrap.dedent(f"""\
+        checks:
+          - id: agent.quick
+            category: agent
+            title: the session's first check
+            probe: hello
+            args: {{left: A, right: "{{token}}"}}
+            evidence: {{kind: marker, marker: "A-{{token}}"}}
+            expect: allowed
+          - id: agent.slow
+            category: agent
+            title: a check the run is interrupted in
+            probe: hello
+            args: {{left: B, right: "{{token}}"}}
+            agent: {{steps: [{{tool: Bash, command: "sleep {marker}; {{cmd}}"}}]}}
+            evidence: {{kind: marker, marker: "B-{{token}}"}}
+            expect: allowed
+        """))
+    proc = subprocess.Popen([sys.executable, "-m", "sandboxcheck.cli", "run", str(tmp_path / "m.yaml"),
+                             "--target", str(tmp_path / "fake.yaml"), "--jobs", "1", "--no-preflight"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def running(needle: str) -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"]) if needle in " ".join(p.info["cmdline"] or [])]
+
+    deadline = time.monotonic() + 30
+    while not running(f"sleep {marker}") and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    if not running(f"sleep {marker}"):
+        proc.kill()
+        raise AssertionError(("the session never reached the slow check", proc.communicate()))
+    sessions = [p for p in running(str(tmp_path / "bin" / "claude")) if p.info["cmdline"][0] != "/bin/sh"]
+    try:
+        assert len(sessions) == 1, [p.info["cmdline"] for p in sessions]  # both checks, one agent
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    time.sleep(0.2)
+    assert not running(f"sleep {marker}") and not running(str(tmp_path / "bin" / "claude"))
+    try:
+        assert os.listdir(tmp) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
