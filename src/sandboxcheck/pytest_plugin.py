@@ -76,6 +76,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("jobs", "Checks run in parallel (default: cores, shared among xdist workers).", "string", "N"),
     Option("timeout", "Per-check timeout in seconds, overriding the matrices.", "string", "SECONDS"),
     Option("no_control", "Skip the unsandboxed control runs (faster, weaker proof).", "bool"),
+    Option("per_check_sessions", "Agent targets: start the agent once per check instead of running "
+           "checks one after another in long-lived sessions.", "bool"),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -106,6 +108,7 @@ class _Layer:
     jobs: int | None = None
     timeout: float | None = None
     control: bool | None = None
+    sessions: bool | None = None
 
 
 def _number(text: str, what: str, kind: type, low: float, high: float) -> Any:
@@ -138,7 +141,8 @@ def _layer(config: pytest.Config, from_ini: bool) -> _Layer:
         strict=True if raw.get("strict") else None,
         jobs=_number(str(jobs).strip(), source["jobs"], int, 1, 64) if jobs is not None else None,
         timeout=_number(str(timeout).strip(), source["timeout"], float, 0.1, 600) if timeout is not None else None,
-        control=False if raw.get("no_control") else None)
+        control=False if raw.get("no_control") else None,
+        sessions=False if raw.get("per_check_sessions") else None)
 
 
 def _shown_path(path: Path, base: Path) -> str:
@@ -239,7 +243,8 @@ class Settings:
         s = suite or SuiteOptions()
         return RunOptions(jobs=_first(self.cli.jobs, s.jobs, self.ini.jobs, self.default_jobs),
                           timeout=_first(self.cli.timeout, s.timeout, self.ini.timeout),
-                          control=_first(self.cli.control, s.control, self.ini.control, True))
+                          control=_first(self.cli.control, s.control, self.ini.control, True),
+                          sessions=_first(self.cli.sessions, self.ini.sessions, True))
 
     def strict(self, suite: SuiteOptions | None = None) -> bool:
         """Whether inconclusive results and unavailable targets fail."""
@@ -286,7 +291,7 @@ class Runs:
         problem = check_temp_dir()
         if problem:
             raise RunError(problem)
-        key = (options.timeout, options.keep_workspace, options.fork_controls)
+        key = (options.timeout, options.keep_workspace, options.fork_controls, options.sessions)
         harness = self._harnesses.get(key)
         if harness is None:
             harness = self._harnesses[key] = Harness(options)

@@ -118,3 +118,13 @@ def test_option_layers_command_line_suite_ini_default(pytester: pytest.Pytester)
     options = settings.run_options()
     assert (options.jobs, options.timeout, options.control) == (3, 9.0, False)
     assert _runs(pytester.parseconfigure()).settings.run_options(suite).jobs == 5
+
+
+def test_agent_sessions_are_shared_unless_asked_per_check(pytester: pytest.Pytester) -> None:
+    from sandboxcheck.pytest_plugin import _runs
+
+    assert _runs(pytester.parseconfigure()).settings.run_options().sessions is True
+    cli = _runs(pytester.parseconfigure("--sandboxcheck-per-check-sessions")).settings
+    assert cli.run_options().sessions is False
+    pytester.makeini("[pytest]\nsandboxcheck_per_check_sessions = true\n")
+    assert _runs(pytester.parseconfigure()).settings.run_options().sessions is False
