@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import queue
 import secrets
+import signal
 import subprocess
 import tempfile
 import threading
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from . import __version__, placeholders
 from .controls import EXEC_ONLY_PROBES, ForkServer
@@ -120,6 +123,10 @@ class RunReport:
         }
 
 
+#: A long-lived session is retired after this many checks, before its conversation grows
+#: long enough for the agent to compact it (and lose the steps the model counts on).
+MAX_SESSION_CHECKS = 100
+
 #: Longest root path that leaves room for run/ssh-agent.sock in a sockaddr_un (108 bytes).
 MAX_ROOT = 107 - len("/run/ssh-agent.sock")
 
@@ -179,6 +186,7 @@ class _Roots:
         self._ahead = max(1, ahead)
         self._made = 0
         self._made_lock = threading.Lock()
+        self._names: set[str] = set()
         self._ready: queue.Queue[Root] = queue.Queue()
         self._trash: queue.Queue[Root | None] = queue.Queue()
         self._closing = threading.Event()
@@ -188,23 +196,38 @@ class _Roots:
             t.start()
 
     def _listen(self, root: Root) -> Root:
+        """Make sure both unix sinks listen in ``root``'s ``run/`` (again, if a check
+        removed one or put a socket of its own in its place)."""
         for name in self.UNIX:
             path = root.run / f"{name}.sock"
+            bound = root.sockets.get(name)
+            try:
+                if bound is not None and os.lstat(path).st_ino == bound[1]:
+                    continue
+            except OSError:
+                pass
+            if bound is not None:
+                self.sinks.remove_unix(Path(bound[0]))
+            try:
+                path.unlink()  # whatever took its place
+            except FileNotFoundError:
+                pass
             self.sinks.add_unix(name, path)
-            root.sockets[name] = str(path)
+            root.sockets[name] = (str(path), os.lstat(path).st_ino)
         return root
 
     def _unlisten(self, root: Root) -> None:
-        for path in root.sockets.values():
+        for path, _ in root.sockets.values():
             self.sinks.remove_unix(Path(path))
         root.sockets.clear()
 
     def _new_path(self) -> Path:
-        """A name in the run's folder that no root has (only this run writes there)."""
+        """A name in the run's folder that no root of this run ever had (call with _made_lock)."""
         while True:
-            path = self.base / secrets.token_hex(8)
-            if not os.path.lexists(path):
-                return path
+            name = secrets.token_hex(8)
+            if name not in self._names and not os.path.lexists(self.base / name):
+                self._names.add(name)
+                return self.base / name
 
     def _make(self) -> Root:
         with self._made_lock:
@@ -252,12 +275,7 @@ class _Roots:
             remove_tree(path)
             remove_tree(root.path)
             return None
-        for name in self.UNIX:
-            if not (fresh.run / f"{name}.sock").is_socket():  # the check removed it
-                self.sinks.remove_unix(Path(fresh.sockets.pop(name, "")))
-                self.sinks.add_unix(name, fresh.run / f"{name}.sock")
-                fresh.sockets[name] = str(fresh.run / f"{name}.sock")
-        return fresh
+        return self._listen(fresh)
 
     def _remove(self, root: Root) -> None:
         self._unlisten(root)
@@ -359,7 +377,7 @@ class Harness:
     def close(self) -> None:
         """Kill every target still running and remove every temporary path."""
         with self._lock:
-            sessions, self._sessions, self._idle_sessions = list(self._sessions), [], {}
+            sessions, self._idle_sessions = list(self._sessions), {}
         if not self._closing:
             # A normal end: sessions get their final answer and exit on their own.
             for session in sessions:
@@ -373,6 +391,9 @@ class Harness:
         self.abort()
         for session in sessions:
             session.close(graceful=False)
+            with self._lock:
+                if session in self._sessions:
+                    self._sessions.remove(session)
         if self._roots is not None:
             self._roots.close()
             self._roots = None
@@ -442,6 +463,7 @@ class Harness:
         token, path = root.token, root.path
         witness: Witness | None = None
         cleanup_paths: list[Path] = []
+        launched: list[int] = []  # the target's process group, ended before the root is handed back
         sinks = self.sinks
         unix = {name: path / "run" / f"{name}.sock" for name in _Roots.UNIX}
         try:
@@ -477,7 +499,7 @@ class Harness:
                     if control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES:
                         proc_out = self._fork_launch(argv, values["python"], root.workspace, env, timeout)
                     else:
-                        proc_out = self._launch(argv, root.workspace, env, timeout)
+                        proc_out = self._launch(argv, root.workspace, env, timeout, launched)
                 finally:
                     extra = target.finish(state)
             rc, out, err, timed_out, duration, launch_error = proc_out
@@ -536,6 +558,8 @@ class Harness:
                              duration_s=duration, stdout=out, stderr=err, probe=probe,
                              evidence=tuple(evidence), effect=bool(evidence), error=launch_error)
         finally:
+            for pid in launched:
+                _kill_group(pid)  # a background child left in the root must not reach the next check
             if witness is not None:
                 witness.stop()
             for extra_path in cleanup_paths:
@@ -556,12 +580,24 @@ class Harness:
     # -- long-lived sessions ---------------------------------------------
     def _execute_in_session(self, check: Check, target: Target) -> Execution:
         session = self._acquire_session(target)
-        retire: str | None = "interrupted"
         try:
             root = session.next_root()
+        except OSError as exc:
+            # An earlier check left the root in a state it cannot be reset from.
+            self._release_session(target, session, f"its root could not be reset: {exc}")
+            session = self._acquire_session(target)
+            try:
+                root = session.next_root()
+            except BaseException:
+                self._release_session(target, session, "its root could not be reset")
+                raise
+        retire: str | None = "interrupted"
+        try:
             ex = self._execute(check, target, root, False, session)
             retire = ("the check timed out" if ex.timed_out else
-                      "the session ended" if not session.alive() else session.handle.tainted())
+                      "the session ended" if not session.alive() else
+                      f"it ran {session.checks} checks" if session.checks >= MAX_SESSION_CHECKS else
+                      session.handle.tainted())
             return ex
         finally:
             self._release_session(target, session, retire)
@@ -608,8 +644,8 @@ class Harness:
         base.update(root.env_canaries)
         return target.environment(base, os.environ)
 
-    def _launch(self, argv: Sequence[str], cwd: Path, env: dict[str, str], timeout: float
-                ) -> tuple[int | None, str, str, bool, float, str | None]:
+    def _launch(self, argv: Sequence[str], cwd: Path, env: dict[str, str], timeout: float,
+                launched: list[int] | None = None) -> tuple[int | None, str, str, bool, float, str | None]:
         start = time.monotonic()
         try:
             proc = subprocess.Popen([*_LAUNCH, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
@@ -617,6 +653,8 @@ class Harness:
                                     start_new_session=True)
         except OSError as exc:
             return None, "", "", False, time.monotonic() - start, f"could not start the target: {exc}"
+        if launched is not None:
+            launched.append(proc.pid)
         with self._lock:
             self._active.add(proc.pid)
         timed_out = False
@@ -663,10 +701,16 @@ class Harness:
                ws_before: dict[str, tuple[int, int]]) -> list[str]:
         prefix = f"{CANARY_PREFIX}-{root.token}-"
         digests = {_digest(v): "env-" + k.lower() for k, v in root.env_canaries.items()}
+        # In a shared session the environment's canaries are the process's, with a
+        # token of their own: look for them in what this check's actions returned.
+        foreign = {v: "env-" + k.lower() for k, v in root.env_canaries.items() if not v.startswith(prefix)}
         found: dict[str, str] = {}
         for where, text in outputs:
             for label in _labels(text, prefix):
                 found.setdefault(label, f"in {where}")
+            for value, label in foreign.items():
+                if value in text:
+                    found.setdefault(label, f"in {where}")
             for d, label in digests.items():
                 if d in text:
                     found.setdefault(label, f"in {where} (as its digest)")
@@ -679,6 +723,9 @@ class Harness:
                 continue
             for label in _labels(text, prefix):
                 found.setdefault(label, f"in {_show(Path(p), root)} written by the target")
+            for value, label in foreign.items():
+                if value in text:
+                    found.setdefault(label, f"in {_show(Path(p), root)} written by the target")
         self.sinks.sync(0.5)
         for hit in self.sinks.hits(prefix):
             for label in _labels(hit.data.decode("utf-8", "replace"), prefix):
@@ -706,6 +753,9 @@ class _Session:
         self.target = target
         self.root = harness.roots.take()
         self.closed = False
+        self._close_lock = threading.Lock()
+        #: Checks handed to this session so far.
+        self.checks = 0
         self.handle: TargetSession
         try:
             self.handle = target.open_session(harness._values(self.root, target))
@@ -738,16 +788,11 @@ class _Session:
 
     def next_root(self) -> Root:
         """The session's root, reseeded for one more check."""
+        self.checks += 1
         root = reseed(self.root, new_token(), self.handle.keep)
         root.env_canaries = dict(self.root.env_canaries)  # the process's, fixed at its start
         self.handle.restore()
-        sinks = self.harness.sinks
-        for name in _Roots.UNIX:
-            sock = root.run / f"{name}.sock"
-            if not sock.is_socket():  # a check removed it
-                sinks.remove_unix(Path(root.sockets.get(name, str(sock))))
-                sinks.add_unix(name, sock)
-                root.sockets[name] = str(sock)
+        self.harness.roots._listen(root)
         self.root = root
         return root
 
@@ -768,10 +813,20 @@ class _Session:
         return (rc, "", "", timed_out, duration, error), outputs
 
     def close(self, graceful: bool = True) -> None:
-        """End the process (asked first when ``graceful``), stop its helpers, drop its root."""
-        if self.closed:
-            return
-        self.closed = True
+        """End the process (asked first when ``graceful``), stop its helpers, drop its root.
+
+        Whatever the process started and left running goes too (its descendants,
+        found while it still runs, and its process group), before the root is
+        handed back for another check.
+        """
+        with self._close_lock:
+            if self.closed:
+                return
+            self.closed = True
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
         self.handle.finish()
         if graceful:
             try:
@@ -781,6 +836,13 @@ class _Session:
         if self.proc.poll() is None:
             kill_tree(self.proc.pid)
         self.proc.wait()
+        for child in children:
+            try:
+                if child.is_running():  # the same process, not a reused pid
+                    child.kill()
+            except psutil.Error:
+                pass
+        _kill_group(self.proc.pid)
         with self.harness._lock:
             self.harness._active.discard(self.proc.pid)
         self.handle.close()
@@ -789,6 +851,14 @@ class _Session:
         roots = self.harness._roots  # not .roots: that refuses once the harness is closing
         if roots is not None:
             roots.discard(self.root)
+
+
+def _kill_group(pgid: int) -> None:
+    """Kill what is left of a process group the harness created (start_new_session)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")

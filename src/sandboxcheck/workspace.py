@@ -60,9 +60,10 @@ class Root:
     path: Path
     token: str
     env_canaries: dict[str, str] = field(default_factory=dict)
-    #: Unix-socket sinks listening in ``run/``: name -> the path they were bound at
-    #: (a recycled root keeps them listening under its new path).
-    sockets: dict[str, str] = field(default_factory=dict)
+    #: Unix-socket sinks listening in ``run/``: name -> (the path they were bound at,
+    #: the socket file's inode). A recycled root keeps them listening under its new
+    #: path; any other socket there (a check's own) is removed.
+    sockets: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def workspace(self) -> Path:
@@ -112,6 +113,10 @@ _DIRS = ("workspace/src", "workspace/.git/hooks", "workspace/.git/objects",
          "workspace/.git/refs/heads", "workspace/.claude", "workspace/.codex", "outside/drop", "run",
          *sorted({"home/" + os.path.dirname(rel) for rel in HOME_FILES}))
 _TAR_MEMBER = "../outside/tar-escape.txt"
+#: The process's umask (read once: os.umask can only be read by setting it), so a
+#: reseeded root gets exactly the modes a freshly seeded one has.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 #: Top-level folders of a root that ``seed`` creates.
 ROOT_FOLDERS = ("workspace", "home", "outside", "run")
 #: Every folder ``seed`` creates, relative to the root (parents included).
@@ -172,7 +177,7 @@ def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] =
             continue
         if reseeding:
             try:
-                os.chmod(name, mode)  # a check may have left it read-only
+                os.chmod(name, mode & ~_UMASK)  # as os.open made it; a check may have changed it
             except OSError:
                 pass
         _write(name, content, mode, flags)
@@ -183,8 +188,7 @@ def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] =
     return root
 
 
-def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), sockets: bool = True,
-           path: Path | None = None) -> Root:
+def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), path: Path | None = None) -> Root:
     """The root of one check made ready for another: as ``seed`` leaves it, with ``token``.
 
     Everything a check may have changed goes back: whatever is not part of the
@@ -194,13 +198,14 @@ def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), sockets: 
     themselves stay, which is what makes this much cheaper than removing the
     root and seeding a new one. Kept as they are: the paths in ``keep``
     (relative to the root, such as ``home/.claude``, an agent's own state) and,
-    with ``sockets``, the unix sockets in ``run/`` (a sink still listens there).
-    ``path`` moves the root there first (an empty folder the caller made), so a
-    recycled root never has the path of the check before.
+    the sink sockets of ``root.sockets`` in ``run/`` (still listening; told by
+    their inode from a socket a check bound in their place). ``path`` (which
+    must not exist) moves the root there first, so a recycled root never has
+    the path of the check before.
     """
     base = root.path
     if path is not None:
-        os.rename(base, path)  # over the empty folder: atomic, and the name stays ours
+        os.rename(base, path)
         base = path
     parents = {str(p) for k in keep for p in Path(k).parents if str(p) != "."}
 
@@ -214,7 +219,7 @@ def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), sockets: 
             elif entry.is_dir():
                 if sub in SEEDED_DIRS or sub in parents:
                     try:
-                        os.chmod(entry.path, 0o755)  # a check may have taken its write bit
+                        os.chmod(entry.path, 0o777 & ~_UMASK)  # as makedirs made it; a check may have changed it
                     except OSError:
                         pass
                     prune(entry.path, sub)
@@ -231,12 +236,14 @@ def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), sockets: 
                                 unchanged.append(sub)
                     except OSError:
                         pass
-            elif sockets and rel == "run" and stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
-                continue
+            elif (rel == "run" and entry.inode() in sinks
+                  and stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode)):
+                continue  # a sink of the harness, still listening
             else:
                 os.unlink(entry.path)
 
     unchanged: list[str] = []
+    sinks = {ino for _, ino in root.sockets.values()}
     prune(str(base), "")
     fresh = seed(base, token, reseeding=True, keep=keep, unchanged=unchanged)
     fresh.sockets = dict(root.sockets)

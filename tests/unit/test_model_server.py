@@ -397,3 +397,23 @@ def test_waiting_on_a_feed_gives_up_when_the_agent_dies() -> None:
     feed.push([Step("Bash", {"command": "x"})])
     alive = iter([True, False])
     assert not feed.wait_answered(1, 10, lambda: next(alive))
+
+
+def test_a_fed_session_that_lost_answered_steps_is_ended_not_replayed() -> None:
+    feed = Feed()
+    with ModelServer(Script(()), feed=feed) as srv:
+        feed.push([Step("Bash", {"command": "echo first-check"})])
+        body = opening()
+        _, _, data = request(srv, "POST", "/v1/messages", body)
+        reply = message_of(parse_sse(data))
+        body = answer(body, reply, "first-check")
+        t = threading.Thread(target=request, args=(srv, "POST", "/v1/messages", body))
+        t.start()
+        assert feed.wait_answered(1, 5)
+        # The agent compacts its conversation: the opening again, without the answered call.
+        _, _, data = request(srv, "POST", "/v1/messages", opening())
+        again = message_of(parse_sse(data))
+        assert again["stop_reason"] == "end_turn" and again["content"][0]["text"] == FINAL_TEXT
+        assert feed.diverged and feed.ended
+        t.join(5)
+        assert [c.step.input["command"] for c in srv.transcript.calls] == ["echo first-check"]

@@ -36,6 +36,10 @@ def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -
     root = seed(tmp_path, old)
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(tmp_path / "run" / "ssh-agent.sock"))
+    root.sockets["ssh-agent"] = (str(tmp_path / "run" / "ssh-agent.sock"),
+                                 (tmp_path / "run" / "ssh-agent.sock").stat().st_ino)
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(str(tmp_path / "run" / "docker.sock"))  # a check's own socket, not the harness's
     try:
         # What an agent and a check leave behind.
         (tmp_path / "home" / ".claude").mkdir()
@@ -61,7 +65,8 @@ def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -
         assert fresh.token == new and fresh.path == tmp_path
         assert all(new in v for v in fresh.env_canaries.values())  # a session keeps its own
         assert (tmp_path / "workspace").stat().st_ino == ws_inode  # the session's cwd stays
-        assert (tmp_path / "run" / "ssh-agent.sock").is_socket()
+        assert (tmp_path / "run" / "ssh-agent.sock").is_socket()  # the sink stays
+        assert not (tmp_path / "run" / "docker.sock").exists()  # the check's socket goes
         assert after["home/.claude/state.json"] == "agent state"
         assert after["workspace/.claude/settings.json"] == '{"sandbox": {"enabled": true}}'
         for gone in ("workspace/.claude/settings.local.json", "outside/created.txt", "workspace/src/extra.py",
@@ -81,6 +86,7 @@ def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -
         assert set(texts(fresh_seed)) | {"home/.claude/state.json"} == set(after)
     finally:
         sock.close()
+        other.close()
 
 
 def test_a_recycled_root_moves_to_a_new_path(tmp_path: Path) -> None:
@@ -89,9 +95,8 @@ def test_a_recycled_root_moves_to_a_new_path(tmp_path: Path) -> None:
     root = seed(first, new_token())
     (first / "outside" / "created.txt").write_text("left by a check")
     target = tmp_path / "b"
-    target.mkdir()  # the caller's empty folder, replaced atomically
     token = new_token()
-    fresh = reseed(root, token, sockets=False, path=target)
+    fresh = reseed(root, token, path=target)
     assert fresh.path == target and not first.exists()
     assert os.readlink(target / "workspace" / "link-to-secret") == f"{target}/outside/secret.txt"
     assert not (target / "outside" / "created.txt").exists()
@@ -100,3 +105,28 @@ def test_a_recycled_root_moves_to_a_new_path(tmp_path: Path) -> None:
     seed(again, token)
     strip = lambda d, root_dir: {k: v.replace(str(root_dir), "ROOT") for k, v in d.items()}  # noqa: E731
     assert strip(texts(target), target) == strip(texts(again), again)
+
+
+def test_a_reseeded_root_has_the_modes_of_a_fresh_one_under_any_umask(tmp_path: Path, monkeypatch) -> None:
+    import sandboxcheck.workspace as ws
+
+    old = os.umask(0o002)
+    monkeypatch.setattr(ws, "_UMASK", 0o002)
+    try:
+        a, b = tmp_path / "a", tmp_path / "b"
+        a.mkdir()
+        b.mkdir()
+        root = seed(a, new_token())
+        (a / "workspace" / "src").chmod(0o500)
+        (a / "home" / ".ssh" / "id_ed25519").chmod(0o644)
+        token = new_token()
+        reseed(root, token)
+        seed(b, token)
+
+        def modes(d: Path) -> dict[str, int]:
+            return {str(p.relative_to(d)): p.lstat().st_mode for p in d.rglob("*") if not p.is_symlink()}
+
+        assert modes(a) == modes(b)
+        assert modes(b)["workspace/src"] & 0o777 == 0o775
+    finally:
+        os.umask(old)

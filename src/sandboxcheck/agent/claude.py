@@ -184,7 +184,13 @@ OWN_SESSION_PROBES = frozenset({"read_env", "read_proc_environ", "daemon"})
 #: Files whose change alters a running session's behaviour (settings the CLI
 #: reloads, hooks, MCP servers, memory): a check that changes one retires it.
 SESSION_FILES = ("workspace/.claude", "workspace/.mcp.json", "workspace/CLAUDE.md",
-                 "home/.claude/settings.json", "home/.claude/settings.local.json", "home/.claude/CLAUDE.md")
+                 "home/.claude/settings.json", "home/.claude/settings.local.json", "home/.claude/CLAUDE.md",
+                 "home/.claude/agents", "home/.claude/commands", "home/.claude/hooks", "home/.claude/skills",
+                 "home/.claude/output-styles")
+#: Keys of ~/.claude.json that configure the agent (the rest is the CLI's own bookkeeping).
+STATE_KEYS = ("mcpServers",)
+PROJECT_KEYS = ("allowedTools", "mcpServers", "enabledMcpjsonServers", "disabledMcpjsonServers",
+                "hasTrustDialogAccepted", "mcpContextUris")
 
 
 class ClaudeSession(TargetSession):
@@ -228,11 +234,19 @@ class ClaudeSession(TargetSession):
                         out[str(p.relative_to(self.root))] = None
                 elif p.is_symlink():
                     out[str(p.relative_to(self.root))] = b"symlink:" + os.readlink(p).encode()
+        state = _read_json(self.root / "home" / ".claude.json")
+        projects = state.get("projects") if isinstance(state.get("projects"), dict) else {}
+        picked = {"top": {k: state.get(k) for k in STATE_KEYS},
+                  "projects": {str(name): {k: proj.get(k) for k in PROJECT_KEYS}
+                               for name, proj in projects.items() if isinstance(proj, dict)}}
+        out["home/.claude.json (agent configuration)"] = json.dumps(picked, sort_keys=True).encode()
         return out
 
     def tainted(self) -> str | None:
         if self._baseline is None:
             return "the session never became ready"
+        if self.feed.diverged:
+            return "the agent's conversation lost steps it had answered"
         now = self._snapshot()
         changed = sorted(k for k in set(now) | set(self._baseline) if now.get(k) != self._baseline.get(k))
         return f"{changed[0]} changed" if changed else None

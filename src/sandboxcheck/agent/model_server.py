@@ -241,6 +241,7 @@ class Feed:
         self._ended = False
         self._answered = 0  # how many steps have their tool_result recorded
         self._asked = 0  # how many steps the agent has asked for
+        self._diverged = False
 
     def push(self, steps: Sequence[Step]) -> tuple[int, int]:
         """Queue ``steps``; returns the range of their indexes in the session."""
@@ -261,6 +262,23 @@ class Feed:
     @property
     def ended(self) -> bool:
         return self._ended
+
+    @property
+    def answered_count(self) -> int:
+        """How many steps have their tool_result recorded."""
+        return self._answered
+
+    @property
+    def diverged(self) -> bool:
+        """The agent came back with a conversation missing steps it had answered."""
+        return self._diverged
+
+    def diverge(self) -> None:
+        """End the feed because the agent's conversation no longer matches it."""
+        with self._cond:
+            self._diverged = True
+            self._ended = True
+            self._cond.notify_all()
 
     def wait_step(self, index: int, timeout: float | None = None) -> Step | None:
         """Step ``index`` once pushed; None when the feed ended (or the wait timed out) first."""
@@ -334,8 +352,14 @@ class ScriptedModel:
                 step_index = self._main_step(session, messages)
         live: Step | None = None
         if step_index is not None and self.feed is not None and session == 1:
-            self.feed.answered(step_index)
-            live = self.feed.wait_step(step_index)  # outside the lock: side requests go on
+            if step_index < self.feed.answered_count:
+                # The conversation lost steps it had (the agent compacted or trimmed
+                # it): replaying an earlier check's step would run it again in the
+                # middle of another check. End the session instead.
+                self.feed.diverge()
+            else:
+                self.feed.answered(step_index)
+                live = self.feed.wait_step(step_index)  # outside the lock: side requests go on
         with self._lock:
             kind, stop = "side", "end_turn"
             content: list[dict[str, Any]] = [{"type": "text", "text": SIDE_TEXT}]
