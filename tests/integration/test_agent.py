@@ -122,7 +122,7 @@ def kept_roots() -> Iterator[list[str]]:
     """Throwaway roots the runs keep (for their transcripts); removed at the end."""
     kept: list[str] = []
     yield kept
-    for path in kept:
+    for path in {str(Path(k).parent) for k in kept}:  # each run's folder, its kept roots in it
         shutil.rmtree(path, ignore_errors=True)
 
 
