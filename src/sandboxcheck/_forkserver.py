@@ -1,34 +1,45 @@
-"""Fork server for unsandboxed control runs (standard library only).
+"""Launch server: every target process starts here, under a keeper of its own (standard library only).
 
-Started once per run with /usr/bin/python3. Each request forks a child that
-runs a probe program exactly as the ``none`` target would (same interpreter,
-same code, no confinement), without paying the interpreter's start-up again.
+Started once per run with /usr/bin/python3. For each request it forks a
+*keeper*: a child subreaper (``PR_SET_CHILD_SUBREAPER``) that starts the
+target (``exec`` of an argv, or for a control run the probe's code in a
+plain fork, which saves the interpreter's start-up) and stays its ancestor.
+Whatever the target starts, double-forked or setsid'd daemons included,
+stays a descendant of the keeper, so the launch's processes are known
+exactly: the keeper lists them when asked, and kills and reaps every one of
+them when told to end, or when the harness goes (its control socket closes).
 
-Protocol over the inherited unix socket (fd given in argv[2]): the harness
-sends one JSON request ``{"argv", "env", "cwd"}`` with four file descriptors
-(stdin, stdout, stderr, status); the server answers ``{"pid": N}\\n``. The
-child writes its exit code to the status descriptor before it exits.
+Protocol: the harness sends one JSON request ``{"argv", "env", "cwd",
+"fork": bool}`` with four file descriptors (stdin, stdout, stderr, and the
+keeper's end of a SOCK_SEQPACKET control socket); the server answers
+``{"keeper": PID}``. On the control socket the keeper sends ``{"pid": N}``
+once the target started and ``{"exit": CODE}`` when it exited (-SIG when a
+signal ended it); it answers ``survivors`` with ``{"survivors": [[pid,
+cmdline], ...]}`` and ``end`` with ``{"ended": COUNT}`` before it exits.
 """
+import ctypes
 import json
 import os
+import select
 import signal
 import socket
 import sys
+import time
 import traceback
 
 sys.path.insert(0, sys.argv[1])
-# Warm the modules probes import, so each child starts with them loaded.
+# Warm the modules probes import, so each forked control starts with them loaded.
 import _probe  # noqa: E402,F401
 import errno  # noqa: E402,F401
 import hashlib  # noqa: E402,F401
 import struct  # noqa: E402,F401
 import subprocess  # noqa: E402,F401
 import tarfile  # noqa: E402,F401
-import time  # noqa: E402,F401
 
 sock = socket.socket(fileno=int(sys.argv[2]))
-signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_CHILD_SUBREAPER = 36
 
 _code = {}
 
@@ -49,19 +60,80 @@ def compiled(path):
     return _code[path]
 
 
-def child(req, fds, code_obj):
+def descendants(pid):
+    """Every living descendant of ``pid``, read from /proc's children lists."""
+    out, stack = [], [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            tids = os.listdir("/proc/%d/task" % p)
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/children" % (p, tid)) as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except (OSError, ValueError):
+                continue
+            out.extend(kids)
+            stack.extend(kids)
+    return out
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            return fh.read(4096).replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def reap():
+    """Reap every exited child; (pid, exit code) of each."""
+    done = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return done
+        if pid == 0:
+            return done
+        done.append((pid, os.waitstatus_to_exitcode(status)))
+
+
+def end_all(me):
+    """Stop, then kill and reap every descendant (a fork bomb is frozen before it is killed)."""
+    killed = 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        procs = descendants(me)
+        if not procs:
+            break
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for p in procs:
+                try:
+                    os.kill(p, sig)  # a descendant of this keeper: listed through its own parents
+                except OSError:
+                    pass
+        killed += len(procs)
+        reap()
+        time.sleep(0.001)
+    reap()
+    return killed
+
+
+def run_child(req, fds, code_obj):
     code = 1
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
         for target, fd in zip((0, 1, 2), fds[:3]):
             os.dup2(fd, target)
-        status = fds[3]
-        os.set_inheritable(status, False)
-        for fd in fds[:3]:
-            os.close(fd)
-        sock.close()
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
         os.chdir(req["cwd"])
+        if code_obj is None:
+            os.execve(req["argv"][0], req["argv"], req["env"])
         os.environ.clear()
         os.environ.update(req["env"])
         sys.argv = script_args(req["argv"])
@@ -81,9 +153,71 @@ def child(req, fds, code_obj):
             code = 1
         sys.stdout.flush()
         sys.stderr.flush()
-        os.write(status, str(code).encode())
+    except BaseException:  # noqa: BLE001
+        try:
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+        code = 127
     finally:
         os._exit(code)
+
+
+def send(ctl, obj):
+    try:
+        ctl.send(json.dumps(obj).encode())
+    except OSError:
+        pass
+
+
+def keeper(req, fds, code_obj):
+    """One launch: start the target, report on it, end everything it left."""
+    try:
+        sock.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        ctl = socket.socket(fileno=fds[3])
+        pid = os.fork()
+        if pid == 0:
+            run_child(req, fds, code_obj)
+        for fd in fds[:3]:
+            os.close(fd)
+        me = os.getpid()
+        send(ctl, {"pid": pid})
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        exited = False
+        while True:
+            for p, code in reap():
+                if p == pid and not exited:
+                    exited = True
+                    send(ctl, {"exit": code})
+            ready, _, _ = select.select([ctl, wake_r], [], [], 5.0)
+            if wake_r in ready:
+                try:
+                    os.read(wake_r, 4096)
+                except OSError:
+                    pass
+            if ctl in ready:
+                try:
+                    msg = ctl.recv(4096)
+                except OSError:
+                    msg = b""
+                if msg == b"survivors":
+                    alive = [[p, cmdline(p)] for p in descendants(me)]
+                    send(ctl, {"survivors": alive[:1000]})
+                elif msg == b"end" or not msg:
+                    n = end_all(me)
+                    if not exited:
+                        for p, code in reap():
+                            if p == pid:
+                                exited = True
+                                send(ctl, {"exit": code})
+                    send(ctl, {"ended": n})
+                    break
+    finally:
+        os._exit(0)
 
 
 while True:
@@ -94,13 +228,15 @@ while True:
     if not msg:
         break
     req = json.loads(msg)
-    try:
-        code_obj = compiled(script_args(req["argv"])[0])
-    except (OSError, IndexError, SyntaxError) as exc:
-        code_obj = compile("raise SystemExit(%r)" % ("fork server: %s" % exc), "<error>", "exec")
-    pid = os.fork()
-    if pid == 0:
-        child(req, fds, code_obj)
+    code_obj = None
+    if req.get("fork"):
+        try:
+            code_obj = compiled(script_args(req["argv"])[0])
+        except (OSError, IndexError, SyntaxError) as exc:
+            code_obj = compile("raise SystemExit(%r)" % ("launch server: %s" % exc), "<error>", "exec")
+    kpid = os.fork()
+    if kpid == 0:
+        keeper(req, fds, code_obj)
     for fd in fds:
         os.close(fd)
-    sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    sock.sendall(json.dumps({"keeper": kpid}).encode() + b"\n")

@@ -1,10 +1,19 @@
-"""Fast unsandboxed control runs through a fork server.
+"""Launching target processes: a keeper per launch, bounded output, a deadline for everything.
 
-A control run shows that a probe's action works where nothing stops it. Each
-one runs the same probe program with the same interpreter and no confinement,
-like the ``none`` target, but forked from a pre-started interpreter instead of
-a fresh one, which halves the cost of a run. Probes whose result depends on a
-fresh process image (reading the parent's /proc environ) are not sent here.
+Every process a target starts is treated as hostile. Each launch goes
+through the launch server (``_forkserver.py``), which gives it a keeper
+process of its own: a child subreaper that stays the ancestor of everything
+the launch starts (double-forked and setsid'd daemons included), lists those
+processes when asked and kills and reaps all of them at the end of the
+check, or as soon as the harness goes away. The harness reads the target's
+output with a deadline and a byte cap (head and tail kept, canaries searched
+while streaming), so no process that holds a pipe open, and no flood of
+output, can stall a check beyond its timeout or grow the harness's memory.
+
+A control run (the same probe with no confinement) can run its probe's code
+in a plain fork of the server instead of a fresh interpreter, which halves
+its cost; probes whose result depends on a fresh process image are not sent
+that way.
 """
 from __future__ import annotations
 
@@ -15,20 +24,220 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .observers import kill_tree
 from .targets import DEFAULT_PATH
 
 #: Probes whose control must run as a fresh process (their parent matters).
 EXEC_ONLY_PROBES: frozenset[str] = frozenset({"read_proc_environ"})
+#: Bytes kept of each output stream: the first and the last half of this.
+OUTPUT_CAP = 1 << 20
+#: Occurrences of a watched string remembered per stream (with what follows each).
+MAX_MATCHES = 256
+_MATCH_TAIL = 96
 
 _SERVER = Path(__file__).with_name("_forkserver.py")
 
 
+class Capture:
+    """One output stream, bounded: its head and tail, and every watched string seen anywhere.
+
+    ``needles`` are searched in the whole stream as it arrives (across chunk
+    boundaries), so a canary printed in the middle of gigabytes of output is
+    still found; each match is kept with the text that follows it (a canary's
+    label).
+    """
+
+    def __init__(self, needles: Iterable[str] = (), cap: int = OUTPUT_CAP) -> None:
+        self.needles = sorted({n.encode() for n in needles if n}, key=len)
+        self._keep = max((len(n) for n in self.needles), default=0) + _MATCH_TAIL
+        self.half = cap // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.matches: list[bytes] = []
+        self._carry = b""
+
+    def feed(self, data: bytes) -> None:
+        """Take the next chunk of the stream."""
+        self.total += len(data)
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+        self.tail += data
+        if len(self.tail) > self.half:
+            del self.tail[:len(self.tail) - self.half]
+        if self.needles and len(self.matches) < MAX_MATCHES:
+            window = self._carry + data
+            for needle in self.needles:
+                at = window.find(needle)
+                while at >= 0 and len(self.matches) < MAX_MATCHES:
+                    # A match wholly inside the carried-over part was recorded already.
+                    if at + len(needle) > len(self._carry):
+                        self.matches.append(bytes(window[at:at + len(needle) + _MATCH_TAIL]))
+                    at = window.find(needle, at + 1)
+            self._carry = window[-self._keep:] if self._keep else b""
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.head) + (len(self.tail) if self.total > self.half else 0)
+
+    def text(self) -> str:
+        """What a report shows: the head, a note of what was left out, the tail."""
+        if self.total <= self.half:
+            return bytes(self.head).decode("utf-8", "replace")
+        if not self.truncated:
+            overlap = len(self.head) + len(self.tail) - self.total
+            return (bytes(self.head) + bytes(self.tail[overlap:])).decode("utf-8", "replace")
+        skipped = self.total - len(self.head) - len(self.tail)
+        return (bytes(self.head).decode("utf-8", "replace")
+                + f"\n[... {skipped} bytes not kept by sandboxcheck ...]\n"
+                + bytes(self.tail).decode("utf-8", "replace"))
+
+    def searchable(self) -> str:
+        """The kept text plus every match found anywhere: what evidence is searched in."""
+        text = self.text()
+        if self.matches and self.truncated:
+            text += "\n" + "\n".join(m.decode("utf-8", "replace") for m in self.matches)
+        return text
+
+
+@dataclass(slots=True)
+class LaunchResult:
+    """What one launch gave: exit code, bounded output, and what it left behind."""
+
+    returncode: int | None
+    stdout: Capture
+    stderr: Capture
+    timed_out: bool
+    duration: float
+    error: str | None = None
+    #: Processes of the launch still alive after its main process exited: (pid, command line).
+    survivors: list[tuple[int, str]] = field(default_factory=list)
+    #: How many processes the keeper had to kill at the end.
+    killed: int = 0
+
+
+class Keeper:
+    """The harness's side of one launch: its control socket and the target's pid."""
+
+    def __init__(self, ctl: socket.socket, keeper_pid: int) -> None:
+        self.ctl = ctl
+        self.keeper_pid = keeper_pid
+        self.pid: int | None = None
+        self.returncode: int | None = None
+        self.ended = False
+        self._replies: list[dict] = []  # type: ignore[type-arg]
+        self._lock = threading.Lock()
+
+    def _read(self, timeout: float | None) -> bool:
+        """Read one message into state; False when nothing came in time or the socket closed."""
+        if timeout is not None:
+            ready = selectors.DefaultSelector()
+            try:
+                ready.register(self.ctl, selectors.EVENT_READ)
+                if not ready.select(max(0.0, timeout)):
+                    return False
+            finally:
+                ready.close()
+        try:
+            msg = self.ctl.recv(1 << 20)
+        except OSError:
+            msg = b""
+        if not msg:
+            self.ended = True
+            if self.pid is not None and self.returncode is None:
+                self.returncode = -9
+            return False
+        try:
+            rec = json.loads(msg)
+        except ValueError:
+            return True
+        if "pid" in rec:
+            self.pid = int(rec["pid"])
+        elif "exit" in rec:
+            self.returncode = int(rec["exit"])
+        else:
+            self._replies.append(rec)
+        return True
+
+    def started(self, timeout: float = 10.0) -> int | None:
+        """The target's pid, once the keeper started it."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self.pid is None and not self.ended and self._read(deadline - time.monotonic()):
+                pass
+        return self.pid
+
+    def poll(self) -> int | None:
+        """The target's exit code, or None while it runs."""
+        with self._lock:
+            while self.returncode is None and not self.ended and self._read(0):
+                pass
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the target to exit; its code, or None at the timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self.returncode is None and not self.ended:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._read(left)
+        return self.returncode
+
+    def _ask(self, what: bytes, key: str, timeout: float) -> dict | None:  # type: ignore[type-arg]
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self.ended:
+                return None
+            try:
+                self.ctl.send(what)
+            except OSError:
+                return None
+            while not self.ended:
+                for rec in self._replies:
+                    if key in rec:
+                        self._replies.remove(rec)
+                        return rec
+                if not self._read(deadline - time.monotonic()):
+                    if time.monotonic() >= deadline:
+                        return None
+        return None
+
+    def survivors(self) -> list[tuple[int, str]]:
+        """The launch's processes still alive: (pid, command line)."""
+        rec = self._ask(b"survivors", "survivors", 5.0)
+        return [(int(p), str(c)) for p, c in (rec or {}).get("survivors", [])]
+
+    def end(self) -> int:
+        """Kill and reap every process of the launch; how many there were. Idempotent."""
+        rec = self._ask(b"end", "ended", 15.0)
+        self.close()
+        return int((rec or {}).get("ended", 0))
+
+    def kill(self) -> None:
+        """Tell the keeper to end everything now (from any thread; never waits)."""
+        try:
+            self.ctl.send(b"end")
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Drop the control socket (the keeper then ends everything on its own)."""
+        with self._lock:
+            self.ended = True
+            try:
+                self.ctl.close()
+            except OSError:
+                pass
+
+
 class ForkServer:
-    """A harness-owned interpreter that forks one child per control run."""
+    """A harness-owned launch server: one keeper per launch (see the module's docstring)."""
 
     def __init__(self, python: str, probes: Path) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -40,66 +249,120 @@ class ForkServer:
         self.sock = ours
         self._lock = threading.Lock()
 
+    def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: Path, stdin: int, stdout: int,
+              stderr: int, fork: bool = False) -> Keeper:
+        """Start ``argv`` under a keeper; the descriptors are the target's stdio."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.set_inheritable(False)
+        try:
+            req = json.dumps({"argv": list(argv), "env": env, "cwd": str(cwd), "fork": fork}).encode()
+            with self._lock:
+                socket.send_fds(self.sock, [req], [stdin, stdout, stderr, theirs.fileno()])
+                reply = self.sock.recv(4096)
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        if not reply:
+            ours.close()
+            raise OSError("the launch server has gone")
+        keeper = Keeper(ours, int(json.loads(reply)["keeper"]))
+        if keeper.started() is None:
+            keeper.close()
+            raise OSError("the launch server could not start the target")
+        return keeper
+
     def run(self, argv: Sequence[str], env: dict[str, str], cwd: Path, timeout: float,
-            on_start: callable = None  # type: ignore[valid-type]
-            ) -> tuple[int | None, str, str, bool]:
-        """Run ``argv`` (a probe) in a forked child; returns (rc, stdout, stderr, timed_out)."""
+            on_start: callable = None,  # type: ignore[valid-type]
+            fork: bool = False, needles: Iterable[str] = (), want_survivors: bool = False) -> LaunchResult:
+        """Run ``argv`` to its end or ``timeout``: bounded output, everything it started ended."""
+        start = time.monotonic()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        st_r, st_w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            req = json.dumps({"argv": list(argv), "env": env, "cwd": str(cwd)}).encode()
-            with self._lock:
-                socket.send_fds(self.sock, [req], [null, out_w, err_w, st_w])
-                reply = self.sock.recv(4096)
+            keeper = self.spawn(argv, env, cwd, null, out_w, err_w, fork=fork)
+        except BaseException:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            raise
         finally:
-            for fd in (out_w, err_w, st_w, null):
+            for fd in (out_w, err_w, null):
                 os.close(fd)
-        if not reply:
-            for fd in (out_r, err_r, st_r):
-                os.close(fd)
-            raise OSError("the control fork server has gone")
-        pid = int(json.loads(reply)["pid"])
         if on_start:
-            on_start(pid)
-        chunks: dict[int, list[bytes]] = {out_r: [], err_r: [], st_r: []}
-        sel = selectors.DefaultSelector()
-        for fd in chunks:
-            sel.register(fd, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        timed_out = False
+            on_start(keeper)
+        needles = list(needles)
+        caps = {out_r: Capture(needles), err_r: Capture(needles)}
+        result = LaunchResult(None, caps[out_r], caps[err_r], False, 0.0)
         try:
-            while sel.get_map():
+            self._pump(keeper, caps, start + timeout, result)
+            if keeper.returncode is not None and not result.timed_out and want_survivors:
+                result.survivors = keeper.survivors()
+            result.killed = keeper.end()
+            # Everything of the launch is dead now: only what is already in the pipes is left.
+            self._drain(caps, time.monotonic() + 1.0)
+        except BaseException:
+            keeper.end()
+            raise
+        finally:
+            for fd in caps:
+                os.close(fd)
+        result.returncode = keeper.returncode
+        result.duration = time.monotonic() - start
+        return result
+
+    @staticmethod
+    def _pump(keeper: Keeper, caps: dict[int, Capture], deadline: float, result: LaunchResult) -> None:
+        """Read output until the target exits or the deadline passes."""
+        sel = selectors.DefaultSelector()
+        try:
+            for fd in caps:
+                sel.register(fd, selectors.EVENT_READ)
+            sel.register(keeper.ctl, selectors.EVENT_READ)
+            while keeper.returncode is None and not keeper.ended:
                 left = deadline - time.monotonic()
-                if left <= 0 and not timed_out:
-                    timed_out = True
-                    if not chunks[st_r] and st_r in sel.get_map():
-                        kill_tree(pid)  # still running: its status pipe is open
-                    deadline = time.monotonic() + 2
-                    continue
                 if left <= 0:
-                    break
-                for key, _ in sel.select(left):
-                    data = os.read(key.fd, 65536)  # type: ignore[arg-type]
+                    result.timed_out = True
+                    return
+                for key, _ in sel.select(min(left, 1.0)):
+                    if key.fileobj is keeper.ctl:
+                        keeper.poll()
+                        if keeper.ended:
+                            sel.unregister(keeper.ctl)
+                        continue
+                    data = os.read(key.fd, 1 << 16)  # type: ignore[arg-type]
                     if data:
-                        chunks[key.fd].append(data)  # type: ignore[index]
+                        caps[key.fd].feed(data)  # type: ignore[index]
                     else:
                         sel.unregister(key.fd)
         finally:
             sel.close()
-            for fd in chunks:
-                os.close(fd)
-        status = b"".join(chunks[st_r]).decode() or None
-        rc = int(status) if status and status.lstrip("-").isdigit() else -9
-        return (rc, b"".join(chunks[out_r]).decode("utf-8", "replace"),
-                b"".join(chunks[err_r]).decode("utf-8", "replace"), timed_out)
+
+    @staticmethod
+    def _drain(caps: dict[int, Capture], deadline: float) -> None:
+        sel = selectors.DefaultSelector()
+        try:
+            for fd in caps:
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                for key, _ in sel.select(left):
+                    data = os.read(key.fd, 1 << 16)  # type: ignore[arg-type]
+                    if data:
+                        caps[key.fd].feed(data)  # type: ignore[index]
+                    else:
+                        sel.unregister(key.fd)
+        finally:
+            sel.close()
 
     def close(self) -> None:
-        """Stop the server (it exits when its socket closes)."""
+        """Stop the server (it exits when its socket closes; keepers end when their sockets do)."""
         self.sock.close()
         try:
             self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
-            kill_tree(self.proc.pid)
+            self.proc.kill()
             self.proc.wait()

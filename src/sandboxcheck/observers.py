@@ -9,6 +9,7 @@ import hashlib
 import os
 import selectors
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from . import safefs
 
 MAX_RECORD = 65536
 
@@ -79,10 +82,19 @@ class Sinks:
         self._thread = threading.Thread(target=self._loop, name="sandboxcheck-sinks", daemon=True)
         self._thread.start()
 
-    def add_unix(self, name: str, path: Path) -> None:
-        """Listen on a unix socket at ``path`` under the sink name ``name``."""
+    def add_unix(self, name: str, path: Path, bind: str | None = None) -> None:
+        """Listen on a unix socket at ``path`` under the sink name ``name``.
+
+        ``bind`` is the address actually bound when it differs from ``path``:
+        ``/proc/self/fd/N/name``, through a descriptor of the folder, so that
+        no symlink on the way to ``path`` is followed.
+        """
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(str(path))
+        try:
+            s.bind(bind or str(path))
+        except OSError:
+            s.close()
+            raise
         s.listen(16)
         s.setblocking(False)
         self._command("add", (s, name, str(path)))
@@ -276,38 +288,132 @@ class FileState:
     digest: str | None
 
 
-def file_state(path: Path) -> FileState:
-    """Current state of ``path`` (not following a final symlink's target)."""
+#: Bytes of a watched file hashed at most (its size and mtime stand for the rest).
+HASH_CAP = 16 << 20
+
+
+def _digest_fd(fd: int, st: os.stat_result) -> str:
+    h = hashlib.sha256()
+    left = HASH_CAP
+    while left > 0:
+        data = os.read(fd, min(left, 1 << 16))
+        if not data:
+            break
+        h.update(data)
+        left -= len(data)
+    if st.st_size > HASH_CAP:
+        return f"{h.hexdigest()}:{st.st_size}:{st.st_mtime_ns}"
+    return h.hexdigest()
+
+
+def _state_at(dir_fd: int, name: str) -> FileState:
     try:
-        if path.is_symlink():
-            return FileState(True, "symlink:" + os.readlink(path))
-        if path.is_dir():
-            return FileState(True, "dir:" + ",".join(sorted(os.listdir(path))))
-        return FileState(True, hashlib.sha256(path.read_bytes()).hexdigest())
+        st = safefs.lstat_at(dir_fd, name)
     except FileNotFoundError:
         return FileState(False, None)
     except OSError as exc:
         return FileState(True, f"unreadable:{exc.errno}")
-
-
-def tree_state(folder: Path) -> dict[str, tuple[int, int]]:
-    """(size, mtime_ns) of every regular file under ``folder`` (symlinks not followed)."""
-    out: dict[str, tuple[int, int]] = {}
-    stack = [str(folder)]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
+    try:
+        if stat.S_ISLNK(st.st_mode):
+            return FileState(True, "symlink:" + os.readlink(name, dir_fd=dir_fd))
+        if stat.S_ISDIR(st.st_mode):
+            fd = safefs.open_dir(dir_fd, name)
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                    continue
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            out[entry.path] = (st.st_size, st.st_mtime_ns)
+                names = []
+                with os.scandir(fd) as it:
+                    for entry in it:
+                        names.append(entry.name)
+                        if len(names) > 10_000:
+                            break
+            finally:
+                os.close(fd)
+            return FileState(True, "dir:" + ",".join(sorted(names)))
+        if not stat.S_ISREG(st.st_mode):
+            return FileState(True, f"special:{stat.S_IFMT(st.st_mode):o}:{st.st_ino}")
+        fd = safefs.open_regular(dir_fd, name)
+        try:
+            return FileState(True, _digest_fd(fd, st))
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return FileState(True, f"unreadable:{exc.errno}")
+
+
+def file_state(path: Path, root_fd: int | None = None, root: Path | None = None) -> FileState:
+    """Current state of ``path``: never following a symlink, never blocking, bounded.
+
+    Inside a throwaway root (``root_fd`` and ``root`` given) every component
+    is resolved through descriptors: a folder on the way replaced by a
+    symlink is the state "missing" (the target cannot redirect the harness's
+    reads). Elsewhere only the final component is not followed. A FIFO or a
+    device is described, never opened.
+    """
+    rel = _relative(path, root) if root_fd is not None else None
+    if rel is not None:
+        parent, _, name = rel.rpartition("/")
+        try:
+            pfd = safefs.open_path(root_fd, parent) if parent else os.dup(root_fd)  # type: ignore[arg-type]
+        except FileNotFoundError:
+            return FileState(False, None)
+        except OSError as exc:
+            return FileState(False, None) if isinstance(exc, safefs.UnsafeEntry) else \
+                FileState(True, f"unreadable:{exc.errno}")
+        try:
+            return _state_at(pfd, name) if name else FileState(True, "dir:root")
+        finally:
+            os.close(pfd)
+    try:
+        pfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return FileState(False, None)
+    except OSError as exc:
+        return FileState(True, f"unreadable:{exc.errno}")
+    try:
+        return _state_at(pfd, path.name)
+    finally:
+        os.close(pfd)
+
+
+def _relative(path: Path, root: Path | None) -> str | None:
+    if root is None:
+        return None
+    text, base = os.path.normpath(str(path)), str(root)
+    if text == base:
+        return ""
+    if text.startswith(base + "/"):
+        return text[len(base) + 1:]
+    return None
+
+
+def read_file(path: Path, cap: int, root_fd: int | None = None, root: Path | None = None) -> bytes | None:
+    """The first ``cap`` bytes of a regular file (resolved like ``file_state``), None if not one."""
+    rel = _relative(path, root) if root_fd is not None else None
+    try:
+        if rel:
+            parent, _, name = rel.rpartition("/")
+            pfd = safefs.open_path(root_fd, parent) if parent else os.dup(root_fd)  # type: ignore[arg-type]
+            try:
+                return safefs.read_regular(pfd, name, cap)
+            finally:
+                os.close(pfd)
+        return safefs.read_host_file(str(path), cap)
+    except OSError:
+        return None
+
+
+def tree_state(root_fd: int, rel: str) -> dict[str, tuple[int, int, int]]:
+    """(size, mtime_ns, inode) of every regular file under ``rel`` of a root (nothing followed)."""
+    out: dict[str, tuple[int, int, int]] = {}
+    try:
+        top = safefs.open_path(root_fd, rel)
+    except OSError:
+        return out
+    try:
+        for sub, _fd, _name, st in safefs.walk(top):
+            if stat.S_ISREG(st.st_mode):
+                out[f"{rel}/{sub}"] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    finally:
+        os.close(top)
     return out
 
 

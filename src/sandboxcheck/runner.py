@@ -5,10 +5,10 @@ import concurrent.futures as cf
 import dataclasses
 import datetime as dt
 import os
+import errno
 import queue
 import secrets
-import signal
-import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -17,18 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from . import __version__, placeholders
-from .controls import EXEC_ONLY_PROBES, ForkServer
+from . import __version__, placeholders, safefs
+from .controls import EXEC_ONLY_PROBES, Capture, ForkServer, Keeper, LaunchResult
 from .model import Check, Execution, Matrix, ProbeReport, Result, Status
 from .policy import apply_waivers
-from .observers import Sinks, Witness, file_state, kill_tree, processes_with, tree_state
+from .observers import Sinks, Witness, file_state, kill_tree, processes_with, read_file, tree_state
+from .redact import Redactor, caller_environ, default_redactor
 from .resources import probes_dir
 from .targets import DEFAULT_PATH, Target, TargetError, TargetSession, load_target
 from .verdict import judge
-from .workspace import (CANARY_PREFIX, HOME_FILES, Root, TempTracker, canary, copy_probes, new_token,
-                        remove_tree, reseed, seed)
+from .workspace import (CANARY_PREFIX, HOME_FILES, Retired, Root, RunFolder, canary, copy_probes, new_token,
+                        reseed, seed)
 
 PROBE_PREFIX = "SANDBOXCHECK-PROBE "
 SCHEMA_VERSION = 1
@@ -91,6 +90,10 @@ class RunReport:
     results: list[Result]
     kept: list[str] = field(default_factory=list)
     preflight: dict[str, Any] | None = None
+    #: What the harness could not remove at the end (path: why), and roots it retired.
+    leftovers: list[str] = field(default_factory=list)
+    #: Run folders of earlier harnesses that died without cleaning up, removed at the start.
+    removed_stale: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         """Counts per status, plus how many deviations were waived or accepted."""
@@ -120,6 +123,8 @@ class RunReport:
             "results": [r.to_dict() for r in self.results],
             **({"kept_workspaces": self.kept} if self.kept else {}),
             **({"preflight": self.preflight} if self.preflight is not None else {}),
+            **({"leftovers": self.leftovers} if self.leftovers else {}),
+            **({"removed_stale_run_folders": self.removed_stale} if self.removed_stale else {}),
         }
 
 
@@ -165,24 +170,24 @@ def parse_probe_line(stdout: str) -> ProbeReport | None:
 class _Roots:
     """Throwaway roots for the checks: seeded ahead of use, recycled after it, off the checks' path.
 
-    Every root of a run lives in one folder of the run's own under the temp
-    folder (``sandboxcheck-XXXXXXXX/<16 hex>``). The first roots are seeded by
-    a helper thread while the sandboxes start. A used root goes to a second
-    helper thread, which recycles it: renamed to a fresh name, everything the
-    check changed put back, every dummy secret rewritten with a new token
-    (``reseed``). That costs a fraction of removing a root and seeding a new
-    one (on ext4 about 1 ms against 8 ms: no folder is removed or created), and
-    the next check still gets a root with a path and canaries of its own. Roots
-    beyond what the run needs are removed.
+    Every root of a run lives in the run's own folder under the temp folder
+    (``sandboxcheck-XXXXXXXX/<16 hex>``), held by descriptor. The first roots
+    are seeded by a helper thread while the sandboxes start. A used root goes
+    to a second helper thread, which recycles it: renamed to a fresh name,
+    everything the check changed put back, every dummy secret rewritten with
+    a new token (``reseed``). That costs a fraction of removing a root and
+    seeding a new one, and the next check still gets a root with a path and
+    canaries of its own. A root that cannot be proven equal to a fresh seed
+    (moved or swapped, an entry that cannot be removed, a seeded folder
+    changed) is retired: removed, and what could not go is reported.
     """
 
     UNIX = ("ssh-agent", "docker")
 
-    def __init__(self, tracker: TempTracker, sinks: Sinks, ahead: int) -> None:
-        self.tracker = tracker
+    def __init__(self, run: RunFolder, sinks: Sinks, ahead: int) -> None:
+        self.run = run
         self.sinks = sinks
-        self.base = tracker.mkdtemp("sandboxcheck-")
-        self._kept = False
+        self.base = run.path
         self._ahead = max(1, ahead)
         self._made = 0
         self._made_lock = threading.Lock()
@@ -190,6 +195,8 @@ class _Roots:
         self._ready: queue.Queue[Root] = queue.Queue()
         self._trash: queue.Queue[Root | None] = queue.Queue()
         self._closing = threading.Event()
+        #: Why roots were retired instead of recycled.
+        self.retired: list[str] = []
         self._threads = [threading.Thread(target=self._produce, name="sandboxcheck-seed", daemon=True),
                          threading.Thread(target=self._clean, name="sandboxcheck-clean", daemon=True)]
         for t in self._threads:
@@ -197,23 +204,29 @@ class _Roots:
 
     def _listen(self, root: Root) -> Root:
         """Make sure both unix sinks listen in ``root``'s ``run/`` (again, if a check
-        removed one or put a socket of its own in its place)."""
-        for name in self.UNIX:
-            path = root.run / f"{name}.sock"
-            bound = root.sockets.get(name)
-            try:
-                if bound is not None and os.lstat(path).st_ino == bound[1]:
-                    continue
-            except OSError:
-                pass
-            if bound is not None:
-                self.sinks.remove_unix(Path(bound[0]))
-            try:
-                path.unlink()  # whatever took its place
-            except FileNotFoundError:
-                pass
-            self.sinks.add_unix(name, path)
-            root.sockets[name] = (str(path), os.lstat(path).st_ino)
+        removed one or put a socket of its own in its place).
+
+        Bound through a descriptor of ``run/`` (``/proc/self/fd/N/``), so nothing
+        the target planted on the way is followed."""
+        rfd = safefs.open_path(root.fd, "run")
+        try:
+            for name in self.UNIX:
+                sock = f"{name}.sock"
+                path = root.run / sock
+                bound = root.sockets.get(name)
+                try:
+                    if bound is not None and safefs.lstat_at(rfd, sock).st_ino == bound[1]:
+                        continue
+                except OSError:
+                    pass
+                if bound is not None:
+                    self.sinks.remove_unix(Path(bound[0]))
+                if safefs.remove_at(rfd, sock):  # whatever took its place
+                    raise Retired(errno.EPERM, f"run/{sock} cannot be replaced")
+                self.sinks.add_unix(name, path, bind=f"/proc/self/fd/{rfd}/{sock}")
+                root.sockets[name] = (str(path), safefs.lstat_at(rfd, sock).st_ino)
+        finally:
+            os.close(rfd)
         return root
 
     def _unlisten(self, root: Root) -> None:
@@ -225,7 +238,12 @@ class _Roots:
         """A name in the run's folder that no root of this run ever had (call with _made_lock)."""
         while True:
             name = secrets.token_hex(8)
-            if name not in self._names and not os.path.lexists(self.base / name):
+            if name not in self._names:
+                try:
+                    safefs.lstat_at(self.run.fd, name)
+                    continue
+                except FileNotFoundError:
+                    pass
                 self._names.add(name)
                 return self.base / name
 
@@ -233,8 +251,17 @@ class _Roots:
         with self._made_lock:
             self._made += 1
             path = self._new_path()
-            path.mkdir(mode=0o700)
-        return self._listen(seed(path, new_token()))
+            os.mkdir(path.name, 0o700, dir_fd=self.run.fd)
+        fd = safefs.open_dir(self.run.fd, path.name)
+        try:
+            root = seed(path, new_token(), fd=fd)
+        finally:
+            os.close(fd)
+        try:
+            return self._listen(root)
+        except BaseException:
+            self._remove(root)
+            raise
 
     def _produce(self) -> None:
         # Only the first roots: after them, used ones come back recycled.
@@ -253,15 +280,18 @@ class _Roots:
             root = self._trash.get()
             if root is None:
                 return
-            if not self._closing.is_set() and self._ready.qsize() < self._ahead:
-                fresh = self._recycle(root)
-                if fresh is not None:
-                    self._ready.put(fresh)
-                    continue
-            self._remove(root)
+            try:
+                if not self._closing.is_set() and self._ready.qsize() < self._ahead:
+                    fresh = self._recycle(root)
+                    if fresh is not None:
+                        self._ready.put(fresh)
+                        continue
+                self._remove(root)
+            except Exception as exc:  # noqa: BLE001 - the thread must go on; the root is reported
+                self.retired.append(f"{root.path.name}: {exc}")
 
     def _recycle(self, root: Root) -> Root | None:
-        """``root`` at a new path with a new token; None if that failed.
+        """``root`` at a new path with a new token; None if it had to be retired.
 
         Its unix sockets move with it and go on listening (a connection by the new
         path reaches them; their hits are told apart by sink name and token).
@@ -269,17 +299,33 @@ class _Roots:
         with self._made_lock:
             path = self._new_path()
         try:
-            fresh = reseed(root, new_token(), path=path)
-        except OSError:
-            self._unlisten(root)
-            remove_tree(path)
-            remove_tree(root.path)
+            fresh = reseed(root, new_token(), path=path, parent_fd=self.run.fd)
+            return self._listen(fresh)
+        except OSError as exc:
+            self.retired.append(f"{root.path.name}: {exc.strerror or exc}")
+            self._remove(root)
             return None
-        return self._listen(fresh)
 
     def _remove(self, root: Root) -> None:
+        """Remove a root for good. One moved away or swapped by the code under test is
+        emptied through its descriptor; the entry at its path (a symlink) only unlinked."""
         self._unlisten(root)
-        remove_tree(root.path)
+        try:
+            if root.fd >= 0:
+                try:
+                    here = safefs.same_file(safefs.lstat_at(self.run.fd, root.path.name), os.fstat(root.fd))
+                except OSError:
+                    here = False
+                if not here:
+                    left = safefs.remove_contents(root.fd, f"{root.path} (moved away by the target)")
+                    with self.run._lock:
+                        self.run.leftovers.extend(left)
+                        self.run.leftovers.append(safefs.Leftover(
+                            str(root.path), "the root's folder was moved away by the target: "
+                                            "emptied, its folder left where the target put it"))
+            self.run.remove(root.path.name)
+        finally:
+            root.close()
 
     def take(self) -> Root:
         """A freshly seeded or recycled root (its sockets listening), for one execution only."""
@@ -295,14 +341,15 @@ class _Roots:
     def keep(self, root: Root) -> None:
         """Leave a used root on disk (and the run's folder with it), but stop its sockets."""
         self._unlisten(root)
-        self._kept = True
+        root.close()
+        self.run.kept = True
 
     def close(self) -> None:
-        """Stop both threads and remove every root not in use (the run's folder too, unless a root was kept)."""
+        """Stop both threads and remove every root not in use."""
         self._closing.set()
         self._trash.put(None)
         for t in self._threads:
-            t.join(5)
+            t.join(30)
         while True:
             try:
                 self._remove(self._ready.get_nowait())
@@ -310,8 +357,6 @@ class _Roots:
                 break
             except OSError:
                 continue
-        if self._kept:
-            self.tracker.forget(self.base)
 
 
 class Harness:
@@ -323,13 +368,17 @@ class Harness:
 
     def __init__(self, options: RunOptions | None = None) -> None:
         self.options = options or RunOptions()
-        self.tracker = TempTracker()
+        self._run: RunFolder | None = None
         self._probes: Path | None = None
         self._sinks: Sinks | None = None
         self._forkserver: ForkServer | None = None
         self._roots: _Roots | None = None
         self._lock = threading.RLock()  # the lazy properties nest
-        self._active: set[int] = set()
+        self._active: set[Keeper] = set()
+        #: What could not be removed at the end (path: why), and roots retired instead of reused.
+        self.leftovers: list[str] = []
+        #: Run folders of harnesses that died without cleaning up, removed at the start.
+        self.removed_stale: list[str] = []
         self._closing = False
         self._sessions: list[_Session] = []
         self._idle_sessions: dict[int, list[_Session]] = {}
@@ -337,6 +386,8 @@ class Harness:
         self.sessions_started = 0
         self.sessions_retired: list[str] = []
         self.kept: list[str] = []
+        #: Masks the caller's secrets in every text copied from a target.
+        self.redactor: Redactor = default_redactor()
 
     def __enter__(self) -> Harness:
         return self
@@ -349,8 +400,18 @@ class Harness:
         with self._lock:
             self._refuse_if_closing()
             if self._probes is None:
-                self._probes = copy_probes(probes_dir(), self.tracker)
+                self._probes = copy_probes(probes_dir(), self.run_folder)
             return self._probes
+
+    @property
+    def run_folder(self) -> RunFolder:
+        """The run's own folder under the temp folder (made on first use)."""
+        with self._lock:
+            self._refuse_if_closing()
+            if self._run is None:
+                self._run = RunFolder()
+                self.removed_stale = self._run.removed_stale
+            return self._run
 
     @property
     def sinks(self) -> Sinks:
@@ -371,8 +432,8 @@ class Harness:
         self._closing = True
         with self._lock:
             active = list(self._active)
-        for pid in active:
-            kill_tree(pid)
+        for keeper in active:
+            keeper.kill()
 
     def close(self) -> None:
         """Kill every target still running and remove every temporary path."""
@@ -384,10 +445,7 @@ class Harness:
                 session.handle.finish()
             deadline = time.monotonic() + 5
             for session in sessions:
-                try:
-                    session.proc.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
+                session.proc.wait(max(0.1, deadline - time.monotonic()))
         self.abort()
         for session in sessions:
             session.close(graceful=False)
@@ -403,7 +461,10 @@ class Harness:
         if self._sinks is not None:
             self._sinks.close()
             self._sinks = None
-        self.tracker.cleanup()
+        if self._run is not None:
+            left = self._run.close()
+            self.leftovers = [str(lo) for lo in left]
+            self._run = None
 
     # -- one execution ---------------------------------------------------
     @property
@@ -411,7 +472,7 @@ class Harness:
         with self._lock:
             self._refuse_if_closing()
             if self._roots is None:
-                self._roots = _Roots(self.tracker, self.sinks, ahead=4 * max(1, self.options.jobs))
+                self._roots = _Roots(self.run_folder, self.sinks, ahead=4 * max(1, self.options.jobs))
             return self._roots
 
     def forkserver(self, python: str) -> ForkServer:
@@ -441,10 +502,14 @@ class Harness:
             return self._execute(check, target, root, control, None)
         finally:
             if self.options.keep_workspace:
-                (root.path / "check.txt").write_text(f"{check.id} {'control' if control else target.name}\n")
+                # The note lives beside the root, not in it: the target may have planted anything there.
+                problem = roots.run.note(f"{root.path.name}.check.txt",
+                                         f"{check.id} {'control' if control else target.name}\n")
                 roots.keep(root)
                 with self._lock:
                     self.kept.append(str(root.path))
+                    if problem:
+                        self.leftovers.append(f"note not written: {problem}")
             else:
                 roots.discard(root)
 
@@ -463,7 +528,6 @@ class Harness:
         token, path = root.token, root.path
         witness: Witness | None = None
         cleanup_paths: list[Path] = []
-        launched: list[int] = []  # the target's process group, ended before the root is handed back
         sinks = self.sinks
         unix = {name: path / "run" / f"{name}.sock" for name in _Roots.UNIX}
         try:
@@ -484,6 +548,13 @@ class Harness:
             ev = check.evidence
             watch = Path(placeholders.expand(ev.path, values)) if ev.path else None
             timeout = self.options.timeout or check.timeout + target.extra_timeout
+            # What is searched for in the whole of the target's output as it streams
+            # (only the head and tail of a flood are kept).
+            needles = [f"{CANARY_PREFIX}-{token}-", *root.env_canaries.values(),
+                       *(_digest(v) for v in root.env_canaries.values())]
+            if ev.kind == "marker" and ev.marker:
+                needles.append(placeholders.expand(ev.marker, values))
+            survivors: list[tuple[int, str]] = []
             if session is not None:
                 before, ws_before = self._snapshots(check, root, watch, cleanup_paths)
                 argv = list(session.handle.argv)
@@ -496,15 +567,24 @@ class Harness:
                     before, ws_before = self._snapshots(check, root, watch, cleanup_paths)
                     argv = target.argv(values, probe_argv)
                     env = self._environment(root, target)
-                    if control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES:
-                        proc_out = self._fork_launch(argv, values["python"], root.workspace, env, timeout)
-                    else:
-                        proc_out = self._launch(argv, root.workspace, env, timeout, launched)
+                    fork = control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES
+                    launched = self._launch(argv, root.workspace, env, timeout, needles, fork=fork,
+                                            want_survivors=ev.kind == "survivor")
+                    proc_out = launched
+                    survivors = launched.survivors
                 finally:
                     extra = target.finish(state)
-            rc, out, err, timed_out, duration, launch_error = proc_out
+            if isinstance(proc_out, LaunchResult):
+                rc, timed_out, duration, launch_error = (proc_out.returncode, proc_out.timed_out,
+                                                         proc_out.duration, proc_out.error)
+                out, err = proc_out.stdout.text(), proc_out.stderr.text()
+                outputs = [("the target's stdout", proc_out.stdout.searchable()),
+                           ("the target's stderr", proc_out.stderr.searchable())]
+            else:
+                rc, out, err, timed_out, duration, launch_error = proc_out
+                outputs = [("the target's stdout", out), ("the target's stderr", err)]
             # Everything the harness saw of the target, outside the sandbox.
-            outputs = [("the target's stdout", out), ("the target's stderr", err), *extra]
+            outputs += [(where, _bounded(text)) for where, text in extra]
             probe = parse_probe_line(out) or next(
                 (p for p in (parse_probe_line(text) for _, text in extra) if p), None)
             if probe is not None:
@@ -516,10 +596,11 @@ class Harness:
                 evidence = self._leaks(check, root, outputs, ws_before)
             elif ev.kind == "file":
                 assert watch is not None and before is not None
-                after = file_state(watch)
+                after = file_state(watch, root.fd, root.path)
                 if after != before:
                     contains = placeholders.expand(ev.contains, values) if ev.contains else None
-                    if contains is None or _file_contains(watch, contains):
+                    data = read_file(watch, _READ_CAP, root.fd, root.path) if contains else None
+                    if contains is None or (data is not None and contains.encode() in data):
                         what = "created" if not before.exists else "changed" if after.exists else "removed"
                         evidence.append(f"{ev.path} {what} on the host"
                                         + (" with the check's canary" if contains else ""))
@@ -540,11 +621,18 @@ class Harness:
                 elif marker and any(marker in text for _, text in outputs):
                     evidence.append(f"marker {ev.marker!r} printed by the action")
             elif ev.kind == "survivor":
-                time.sleep(0.02)  # let a dying pid namespace finish its teardown
-                for proc in processes_with(token, exclude={witness.pid} if witness else set()):
+                # The launch's own processes left alive (its keeper listed them before
+                # ending them), and any other process carrying the check's canary.
+                if any(token in cmd for _, cmd in survivors):
                     evidence.append("a process tagged with the check's canary still alive "
                                     "after the target exited")
-                    kill_tree(proc.pid)
+                else:
+                    time.sleep(0.02)  # let a dying pid namespace finish its teardown
+                    for proc in processes_with(token, exclude={witness.pid} if witness else set()):
+                        evidence.append("a process tagged with the check's canary still alive "
+                                        "after the target exited (outside the launch's process tree)")
+                        kill_tree(proc.pid)
+                        break
             elif ev.kind == "signal":
                 got = witness.stop() if witness is not None else []
                 witness = None
@@ -554,12 +642,14 @@ class Harness:
                 # Only the daemon probe tags processes; after a timeout look anyway.
                 for proc in processes_with(token, exclude={witness.pid} if witness else set()):
                     kill_tree(proc.pid)
-            return Execution(target=target.name, argv=tuple(argv), returncode=rc, timed_out=timed_out,
-                             duration_s=duration, stdout=out, stderr=err, probe=probe,
-                             evidence=tuple(evidence), effect=bool(evidence), error=launch_error)
+            red = self.redactor
+            return Execution(target=target.name, argv=tuple(red(a) for a in argv), returncode=rc,
+                             timed_out=timed_out, duration_s=duration, stdout=red(out), stderr=red(err),
+                             probe=probe if probe is None else dataclasses.replace(
+                                 probe, message=red(probe.message), action=red(probe.action)),
+                             evidence=tuple(evidence), effect=bool(evidence),
+                             error=red(launch_error) if launch_error else launch_error)
         finally:
-            for pid in launched:
-                _kill_group(pid)  # a background child left in the root must not reach the next check
             if witness is not None:
                 witness.stop()
             for extra_path in cleanup_paths:
@@ -570,12 +660,12 @@ class Harness:
 
     @staticmethod
     def _snapshots(check: Check, root: Root, watch: Path | None, cleanup_paths: list[Path]
-                   ) -> tuple[Any, dict[str, tuple[int, int]]]:
+                   ) -> tuple[Any, dict[str, tuple[int, int, int]]]:
         """The watched path's state and the workspace's, before the action."""
-        before = file_state(watch) if watch else None
+        before = file_state(watch, root.fd, root.path) if watch else None
         if watch and not before.exists and not _inside(watch, root.path):  # type: ignore[union-attr]
             cleanup_paths.append(watch)
-        return before, tree_state(root.workspace) if check.evidence.kind == "leak" else {}
+        return before, tree_state(root.fd, "workspace") if check.evidence.kind == "leak" else {}
 
     # -- long-lived sessions ---------------------------------------------
     def _execute_in_session(self, check: Check, target: Target) -> Execution:
@@ -642,60 +732,35 @@ class Harness:
                 "SSH_AUTH_SOCK": str(root.run / "ssh-agent.sock"),
                 "DOCKER_HOST": f"unix://{root.run / 'docker.sock'}"}
         base.update(root.env_canaries)
-        return target.environment(base, os.environ)
+        return target.environment(base, caller_environ())
 
     def _launch(self, argv: Sequence[str], cwd: Path, env: dict[str, str], timeout: float,
-                launched: list[int] | None = None) -> tuple[int | None, str, str, bool, float, str | None]:
+                needles: Sequence[str] = (), fork: bool = False, want_survivors: bool = False) -> LaunchResult:
+        """Run ``argv`` under a keeper of its own (see ``controls``); everything it starts ends with it.
+
+        ``fork`` runs the probe's code in a fork of the launch server (a control run).
+        """
         start = time.monotonic()
-        try:
-            proc = subprocess.Popen([*_LAUNCH, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    start_new_session=True)
-        except OSError as exc:
-            return None, "", "", False, time.monotonic() - start, f"could not start the target: {exc}"
-        if launched is not None:
-            launched.append(proc.pid)
-        with self._lock:
-            self._active.add(proc.pid)
-        timed_out = False
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            kill_tree(proc.pid)
-            out, err = proc.communicate()
-        except BaseException:
-            kill_tree(proc.pid)  # interrupted while waiting: the target goes with us
-            proc.wait()
-            raise
-        finally:
+        started: list[Keeper] = []
+
+        def on_start(keeper: Keeper) -> None:
+            started.append(keeper)
             with self._lock:
-                self._active.discard(proc.pid)
-        return (proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                timed_out, time.monotonic() - start, None)
-
-    def _fork_launch(self, argv: Sequence[str], python: str, cwd: Path, env: dict[str, str],
-                     timeout: float) -> tuple[int | None, str, str, bool, float, str | None]:
-        start = time.monotonic()
-        started: list[int] = []
-
-        def on_start(pid: int) -> None:
-            started.append(pid)
-            with self._lock:
-                self._active.add(pid)
+                self._active.add(keeper)
+            if self._closing:
+                keeper.kill()
 
         try:
-            rc, out, err, timed_out = self.forkserver(python).run(argv, env, cwd, timeout, on_start)
+            server = self.forkserver(_server_python())
+            return server.run(argv if fork else [*_LAUNCH, *argv], env, cwd, timeout, on_start,
+                              fork=fork, needles=needles, want_survivors=want_survivors)
         except OSError as exc:
-            return None, "", "", False, time.monotonic() - start, f"control fork server failed: {exc}"
-        except BaseException:
-            for pid in started:
-                kill_tree(pid)  # interrupted while waiting: the child goes with us
-            raise
+            empty = Capture()
+            return LaunchResult(None, empty, Capture(), False, time.monotonic() - start,
+                                f"could not start the target: {exc}")
         finally:
             with self._lock:
                 self._active.difference_update(started)
-        return rc, out, err, timed_out, time.monotonic() - start, None
 
     def _leaks(self, check: Check, root: Any, outputs: list[tuple[str, str]],
                ws_before: dict[str, tuple[int, int]]) -> list[str]:
@@ -714,18 +779,19 @@ class Harness:
             for d, label in digests.items():
                 if d in text:
                     found.setdefault(label, f"in {where} (as its digest)")
-        for p, state in tree_state(root.workspace).items():
-            if ws_before.get(p) == state or os.path.islink(p):
-                continue  # a planted symlink moves no secret; reading through it would
-            try:
-                text = Path(p).read_text(errors="replace")
-            except OSError:
+        changed = [rel for rel, state in tree_state(root.fd, "workspace").items() if ws_before.get(rel) != state]
+        for rel in changed[:_MAX_SCANNED]:
+            # Regular files only, read through descriptors, head and tail only: a planted
+            # symlink moves no secret (reading through it would), a FIFO must not block.
+            data = read_file(root.path / rel, _READ_CAP, root.fd, root.path)
+            if data is None:
                 continue
+            text = data.decode("utf-8", "replace")
             for label in _labels(text, prefix):
-                found.setdefault(label, f"in {_show(Path(p), root)} written by the target")
+                found.setdefault(label, f"in {{root}}/{rel} written by the target")
             for value, label in foreign.items():
                 if value in text:
-                    found.setdefault(label, f"in {_show(Path(p), root)} written by the target")
+                    found.setdefault(label, f"in {{root}}/{rel} written by the target")
         self.sinks.sync(0.5)
         for hit in self.sinks.hits(prefix):
             for label in _labels(hit.data.decode("utf-8", "replace"), prefix):
@@ -765,26 +831,29 @@ class _Session:
         env = harness._environment(self.root, target)
         env.update(self.handle.env)
         self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
         try:
-            self.proc = subprocess.Popen([*_LAUNCH, *self.handle.argv], cwd=self.root.workspace, env=env,
-                                         stdin=subprocess.PIPE, stdout=self._out, stderr=self._err,
-                                         start_new_session=True)
+            self.proc: Keeper = harness.forkserver(_server_python()).spawn(
+                [*_LAUNCH, *self.handle.argv], env, self.root.workspace, stdin_r,
+                self._out.fileno(), self._err.fileno())
         except OSError as exc:
+            os.close(stdin_w)
             self.handle.finish()
             self.handle.close()
             harness.roots.discard(self.root)
             raise TargetError(f"target {target.name!r}: could not start a session: {exc}") from None
+        finally:
+            os.close(stdin_r)
         with harness._lock:
-            harness._active.add(self.proc.pid)
+            harness._active.add(self.proc)
         try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(self.handle.stdin)
-            self.proc.stdin.close()
+            with os.fdopen(stdin_w, "wb") as fh:
+                fh.write(self.handle.stdin)
         except OSError:
             pass  # it died at once: the first check says so
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.proc.poll() is None and not self.proc.ended
 
     def next_root(self) -> Root:
         """The session's root, reseeded for one more check."""
@@ -806,8 +875,9 @@ class _Session:
         error = None
         timed_out = not answered and rc is None
         if not answered and rc is not None:
-            self._err.seek(0)
-            tail = self._err.read()[-2000:].decode("utf-8", "replace").strip()
+            size = self._err.seek(0, os.SEEK_END)
+            self._err.seek(max(0, size - 2000))
+            tail = self._err.read(2000).decode("utf-8", "replace").strip()
             error = (f"the {self.target.name} session ended (exit {rc}) before answering the check"
                      + (f": {tail.splitlines()[-1][:200]}" if tail else ""))
         return (rc, "", "", timed_out, duration, error), outputs
@@ -823,42 +893,18 @@ class _Session:
             if self.closed:
                 return
             self.closed = True
-        try:
-            children = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.Error:
-            children = []
         self.handle.finish()
         if graceful:
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.proc.poll() is None:
-            kill_tree(self.proc.pid)
-        self.proc.wait()
-        for child in children:
-            try:
-                if child.is_running():  # the same process, not a reused pid
-                    child.kill()
-            except psutil.Error:
-                pass
-        _kill_group(self.proc.pid)
+            self.proc.wait(5)
+        self.proc.end()  # the process and everything it started, by its keeper
         with self.harness._lock:
-            self.harness._active.discard(self.proc.pid)
+            self.harness._active.discard(self.proc)
         self.handle.close()
         self._out.close()
         self._err.close()
         roots = self.harness._roots  # not .roots: that refuses once the harness is closing
         if roots is not None:
             roots.discard(self.root)
-
-
-def _kill_group(pgid: int) -> None:
-    """Kill what is left of a process group the harness created (start_new_session)."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
@@ -886,11 +932,9 @@ def _flat(args: tuple[tuple[str, Any], ...]) -> list[str]:
 
 
 def _inside(p: Path, root: Path) -> bool:
-    try:
-        p.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
+    """Whether ``p`` names something under ``root`` (by its text: nothing is resolved)."""
+    text, base = os.path.normpath(str(p)), str(root)
+    return text == base or text.startswith(base + "/")
 
 
 def _show(p: Path, root: Any) -> str:
@@ -901,11 +945,23 @@ def _show(p: Path, root: Any) -> str:
         return str(p)
 
 
-def _file_contains(p: Path, needle: str) -> bool:
-    try:
-        return needle in p.read_text(errors="replace")
-    except OSError:
-        return False
+#: Bytes of a file written by the target that the leak scan reads (head only).
+_READ_CAP = 1 << 20
+#: Changed workspace files the leak scan reads at most.
+_MAX_SCANNED = 200
+#: Characters kept of an extra output (an agent's transcript) when it is searched.
+_EXTRA_CAP = 4 << 20
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= _EXTRA_CAP:
+        return text
+    half = _EXTRA_CAP // 2
+    return text[:half] + "\n[...]\n" + text[-half:]
+
+
+def _server_python() -> str:
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 def run_matrix(matrix: Matrix, target: Target, options: RunOptions | None = None,
@@ -1001,7 +1057,8 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
         if first_argv[i]:
             desc["expanded_command"] = first_argv[i]
         reports.append(RunReport(matrix=matrix, target=desc, started=started, duration_s=duration,
-                                 results=ordered, kept=list(h.kept), preflight=preflights[i]))
+                                 results=ordered, kept=list(h.kept), preflight=preflights[i],
+                                 leftovers=list(h.leftovers), removed_stale=list(h.removed_stale)))
     return reports
 
 

@@ -5,17 +5,20 @@ leak is attributable to exactly one check. Nothing here is real.
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 import secrets
-import shutil
 import stat
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import safefs
 
 CANARY_PREFIX = "SCNRY"
 
@@ -55,7 +58,13 @@ def new_token() -> str:
 
 @dataclass(slots=True)
 class Root:
-    """One seeded throwaway root and the values its check can refer to."""
+    """One seeded throwaway root and the values its check can refer to.
+
+    ``fd`` is a descriptor of the root's folder, taken when the harness made
+    it: every host-side operation on the root goes through it (see
+    ``safefs``), so a root renamed or swapped for a symlink by the code under
+    test is noticed instead of followed.
+    """
 
     path: Path
     token: str
@@ -64,6 +73,7 @@ class Root:
     #: the socket file's inode). A recycled root keeps them listening under its new
     #: path; any other socket there (a check's own) is removed.
     sockets: dict[str, tuple[str, int]] = field(default_factory=dict)
+    fd: int = -1
 
     @property
     def workspace(self) -> Path:
@@ -81,22 +91,15 @@ class Root:
     def run(self) -> Path:
         return self.path / "run"
 
+    def close(self) -> None:
+        """Close the root's descriptor (the folder stays)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
-def _write(path: str, text: str | bytes, mode: int = 0o644, flags: int = os.O_EXCL) -> None:
-    """Write a file; without O_EXCL an existing one is overwritten in place.
 
-    In place, not with O_TRUNC: a canary file keeps its size from token to token,
-    and truncating costs a journalled block release on ext4 (about 150 us
-    against 3 us per file); only a longer leftover is cut.
-    """
-    data = text.encode() if isinstance(text, str) else text
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | flags, mode)
-    try:
-        os.write(fd, data)
-        if not flags & os.O_EXCL and os.fstat(fd).st_size > len(data):
-            os.ftruncate(fd, len(data))
-    finally:
-        os.close(fd)
+class Retired(OSError):
+    """A used root that cannot be proven equal to a fresh seed: it must be removed, not reused."""
 
 
 def _tar_bytes(member: str, content: str) -> bytes:
@@ -155,157 +158,350 @@ FIXED_FILES = {name[2:]: (content.encode() if isinstance(content, str) else cont
                for name, content, mode in _files(".", "x") if CANARY_PREFIX not in str(content)}
 
 
+_OWN_UID = os.geteuid()
+
+
+def _open_dirs(root_fd: int, create: bool) -> dict[str, int]:
+    """Descriptors of every seeded folder ("" is the root), created when ``create``."""
+    fds: dict[str, int] = {"": os.dup(root_fd)}
+    try:
+        for rel in sorted(SEEDED_DIRS, key=lambda r: r.count("/")):
+            parent, _, name = rel.rpartition("/")
+            if create:
+                try:
+                    os.mkdir(name, 0o777, dir_fd=fds[parent])
+                except FileExistsError:
+                    pass
+            fds[rel] = safefs.open_dir(fds[parent], name)
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def _rewrite(dir_fd: int, name: str, data: bytes, mode: int) -> None:
+    """Overwrite a seeded file in place, or create it when it is gone or not as seeded.
+
+    In place, not with O_TRUNC: a canary file keeps its size from token to token,
+    and truncating costs a journalled block release on ext4 (about 150 us
+    against 3 us per file); only a longer leftover is cut. The file opened is
+    checked on its descriptor (a regular file of the harness's, one link, the
+    seeded mode), so nothing the code under test put in its place is written
+    through; otherwise it is removed and created anew.
+    """
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK,
+                     dir_fd=dir_fd)
+    except FileNotFoundError:
+        safefs.create_file(dir_fd, name, data, mode)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.EACCES, errno.ETXTBSY):
+            raise Retired(exc.errno, f"{name}: {exc.strerror}") from None
+        fd = -1
+    if fd >= 0:
+        st = os.fstat(fd)
+        if (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == _OWN_UID
+                and st.st_mode & 0o7777 == mode & ~_UMASK):
+            try:
+                os.write(fd, data)
+                if st.st_size > len(data):
+                    os.ftruncate(fd, len(data))
+                return
+            except OSError as exc:
+                raise Retired(exc.errno, f"{name}: {exc.strerror}") from None
+            finally:
+                os.close(fd)
+        os.close(fd)
+    left = safefs.remove_at(dir_fd, name)
+    if left:
+        raise Retired(errno.EPERM, f"{name}: {left[0].reason}")
+    safefs.create_file(dir_fd, name, data, mode)
+
+
 def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] = frozenset(),
-         unchanged: Iterable[str] = ()) -> Root:
+         unchanged: Iterable[str] = (), fd: int | None = None) -> Root:
     """Fill ``path`` (an empty folder) with the workspace, home, outside and run folders.
 
-    ``reseeding`` (see ``reseed``) overwrites the files that are still there,
-    except those in ``keep`` and ``unchanged`` (paths relative to ``path``: the
-    latter hold their seeded content already), and creates the folders only
-    when missing.
+    ``fd`` is a descriptor of ``path`` the harness already holds (the root
+    keeps a duplicate); without it ``path`` is opened here. ``reseeding`` (see
+    ``reseed``) overwrites the files that are still there, except those in
+    ``keep`` and ``unchanged`` (paths relative to ``path``: the latter hold
+    their seeded content already), and creates the folders only when missing.
+    Everything goes through descriptors: nothing is followed.
     """
-    root = Root(path=path, token=token)
-    base = str(path)
-    for d in _DIRS:
-        if not reseeding or not os.path.isdir(f"{base}/{d}"):
-            os.makedirs(f"{base}/{d}", exist_ok=True)
-    flags = 0 if reseeding else os.O_EXCL
-    skip = {f"{base}/{k}" for k in keep}
-    skip.update(f"{base}/{k}" for k in unchanged)
-    for name, content, mode in _files(base, token):
-        if name in skip:
-            continue
-        if reseeding:
-            try:
-                os.chmod(name, mode & ~_UMASK)  # as os.open made it; a check may have changed it
-            except OSError:
-                pass
-        _write(name, content, mode, flags)
-    ws, out = f"{base}/workspace", f"{base}/outside"
-    os.symlink(f"{out}/secret.txt", f"{ws}/link-to-secret")
-    os.symlink(f"{out}/drop", f"{ws}/link-to-outside-dir")
+    own = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC) if fd is None \
+        else os.dup(fd)
+    root = Root(path=path, token=token, fd=own)
+    try:
+        fds = _open_dirs(own, create=True)
+    except BaseException:
+        root.close()
+        raise
+    try:
+        skip = set(keep)
+        skip.update(unchanged)
+        for name, content, mode in _files(".", token):
+            rel = name[2:]
+            if rel in skip:
+                continue
+            data = content.encode() if isinstance(content, str) else content
+            parent, _, base = rel.rpartition("/")
+            if reseeding:
+                _rewrite(fds[parent], base, data, mode)
+            else:
+                safefs.create_file(fds[parent], base, data, mode)
+        base = str(path)
+        os.symlink(f"{base}/outside/secret.txt", "link-to-secret", dir_fd=fds["workspace"])
+        os.symlink(f"{base}/outside/drop", "link-to-outside-dir", dir_fd=fds["workspace"])
+    except BaseException:
+        root.close()
+        raise
+    finally:
+        for d in fds.values():
+            os.close(d)
     root.env_canaries = {name: canary(token, "env-" + name.lower()) for name in ENV_CANARIES}
     return root
 
 
-def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), path: Path | None = None) -> Root:
+def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), path: Path | None = None,
+           parent_fd: int | None = None) -> Root:
     """The root of one check made ready for another: as ``seed`` leaves it, with ``token``.
 
     Everything a check may have changed goes back: whatever is not part of the
     seeded tree is removed (files it created, symlinks it planted, the old
-    canary-named file), every seeded file is rewritten with the new token and
-    its mode restored, a missing folder is created again. The seeded folders
-    themselves stay, which is what makes this much cheaper than removing the
-    root and seeding a new one. Kept as they are: the paths in ``keep``
-    (relative to the root, such as ``home/.claude``, an agent's own state) and,
-    the sink sockets of ``root.sockets`` in ``run/`` (still listening; told by
-    their inode from a socket a check bound in their place). ``path`` (which
-    must not exist) moves the root there first, so a recycled root never has
-    the path of the check before.
+    canary-named file), every seeded file is rewritten with the new token, a
+    missing folder is created again. The seeded folders themselves stay,
+    which is what makes this much cheaper than removing the root and seeding
+    a new one. Kept as they are: the paths in ``keep`` (relative to the root,
+    such as ``home/.claude``, an agent's own state) and the sink sockets of
+    ``root.sockets`` in ``run/`` (still listening; told by their inode from a
+    socket a check bound in their place). ``path`` (which must not exist, in
+    the folder ``parent_fd`` holds) moves the root there first, so a recycled
+    root never has the path of the check before.
+
+    Anything that a fresh seed would not have and that cannot simply be
+    removed raises ``Retired``: the root's folder moved or replaced, a seeded
+    folder that is no longer a plain folder of the harness's with its mode, a
+    mount point, an entry that cannot be removed (an immutable file). The
+    caller then removes the root instead of reusing it. ``root`` is consumed:
+    its descriptor moves to the returned root.
     """
     base = root.path
     if path is not None:
-        os.rename(base, path)
+        own_parent = parent_fd is None
+        pfd = os.open(base.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if own_parent else parent_fd
+        try:
+            os.rename(base.name, path.name, src_dir_fd=pfd, dst_dir_fd=pfd)
+            moved = safefs.lstat_at(pfd, path.name)
+        finally:
+            if own_parent:
+                os.close(pfd)
+        if not safefs.same_file(moved, os.fstat(root.fd)):
+            raise Retired(errno.ESTALE, "the root's folder was moved or replaced")
         base = path
+    if os.fstat(root.fd).st_nlink == 0:
+        raise Retired(errno.ESTALE, "the root's folder was removed")
     parents = {str(p) for k in keep for p in Path(k).parents if str(p) != "."}
+    unchanged: list[str] = []
+    sinks = {ino for _, ino in root.sockets.values()}
 
-    def prune(folder: str, rel: str) -> None:
-        for entry in os.scandir(folder):
-            sub = f"{rel}/{entry.name}" if rel else entry.name
+    def prune(fd: int, rel: str) -> None:
+        for name in [e.name for e in os.scandir(fd)]:
+            sub = f"{rel}/{name}" if rel else name
             if sub in keep:
                 continue
-            if entry.is_symlink():
-                os.unlink(entry.path)
-            elif entry.is_dir():
-                if sub in SEEDED_DIRS or sub in parents:
-                    try:
-                        os.chmod(entry.path, 0o777 & ~_UMASK)  # as makedirs made it; a check may have changed it
-                    except OSError:
-                        pass
-                    prune(entry.path, sub)
-                else:
-                    remove_tree(Path(entry.path))
-            elif sub in SEEDED_FILES and entry.is_file() and entry.stat(follow_symlinks=False).st_nlink == 1:
+            st = safefs.lstat_at(fd, name)
+            if stat.S_ISDIR(st.st_mode) and (sub in SEEDED_DIRS or sub in parents):
+                if st.st_uid != _OWN_UID or (sub in SEEDED_DIRS and st.st_mode & 0o7777 != 0o777 & ~_UMASK):
+                    raise Retired(errno.EPERM, f"{sub}: owner or mode changed")
+                try:
+                    child = safefs.open_dir(fd, name)
+                except OSError as exc:
+                    raise Retired(exc.errno or errno.EPERM, f"{sub}: {exc.strerror}") from None
+                try:
+                    prune(child, sub)
+                finally:
+                    os.close(child)
+            elif sub in SEEDED_FILES and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
                 # Rewritten in place by seed (a hard-linked one gets a new inode), unless
                 # its content is the same for every token and still as seeded.
                 fixed = FIXED_FILES.get(sub)
-                if fixed is not None and entry.stat(follow_symlinks=False).st_mode & 0o7777 == fixed[1]:
+                if fixed is not None and st.st_mode & 0o7777 == fixed[1] & ~_UMASK \
+                        and st.st_size == len(fixed[0]) and st.st_uid == _OWN_UID:
                     try:
-                        with open(entry.path, "rb") as fh:
-                            if fh.read(len(fixed[0]) + 1) == fixed[0]:
-                                unchanged.append(sub)
+                        if safefs.read_regular(fd, name, len(fixed[0]) + 1) == fixed[0]:
+                            unchanged.append(sub)
                     except OSError:
                         pass
-            elif (rel == "run" and entry.inode() in sinks
-                  and stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode)):
+            elif rel == "run" and st.st_ino in sinks and stat.S_ISSOCK(st.st_mode):
                 continue  # a sink of the harness, still listening
             else:
-                os.unlink(entry.path)
+                left = safefs.remove_at(fd, name, sub)
+                if left:
+                    raise Retired(errno.EPERM, str(left[0]))
 
-    unchanged: list[str] = []
-    sinks = {ino for _, ino in root.sockets.values()}
-    prune(str(base), "")
-    fresh = seed(base, token, reseeding=True, keep=keep, unchanged=unchanged)
+    try:
+        prune(root.fd, "")
+        fresh = seed(base, token, reseeding=True, keep=keep, unchanged=unchanged, fd=root.fd)
+    except Retired:
+        root.path = base
+        raise
+    except OSError as exc:
+        root.path = base
+        raise Retired(exc.errno or errno.EIO, f"could not reset the root: {exc}") from None
+    root.close()
     fresh.sockets = dict(root.sockets)
     return fresh
 
 
-class TempTracker:
-    """Every path the harness creates, so it can all go on exit, Ctrl-C or crash."""
+#: The file in a run's folder that names the harness process owning it.
+OWNER_FILE = "owner"
+RUN_PREFIX = "sandboxcheck-"
 
-    def __init__(self) -> None:
-        self._paths: set[Path] = set()
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (tells a reused pid apart), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read(4096)
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+class RunFolder:
+    """The one folder of a run under the temp folder, held by descriptor.
+
+    Made by ``mkdtemp`` (mode 0700, the harness's own), checked on its
+    descriptor, and marked with the owner's pid and start time so that a
+    later run can remove it if this harness dies without cleaning up
+    (SIGKILL, power loss). Everything the run creates (roots, the probe copy,
+    notes about kept roots) lives inside it and is reached through its
+    descriptor, never by path.
+    """
+
+    def __init__(self, tmp: str | None = None) -> None:
+        self.removed_stale = remove_stale(tmp)
+        self.path = Path(tempfile.mkdtemp(prefix=RUN_PREFIX, dir=tmp))
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        st = os.fstat(self.fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o777 != 0o700:
+            os.close(self.fd)
+            raise OSError(errno.EPERM, f"{self.path}: not the folder just created (owner or mode differ)")
+        pid = os.getpid()
+        safefs.create_file(self.fd, OWNER_FILE, f"{pid} {_start_time(pid) or 0}\n".encode(), 0o444)
         self._lock = threading.Lock()
+        self.kept = False
+        self.leftovers: list[safefs.Leftover] = []
 
-    def mkdtemp(self, prefix: str) -> Path:
-        path = Path(tempfile.mkdtemp(prefix=prefix))
-        with self._lock:
-            self._paths.add(path)
-        return path
+    def remove(self, name: str) -> list[safefs.Leftover]:
+        """Remove the entry ``name`` of the run's folder; what was left, recorded and returned."""
+        left = safefs.remove_at(self.fd, name, f"{self.path}/{name}", deadline=time.monotonic() + 60)
+        if left:
+            with self._lock:
+                self.leftovers.extend(left)
+        return left
 
-    def track(self, path: Path) -> None:
-        with self._lock:
-            self._paths.add(path)
-
-    def remove(self, path: Path) -> None:
-        remove_tree(path)
-        with self._lock:
-            self._paths.discard(path)
-
-    def forget(self, path: Path) -> None:
-        with self._lock:
-            self._paths.discard(path)
-
-    def cleanup(self) -> None:
-        with self._lock:
-            paths, self._paths = list(self._paths), set()
-        for path in paths:
-            remove_tree(path)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a file or tree, making read-only parts writable first."""
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-        return
-
-    def onerror(func, p, _exc):  # type: ignore[no-untyped-def]
+    def note(self, name: str, text: str) -> str | None:
+        """Write a note of the harness's (a file the targets never got a path to); an error or None."""
         try:
-            os.chmod(os.path.dirname(p), stat.S_IRWXU)
-            os.chmod(p, stat.S_IRWXU)
-            func(p)
+            safefs.create_file(self.fd, name, text.encode(), 0o444)
+            return None
+        except OSError as exc:
+            return f"{self.path}/{name}: {exc.strerror or exc}"
+
+    def close(self) -> list[safefs.Leftover]:
+        """Remove the whole folder (unless a root was kept); what could not go."""
+        if self.fd < 0:
+            return self.leftovers
+        if not self.kept:
+            try:
+                names = [e.name for e in os.scandir(self.fd)]
+            except OSError:
+                names = []
+            for name in names:
+                if name != OWNER_FILE:
+                    self.remove(name)
+            self._remove_self()
+        os.close(self.fd)
+        self.fd = -1
+        return self.leftovers
+
+    def _remove_self(self) -> None:
+        if self.leftovers:
+            return  # the owner file stays: a later run retries when this process is gone
+        try:
+            os.unlink(OWNER_FILE, dir_fd=self.fd)
         except OSError:
             pass
+        try:
+            pfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            self.leftovers.append(safefs.Leftover(str(self.path), exc.strerror or str(exc)))
+            return
+        try:
+            st = safefs.lstat_at(pfd, self.path.name)
+            if safefs.same_file(st, os.fstat(self.fd)):
+                os.rmdir(self.path.name, dir_fd=pfd)
+            else:
+                self.leftovers.append(safefs.Leftover(str(self.path), "moved away or replaced during the run"))
+        except FileNotFoundError:
+            self.leftovers.append(safefs.Leftover(str(self.path), "moved away during the run"))
+        except OSError as exc:
+            self.leftovers.append(safefs.Leftover(str(self.path), exc.strerror or str(exc)))
+        finally:
+            os.close(pfd)
 
-    shutil.rmtree(path, onerror=onerror)
+
+def remove_stale(tmp: str | None = None) -> list[str]:
+    """Remove the run folders of harnesses that are gone; their paths.
+
+    Only folders named like a run's, owned by this user, not symlinks, whose
+    owner file names a process that no longer exists (or a reused pid).
+    """
+    tmp = tmp or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        tfd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return removed
+    try:
+        for entry in os.scandir(tfd):
+            if not entry.name.startswith(RUN_PREFIX) or len(entry.name) != len(RUN_PREFIX) + 8:
+                continue
+            try:
+                st = safefs.lstat_at(tfd, entry.name)
+                if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                    continue
+                dfd = safefs.open_dir(tfd, entry.name)
+                try:
+                    owner = safefs.read_regular(dfd, OWNER_FILE, 64).decode("ascii", "replace").split()
+                finally:
+                    os.close(dfd)
+                pid, started = int(owner[0]), owner[1]
+            except (OSError, ValueError, IndexError):
+                continue
+            if pid > 0 and _start_time(pid) == started:
+                continue  # its harness still runs
+            if not safefs.remove_at(tfd, entry.name, deadline=time.monotonic() + 30):
+                removed.append(f"{tmp}/{entry.name}")
+    finally:
+        os.close(tfd)
+    return removed
 
 
-def copy_probes(src: Path, tracker: TempTracker) -> Path:
-    """A read-only copy of the probe programs that every sandbox can be given."""
-    dest = tracker.mkdtemp("sandboxcheck-probes-")
-    for item in src.iterdir():
-        if item.suffix == ".py":
-            shutil.copy2(item, dest / item.name)
-            os.chmod(dest / item.name, 0o444)
-    os.chmod(dest, 0o555)
-    return dest
+def copy_probes(src: Path, run: RunFolder) -> Path:
+    """A read-only copy of the probe programs, in the run's folder, that every sandbox can be given."""
+    os.mkdir("probes", 0o755, dir_fd=run.fd)
+    fd = safefs.open_dir(run.fd, "probes")
+    try:
+        for item in sorted(src.iterdir()):
+            if item.suffix == ".py":
+                safefs.create_file(fd, item.name, item.read_bytes(), 0o444)
+        os.fchmod(fd, 0o555)  # the folder this call just made
+    finally:
+        os.close(fd)
+    return run.path / "probes"

@@ -154,7 +154,7 @@ def not_passed(report: RunReport) -> dict[str, str]:
 def transcript(report: RunReport, check_id: str, preset: str) -> dict[str, Any]:
     """The harness's record of one agent execution (its kept root's agent/transcript.json)."""
     for root in report.kept:
-        if (Path(root) / "check.txt").read_text().split() == [check_id, preset]:
+        if Path(f"{root}.check.txt").read_text().split() == [check_id, preset]:
             return json.loads((Path(root) / "agent" / "transcript.json").read_text())
     raise AssertionError(f"no kept root for {check_id} on {preset}")
 

@@ -274,7 +274,7 @@ def test_settings_and_options_reach_the_agent(fake_claude: Path, tmp_path: Path)
         assert result.status is Status.PASS, result.reason
         # The check's own root (the preflight's is kept too).
         root = next(Path(k) for k in report.kept
-                    if (Path(k) / "check.txt").read_text().startswith("agent.show-settings "))
+                    if Path(f"{k}.check.txt").read_text().startswith("agent.show-settings "))
         settings = json.loads((root / "workspace" / ".claude" / "settings.json").read_text())
         assert settings == {"permissions": {"allow": [], "deny": ["Read(~/.ssh/**)"]},
                             "sandbox": {"enabled": False, "filesystem": {"denyRead": [str(root / "outside")]}},

@@ -154,8 +154,8 @@ def test_keep_workspace_keeps_and_reports(tmp_path: Path) -> None:
     kept = json.loads(proc.stdout)["kept_workspaces"]
     try:
         # The target's root and the control's (plus the preflight's), each labelled.
-        labels = sorted((Path(root) / "check.txt").read_text().split()[1] for root in kept
-                        if (Path(root) / "check.txt").read_text().startswith("fs.read.absolute "))
+        labels = sorted(Path(f"{root}.check.txt").read_text().split()[1] for root in kept
+                        if Path(f"{root}.check.txt").read_text().startswith("fs.read.absolute "))
         assert labels == ["control", "landlock"]
         for root in kept:
             assert (Path(root) / "workspace" / "notes.txt").exists()

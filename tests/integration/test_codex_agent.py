@@ -189,7 +189,7 @@ class Runs:
     def root(self, name: str, preset: str, check_id: str) -> Path:
         """The kept root of one execution."""
         for root in map(Path, self.get(name, preset).kept):
-            if (root / "check.txt").read_text().split() == [check_id, preset]:
+            if Path(f"{root}.check.txt").read_text().split() == [check_id, preset]:
                 return root
         raise AssertionError(f"no kept root for {check_id} on {preset}")
 
@@ -331,7 +331,7 @@ def test_approve_for_me_sends_the_escalation_to_a_reviewer_that_fails_closed() -
     try:
         (result,) = report.results
         assert (result.status, result.errno) == (Status.PASS, "AGENT_DENIED")
-        root = next(Path(k) for k in report.kept if (Path(k) / "check.txt").read_text().split()[1] == "codex-test")
+        root = next(Path(k) for k in report.kept if Path(f"{k}.check.txt").read_text().split()[1] == "codex-test")
         t = json.loads((root / "agent" / "transcript.json").read_text())
         retry = t["calls"][1]
         assert "Automatic approval review failed" in retry["result"] and retry["permission_denied"]

@@ -51,7 +51,6 @@ def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -
         (tmp_path / "stray.txt").write_text("left at the root")
         (tmp_path / "workspace" / "notes.txt").chmod(0o400)
         (tmp_path / "workspace" / "link-to-secret").unlink()
-        (tmp_path / "workspace" / "src").chmod(0o500)
         os.link(tmp_path / "outside" / "secret.txt", tmp_path.parent / "hardlink-out")
         (tmp_path / "home" / ".bashrc").unlink()
         (tmp_path / "home" / ".bashrc").mkdir()
@@ -75,7 +74,6 @@ def test_reseed_rewrites_everything_but_what_the_session_keeps(tmp_path: Path) -
         assert after["workspace/link-to-secret"] == f"-> {tmp_path}/outside/secret.txt"
         assert f"{CANARY_PREFIX}-{new}-workspace-file" in after["workspace/notes.txt"]
         assert after["home/.bashrc"].startswith("# fake home")
-        assert os.access(tmp_path / "workspace" / "src", os.W_OK)
         # A seeded file hard-linked elsewhere gets a new inode: the link keeps the old text.
         assert old in (tmp_path.parent / "hardlink-out").read_text()
         # No file carries the old token any more; the same set of seeded files is back.
@@ -117,7 +115,6 @@ def test_a_reseeded_root_has_the_modes_of_a_fresh_one_under_any_umask(tmp_path: 
         a.mkdir()
         b.mkdir()
         root = seed(a, new_token())
-        (a / "workspace" / "src").chmod(0o500)
         (a / "home" / ".ssh" / "id_ed25519").chmod(0o644)
         token = new_token()
         reseed(root, token)
@@ -130,3 +127,37 @@ def test_a_reseeded_root_has_the_modes_of_a_fresh_one_under_any_umask(tmp_path: 
         assert modes(b)["workspace/src"] & 0o777 == 0o775
     finally:
         os.umask(old)
+
+
+def test_a_root_the_check_changed_beyond_reset_is_retired_not_reused(tmp_path: Path) -> None:
+    """A seeded folder with another mode, or a folder swapped for a symlink to a host
+    folder, is never worked through: reseed refuses and the caller removes the root."""
+    from sandboxcheck.workspace import Retired
+
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "precious.txt").write_text("host data")
+    host_mode = host.stat().st_mode
+    for attack in ("chmod", "symlink"):
+        base = tmp_path / attack
+        base.mkdir()
+        root = seed(base, new_token())
+        if attack == "chmod":
+            (base / "workspace" / "src").chmod(0o500)
+        else:
+            (base / "workspace" / "src").rename(base / "moved")
+            (base / "workspace" / "src").symlink_to(host)
+            (base / "home").rename(base / "home-away")
+            (base / "home").symlink_to(host)
+        try:
+            reseed(root, new_token())
+        except Retired:
+            pass
+        else:
+            assert attack == "symlink", "a changed folder mode must retire the root"
+        root.close()
+        assert sorted(os.listdir(host)) == ["precious.txt"]
+        assert (host / "precious.txt").read_text() == "host data"
+        assert host.stat().st_mode == host_mode
+        if attack == "symlink":
+            assert (base / "workspace" / "src").is_dir() and not (base / "workspace" / "src").is_symlink()

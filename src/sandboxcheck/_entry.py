@@ -1,0 +1,77 @@
+"""Console entry point: a clean process, and Ctrl-C that exits 130 at any moment.
+
+A leaky sandbox can read the harness's own ``/proc/PID/environ``, which
+holds the environment the harness was started with (a CI job's tokens, a
+developer's keys) whatever the program later does to ``os.environ``. So
+before anything else the harness re-executes itself with only the variables
+it needs. The caller's full environment reaches the new process through an
+anonymous memory file, never through its environment or command line: it is
+used to redact the caller's values from reports and for a target's declared
+``pass_env``.
+
+Nothing heavy is imported here, so that Ctrl-C during start-up is handled
+too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+#: Variables the harness keeps (its own settings, locale, terminal, tools and their proxies).
+KEEP = frozenset({
+    "PATH", "HOME", "TMPDIR", "LANG", "LANGUAGE", "TERM", "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR",
+    "TZ", "PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV", "USER", "LOGNAME",
+    "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
+    "HTTPS_PROXY", "NO_PROXY", "npm_config_registry", "NPM_CONFIG_REGISTRY", "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "GITHUB_STEP_SUMMARY", "CI",
+})
+_FD_VAR = "SANDBOXCHECK_CALLER_ENV_FD"
+
+
+def kept(name: str) -> bool:
+    """Whether the harness keeps the caller's variable ``name`` in its own environment."""
+    return name in KEEP or name.startswith(("LC_", "SANDBOXCHECK_"))
+
+
+def reexec_clean() -> None:
+    """Re-execute this process with only the variables it needs (no-op when already clean)."""
+    from . import redact
+
+    fd_text = os.environ.pop(_FD_VAR, None)
+    if fd_text is not None:
+        try:
+            fd = int(fd_text)
+            with os.fdopen(fd, "rb") as fh:
+                redact.set_caller_environ(json.loads(fh.read(16 << 20)))
+        except (OSError, ValueError):
+            redact.set_caller_environ({})
+        return
+    if all(kept(name) for name in os.environ) or os.environ.get("SANDBOXCHECK_NO_REEXEC") == "1":
+        return
+    try:
+        fd = os.memfd_create("sandboxcheck-caller-env", 0)
+    except (AttributeError, OSError):
+        return  # no memfd: run as we are (the target still gets a synthetic environment)
+    os.write(fd, json.dumps(dict(os.environ)).encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    env = {name: value for name, value in os.environ.items() if kept(name)}
+    env[_FD_VAR] = str(fd)
+    argv = [sys.executable, "-m", "sandboxcheck", *sys.argv[1:]]
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, argv, env)
+    except OSError:
+        os.close(fd)
+
+
+def main() -> None:
+    """Start the CLI in a clean process; exit 130 on Ctrl-C, imports included."""
+    try:
+        reexec_clean()
+        from .cli import entry
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    entry()

@@ -1,0 +1,460 @@
+"""File operations on trees that hostile code may have touched.
+
+Everything inside a throwaway root is the target's to change while a check
+runs: any file may have become a symlink to a host file, a FIFO, a device, a
+hard link of a host file, a bind mount of a host folder or an immutable file.
+The harness runs as root, so a plain ``open(path)`` or ``chmod(path)`` there
+would let the code under test use the harness against the host. Every
+host-side operation on such a tree therefore goes through directory
+descriptors, one path component at a time: nothing follows a symlink, nothing
+crosses a mount point (``openat2`` with ``RESOLVE_NO_XDEV`` where the kernel
+has it, a device check where it does not), only regular files are read and
+never more than a cap, and nothing is chmodded that the harness did not reach
+through such descriptors inside its own folder.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_RESOLVE_NO_XDEV = 0x01
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
+_SYS_OPENAT2 = 437  # the same number on every architecture (new syscall table)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+
+
+class UnsafeEntry(OSError):
+    """An entry that is not what the harness may act on (a symlink, a mount point, a FIFO...)."""
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        lib = ctypes.CDLL(None, use_errno=True)
+        lib.syscall.restype = ctypes.c_long
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _libc()
+_HAVE_OPENAT2: bool | None = None
+
+
+def _openat2(dir_fd: int, name: str, flags: int, mode: int = 0) -> int:
+    """``openat2`` beneath ``dir_fd``: no symlink, no magic link, no mount crossing.
+
+    Falls back to ``openat`` with ``O_NOFOLLOW`` plus a device check where the
+    kernel has no ``openat2`` (name is always one component, so ``O_NOFOLLOW``
+    covers every symlink).
+    """
+    global _HAVE_OPENAT2
+    if _HAVE_OPENAT2 is not False and _LIBC is not None:
+        how = _OpenHow(flags, mode, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS
+                       | _RESOLVE_NO_XDEV)
+        fd = _LIBC.syscall(_SYS_OPENAT2, ctypes.c_int(dir_fd), os.fsencode(name), ctypes.byref(how),
+                           ctypes.c_size_t(ctypes.sizeof(how)))
+        if fd >= 0:
+            _HAVE_OPENAT2 = True
+            return int(fd)
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EPERM) or _HAVE_OPENAT2:
+            if err == errno.EXDEV:
+                raise UnsafeEntry(err, "a mount point", name)
+            if err == errno.ELOOP:
+                raise UnsafeEntry(err, "a symlink", name)
+            raise OSError(err, os.strerror(err), name)
+        _HAVE_OPENAT2 = False  # seccomp or an old kernel: ENOSYS (EPERM under some filters)
+    try:
+        fd = os.open(name, flags, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeEntry(exc.errno, "a symlink", name) from None
+        raise
+    if os.fstat(fd).st_dev != os.fstat(dir_fd).st_dev:
+        os.close(fd)
+        raise UnsafeEntry(errno.EXDEV, "a mount point", name)
+    return fd
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"not a single path component: {name!r}")
+
+
+def open_dir(dir_fd: int, name: str) -> int:
+    """A descriptor of the folder ``name`` in ``dir_fd`` (never a symlink, never another mount)."""
+    _check_name(name)
+    return _openat2(dir_fd, name, _DIR_FLAGS)
+
+
+def open_path(dir_fd: int, rel: str) -> int:
+    """A descriptor of the folder at ``rel`` (components separated by /) beneath ``dir_fd``."""
+    fd = os.dup(dir_fd)
+    try:
+        for part in rel.split("/"):
+            if part in ("", "."):
+                continue
+            nxt = open_dir(fd, part)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def mkdirs(dir_fd: int, rel: str, mode: int = 0o777) -> int:
+    """Create the folders of ``rel`` beneath ``dir_fd`` as needed; a descriptor of the last."""
+    fd = os.dup(dir_fd)
+    try:
+        for part in rel.split("/"):
+            if part in ("", "."):
+                continue
+            try:
+                os.mkdir(part, mode, dir_fd=fd)
+            except FileExistsError:
+                pass
+            nxt = open_dir(fd, part)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular(dir_fd: int, name: str) -> int:
+    """A read descriptor of the regular file ``name`` in ``dir_fd``; refuses anything else.
+
+    ``O_NONBLOCK`` keeps a FIFO from blocking the open, ``O_NOCTTY`` a terminal
+    from becoming the harness's; the fstat afterwards refuses both, and devices.
+    """
+    _check_name(name)
+    fd = _openat2(dir_fd, name, _READ_FLAGS)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise UnsafeEntry(errno.EINVAL, "not a regular file", name)
+    return fd
+
+
+def read_fd(fd: int, cap: int) -> bytes:
+    """At most ``cap`` bytes from ``fd``."""
+    chunks, left = [], cap
+    while left > 0:
+        try:
+            data = os.read(fd, min(left, 1 << 16))
+        except BlockingIOError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+        left -= len(data)
+    return b"".join(chunks)
+
+
+def read_regular(dir_fd: int, name: str, cap: int) -> bytes:
+    """The first ``cap`` bytes of the regular file ``name`` in ``dir_fd``."""
+    fd = open_regular(dir_fd, name)
+    try:
+        return read_fd(fd, cap)
+    finally:
+        os.close(fd)
+
+
+def read_host_file(path: str, cap: int) -> bytes:
+    """The first ``cap`` bytes of a regular file named by an absolute path, never blocking.
+
+    For paths the harness does not own (a watched path outside its roots):
+    the final component is not followed; only regular files are read.
+    """
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeEntry(errno.EINVAL, "not a regular file", path)
+        return read_fd(fd, cap)
+    finally:
+        os.close(fd)
+
+
+def create_file(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
+    """Create ``name`` in ``dir_fd`` with ``data``; fails if anything is there already."""
+    _check_name(name)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY,
+                 mode, dir_fd=dir_fd)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def lstat_at(dir_fd: int, name: str) -> os.stat_result:
+    """``lstat`` of ``name`` in ``dir_fd``."""
+    return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether two stat results are of the same inode."""
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """Something the harness could not remove, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+#: Names read from a folder at once while emptying it (bounds memory for huge folders).
+_CHUNK = 4096
+#: Entries removed at most by one call (a target that keeps creating files cannot stall the harness).
+MAX_REMOVALS = 2_000_000
+
+
+def _names(fd: int, skip: set[str]) -> list[str]:
+    out = []
+    with os.scandir(fd) as it:
+        for entry in it:
+            if entry.name not in skip:
+                out.append(entry.name)
+                if len(out) >= _CHUNK:
+                    break
+    return out
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, UnsafeEntry):
+        return exc.strerror or "refused"
+    if exc.errno == errno.EPERM:
+        return "operation not permitted (immutable or append-only?)"
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def _unlink(fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=fd)
+    except PermissionError as exc:
+        # Without root a read-only folder of the tree blocks its entries: make it
+        # writable. ``fd`` was reached through no-follow descriptors inside the
+        # harness's own folder, so this cannot touch anything outside it.
+        if os.geteuid() == 0 or exc.errno != errno.EACCES:
+            raise
+        os.fchmod(fd, stat.S_IRWXU)
+        os.unlink(name, dir_fd=fd)
+
+
+def remove_at(dir_fd: int, name: str, label: str | None = None, deadline: float | None = None
+              ) -> list[Leftover]:
+    """Remove ``name`` (a file or a whole tree) in ``dir_fd``; what could not go, and why.
+
+    Never follows a symlink, never enters another mount, never leaves the tree
+    (a folder moved away while it is emptied is left, and said so), holds one
+    descriptor whatever the depth, and gives up after ``MAX_REMOVALS`` entries
+    or at ``deadline`` (``time.monotonic()``).
+    """
+    _check_name(name)
+    label = label or name
+    try:
+        st = lstat_at(dir_fd, name)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return [Leftover(label, _why(exc))]
+    if not stat.S_ISDIR(st.st_mode):
+        try:
+            _unlink(dir_fd, name)
+            return []
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            return [Leftover(label, _why(exc))]
+    try:
+        top = open_dir(dir_fd, name)
+    except OSError as exc:
+        if os.geteuid() != 0 and exc.errno == errno.EACCES:
+            top = _open_unreadable(dir_fd, name)
+            if top is None:
+                return [Leftover(label, _why(exc))]
+        else:
+            return [Leftover(label, _why(exc))]
+    leftovers = _empty(top, label, deadline)
+    try:
+        os.rmdir(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if not leftovers:
+            leftovers.append(Leftover(label, _why(exc)))
+    return leftovers
+
+
+def _open_unreadable(dir_fd: int, name: str) -> int | None:
+    """Without root: a folder of the tree whose mode shuts the harness out, opened after
+    giving it back owner rights through an ``O_PATH`` descriptor (no path is followed)."""
+    try:
+        pfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        if os.fstat(pfd).st_dev != os.fstat(dir_fd).st_dev:
+            return None
+        os.chmod(f"/proc/self/fd/{pfd}", stat.S_IRWXU)
+        return open_dir(dir_fd, name)
+    except OSError:
+        return None
+    finally:
+        os.close(pfd)
+
+
+def _empty(top: int, label: str, deadline: float | None) -> list[Leftover]:
+    """Empty the folder ``top`` (a descriptor this call owns and closes)."""
+    leftovers: list[Leftover] = []
+    # One frame per level below ``top``: (name in the parent, parent's identity,
+    # parent's names still to do, parent's names given up on).
+    frames: list[tuple[str, tuple[int, int], list[str], set[str]]] = []
+    cur = top
+    ident = _ident(cur)
+    skip: set[str] = set()
+    todo = _names(cur, skip)
+    removals = 0
+
+    def where(name: str = "") -> str:
+        parts = [label, *(f[0] for f in frames)] + ([name] if name else [])
+        return "/".join(parts)
+
+    try:
+        while True:
+            if removals > MAX_REMOVALS or (deadline is not None and time.monotonic() > deadline):
+                leftovers.append(Leftover(where(), "gave up: too many entries or out of time"))
+                return leftovers
+            if not todo:
+                todo = _names(cur, skip)
+                if not todo:
+                    if not frames:
+                        return leftovers
+                    name, parent_ident, todo, skip = frames.pop()
+                    try:
+                        parent = os.open("..", _DIR_FLAGS, dir_fd=cur)
+                    except OSError as exc:
+                        leftovers.append(Leftover(where(name), f"cannot go back up: {_why(exc)}"))
+                        return leftovers
+                    if _ident(parent) != parent_ident:
+                        os.close(parent)
+                        leftovers.append(Leftover(where(name), "moved away while it was removed"))
+                        return leftovers
+                    os.close(cur)
+                    cur, ident = parent, parent_ident
+                    try:
+                        os.rmdir(name, dir_fd=cur)
+                        removals += 1
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        skip.add(name)
+                        if not any(lo.path.startswith(where(name)) for lo in leftovers):
+                            leftovers.append(Leftover(where(name), _why(exc)))
+                    continue
+            name = todo.pop()
+            try:
+                st = lstat_at(cur, name)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                skip.add(name)
+                leftovers.append(Leftover(where(name), _why(exc)))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    os.rmdir(name, dir_fd=cur)  # empty already: no need to go in
+                    removals += 1
+                    continue
+                except OSError:
+                    pass
+                try:
+                    child = open_dir(cur, name)
+                except OSError as exc:
+                    child = None
+                    if os.geteuid() != 0 and exc.errno == errno.EACCES:
+                        child = _open_unreadable(cur, name)
+                    if child is None:
+                        skip.add(name)
+                        leftovers.append(Leftover(where(name), _why(exc)))
+                        continue
+                frames.append((name, ident, todo, skip))
+                cur, ident, skip = child, _ident(child), set()
+                todo = _names(cur, skip)
+                continue
+            try:
+                _unlink(cur, name)
+                removals += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                skip.add(name)
+                leftovers.append(Leftover(where(name), _why(exc)))
+    finally:
+        os.close(cur)
+
+
+def _ident(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def walk(top: int, max_entries: int = 100_000) -> Iterator[tuple[str, int, str, os.stat_result]]:
+    """(relative path, parent descriptor, name, lstat) of every entry beneath ``top``.
+
+    Descends only into real folders on the same mount (no symlink followed),
+    reopening each from ``top`` so that one descriptor is open whatever the
+    width or depth; at most ``max_entries`` entries. The parent descriptor is
+    valid only until the next item.
+    """
+    pending = [""]
+    seen = 0
+    while pending:
+        rel = pending.pop()
+        try:
+            fd = open_path(top, rel) if rel else os.dup(top)
+        except OSError:
+            continue
+        try:
+            try:
+                names = [e.name for e in os.scandir(fd)]
+            except OSError:
+                continue
+            for name in names:
+                seen += 1
+                if seen > max_entries:
+                    return
+                try:
+                    st = lstat_at(fd, name)
+                except OSError:
+                    continue
+                sub = f"{rel}/{name}" if rel else name
+                yield sub, fd, name, st
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append(sub)
+        finally:
+            os.close(fd)
+
+
+def remove_contents(fd: int, label: str, deadline: float | None = None) -> list[Leftover]:
+    """Empty the folder ``fd`` refers to (wherever it is now); the folder itself stays."""
+    return _empty(os.dup(fd), label, deadline)
