@@ -35,6 +35,7 @@ import pytest
 
 from .matrix import MatrixError, load_matrix
 from .model import Check, Matrix, Result, Status
+from .redact import scrub_initial_environ
 from .runner import Harness, RunOptions, RunReport, check_temp_dir, run_targets
 from .suite import (SuiteError, SuiteOptions, is_suite_file, load_suite, missing_matrix_message,
                     resolve_matrix_ref, resolve_target_ref)
@@ -294,6 +295,9 @@ class Runs:
         key = (options.timeout, options.keep_workspace, options.fork_controls, options.sessions)
         harness = self._harnesses.get(key)
         if harness is None:
+            # The test process is the harness here: a leaky target must not find the
+            # caller's secrets in its /proc/PID/environ (os.environ stays as it is).
+            scrub_initial_environ()
             harness = self._harnesses[key] = Harness(options)
         try:
             return run_targets(matrix, targets, options, harness=harness)

@@ -458,3 +458,60 @@ def walk(top: int, max_entries: int = 100_000) -> Iterator[tuple[str, int, str, 
 def remove_contents(fd: int, label: str, deadline: float | None = None) -> list[Leftover]:
     """Empty the folder ``fd`` refers to (wherever it is now); the folder itself stays."""
     return _empty(os.dup(fd), label, deadline)
+
+
+def _split_beneath(root: str, path: str) -> tuple[int, str]:
+    """A descriptor of ``root`` (its last component not followed) and ``path`` relative to it."""
+    root_n, path_n = os.path.normpath(root), os.path.normpath(path)
+    if not path_n.startswith(root_n + "/"):
+        raise UnsafeEntry(errno.EXDEV, "not beneath the throwaway root", path)
+    fd = os.open(root_n, _DIR_FLAGS)
+    return fd, path_n[len(root_n) + 1:]
+
+
+def write_beneath(root: str, path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``path`` (beneath the folder ``root``) as a new file, replacing what is there.
+
+    The folders on the way are created or entered through descriptors (no
+    symlink followed, no mount crossed); the file is written under a fresh
+    name and renamed over ``path``, so a symlink or FIFO planted there is
+    replaced, never written through.
+    """
+    fd, rel = _split_beneath(root, path)
+    try:
+        parent, _, name = rel.rpartition("/")
+        pfd = mkdirs(fd, parent) if parent else os.dup(fd)
+        try:
+            tmp = f".{name}.sandboxcheck-{os.getpid()}-{time.monotonic_ns()}"
+            create_file(pfd, tmp, data, mode)
+            try:
+                os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+            except IsADirectoryError:
+                os.unlink(tmp, dir_fd=pfd)
+                left = remove_at(pfd, name)
+                if left:
+                    raise UnsafeEntry(errno.EPERM, left[0].reason, path) from None
+                create_file(pfd, name, data, mode)
+        finally:
+            os.close(pfd)
+    finally:
+        os.close(fd)
+
+
+def read_beneath(root: str, path: str, cap: int = 4 << 20) -> bytes | None:
+    """The first ``cap`` bytes of the regular file ``path`` beneath ``root``; None if there is none."""
+    try:
+        fd, rel = _split_beneath(root, path)
+    except OSError:
+        return None
+    try:
+        parent, _, name = rel.rpartition("/")
+        pfd = open_path(fd, parent) if parent else os.dup(fd)
+        try:
+            return read_regular(pfd, name, cap)
+        finally:
+            os.close(pfd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import placeholders
+from .. import placeholders, safefs
 from ..targets import DEFAULT_PATH, Requirement, Target, TargetError, TargetSession, TargetSpec, find_tool
 from .model_server import SESSION_TAG, Feed, ModelServer, Script, Step, ToolCall, Transcript
 from .spec import AgentSpec, AgentSpecError, CheckAgent, expand_all, merge, offline, parse_check_agent
@@ -84,12 +84,24 @@ def _load_json(path: str, what: str) -> dict[str, Any]:
     return data
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, root: str | None = None) -> dict[str, Any]:
+    """A JSON object from ``path`` ({} if none); beneath ``root`` read through descriptors only."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if root is not None:
+            raw = safefs.read_beneath(root, str(path))
+            if raw is None:
+                return {}
+            data = json.loads(raw.decode("utf-8"))
+        else:
+            data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _write_beneath(root: str, path: Path, data: Any) -> None:
+    """Write JSON into the throwaway root without following anything the target planted."""
+    safefs.write_beneath(root, str(path), (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _shim_path(folder: Path, without: Sequence[str]) -> str:
@@ -443,24 +455,21 @@ class ClaudeCodeTarget(Target):
         return Script(tuple(tuple(s) for s in sessions))
 
     def _write_settings(self, plan: CheckAgent, vals: Mapping[str, str]) -> None:
-        ws, home = Path(vals["workspace"]), Path(vals["home"])
+        ws, home, root = Path(vals["workspace"]), Path(vals["home"]), vals["root"]
         project = ws / ".claude" / "settings.json"
-        settings = merge(merge(_read_json(project), self._settings), plan.settings)
-        project.parent.mkdir(parents=True, exist_ok=True)
-        project.write_text(json.dumps(offline(expand_all(settings, vals)), indent=2) + "\n", encoding="utf-8")
+        settings = merge(merge(_read_json(project, root), self._settings), plan.settings)
+        _write_beneath(root, project, offline(expand_all(settings, vals)))
         user = merge(self._user_settings, plan.user_settings)
         if user:
-            path = home / ".claude" / "settings.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(offline(expand_all(user, vals)), indent=2) + "\n", encoding="utf-8")
+            _write_beneath(root, home / ".claude" / "settings.json", offline(expand_all(user, vals)))
         # What an interactive first start would have recorded: onboarding done and
         # the workspace trusted (a user runs the agent in a repository of their own).
         state = home / ".claude.json"
-        data = merge(_read_json(state), {
+        data = merge(_read_json(state, root), {
             "hasCompletedOnboarding": True, "numStartups": 1, "autoUpdates": False,
             "projects": {str(ws): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True,
                                    "allowedTools": []}}})
-        state.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        _write_beneath(root, state, data)
 
     def _summary(self, transcript: Transcript, status: list[dict[str, Any]], sessions: int) -> str:
         lines = [transcript.render().rstrip("\n")]
