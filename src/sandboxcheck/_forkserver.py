@@ -80,6 +80,17 @@ def descendants(pid):
     return out
 
 
+def alive(pid):
+    """Whether ``pid`` is a live process (not a zombie, not being torn down)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            data = fh.read(512)
+    except OSError:
+        return False
+    state = data[data.rfind(b")") + 2:data.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"x")
+
+
 def cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as fh:
@@ -205,8 +216,8 @@ def keeper(req, fds, code_obj):
                 except OSError:
                     msg = b""
                 if msg == b"survivors":
-                    alive = [[p, cmdline(p)] for p in descendants(me)]
-                    send(ctl, {"survivors": alive[:1000]})
+                    living = [[p, cmdline(p)] for p in descendants(me) if alive(p)]
+                    send(ctl, {"survivors": living[:1000]})
                 elif msg == b"end" or not msg:
                     n = end_all(me)
                     if not exited:

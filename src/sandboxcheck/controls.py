@@ -298,7 +298,13 @@ class ForkServer:
         try:
             self._pump(keeper, caps, start + timeout, result)
             if keeper.returncode is not None and not result.timed_out and want_survivors:
-                result.survivors = keeper.survivors()
+                # A pid namespace torn down with its init still has members for a moment:
+                # a survivor is one that is still there a little later.
+                first = keeper.survivors()
+                if first:
+                    time.sleep(0.05)
+                    again = dict(keeper.survivors())
+                    result.survivors = [(p, again[p]) for p, _ in first if p in again]  # exec'd by now
             result.killed = keeper.end()
             # Everything of the launch is dead now: only what is already in the pipes is left.
             self._drain(caps, time.monotonic() + 1.0)

@@ -311,6 +311,8 @@ class _Roots:
         emptied through its descriptor; the entry at its path (a symlink) only unlinked."""
         self._unlisten(root)
         try:
+            if root.fd >= 0 and os.fstat(root.fd).st_nlink == 0:
+                return  # removed already (by the code under test): nothing left to do
             if root.fd >= 0:
                 try:
                     here = safefs.same_file(safefs.lstat_at(self.run.fd, root.path.name), os.fstat(root.fd))
@@ -329,10 +331,20 @@ class _Roots:
 
     def take(self) -> Root:
         """A freshly seeded or recycled root (its sockets listening), for one execution only."""
-        try:
-            return self._ready.get(timeout=0.1)
-        except queue.Empty:
-            return self._make()
+        while True:
+            try:
+                root = self._ready.get(timeout=0.1)
+            except queue.Empty:
+                return self._make()
+            if root.path.parent == self.base and os.fstat(root.fd).st_nlink:
+                return root
+            self._remove(root)  # of a run folder the code under test removed or moved
+
+    def switch(self, run: RunFolder) -> None:
+        """Make new roots in ``run`` from now on (the old run folder was removed or moved)."""
+        with self._made_lock:
+            self.run = run
+            self.base = run.path
 
     def discard(self, root: Root) -> None:
         """Hand a used root back (recycled or removed, asynchronously)."""
@@ -369,6 +381,7 @@ class Harness:
     def __init__(self, options: RunOptions | None = None) -> None:
         self.options = options or RunOptions()
         self._run: RunFolder | None = None
+        self._old_runs: list[RunFolder] = []
         self._probes: Path | None = None
         self._sinks: Sinks | None = None
         self._forkserver: ForkServer | None = None
@@ -461,10 +474,10 @@ class Harness:
         if self._sinks is not None:
             self._sinks.close()
             self._sinks = None
-        if self._run is not None:
-            left = self._run.close()
-            self.leftovers = [str(lo) for lo in left]
-            self._run = None
+        runs = [*self._old_runs, *([self._run] if self._run is not None else [])]
+        self._old_runs, self._run = [], None
+        for run in runs:
+            self.leftovers.extend(str(lo) for lo in run.close())
 
     # -- one execution ---------------------------------------------------
     @property
@@ -493,6 +506,7 @@ class Harness:
         """
         if self._closing:
             raise KeyboardInterrupt
+        self._check_run_folder()
         if (not control and self.options.sessions and not self.options.keep_workspace
                 and target.session_reason(check) is None):
             return self._execute_in_session(check, target)
@@ -512,6 +526,20 @@ class Harness:
                         self.leftovers.append(f"note not written: {problem}")
             else:
                 roots.discard(root)
+
+    def _check_run_folder(self) -> None:
+        """Start a new run folder if the code under test removed or moved the current one."""
+        with self._lock:
+            run = self._run
+            if run is None or run.intact():
+                return
+            self._old_runs.append(run)
+            self._run = RunFolder()
+            self._probes = None
+            if self._roots is not None:
+                self._roots.switch(self._run)
+            self.leftovers.append(f"{run.path}: the run's folder was removed or moved by the code under test "
+                                  f"during the run; later checks ran in {self._run.path}")
 
     def _values(self, root: Root, target: Target) -> dict[str, str]:
         sinks = self.sinks

@@ -397,6 +397,13 @@ class RunFolder:
         self.kept = False
         self.leftovers: list[safefs.Leftover] = []
 
+    def intact(self) -> bool:
+        """Whether the folder is still at its path (not removed, moved or swapped)."""
+        try:
+            return os.fstat(self.fd).st_nlink > 0 and safefs.same_file(os.lstat(self.path), os.fstat(self.fd))
+        except OSError:
+            return False
+
     def remove(self, name: str) -> list[safefs.Leftover]:
         """Remove the entry ``name`` of the run's folder; what was left, recorded and returned."""
         left = safefs.remove_at(self.fd, name, f"{self.path}/{name}", deadline=time.monotonic() + 60)
@@ -431,6 +438,8 @@ class RunFolder:
         return self.leftovers
 
     def _remove_self(self) -> None:
+        if os.fstat(self.fd).st_nlink == 0:
+            return  # removed already (by the code under test)
         if self.leftovers:
             return  # the owner file stays: a later run retries when this process is gone
         try:
