@@ -1,8 +1,10 @@
 """Command line: ``sandboxcheck run|validate|targets|probes``."""
 from __future__ import annotations
 
+import math
 import os
 import signal
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,22 @@ class RichProgress(Progress):
         self._bar.stop()
 
 
+class _Seconds(click.FloatRange):
+    """A number of seconds in a range: nan and inf are refused, not passed on to a run."""
+
+    name = "number of seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return number
+
+
+#: --timeout of run, compare and survey.
+TIMEOUT = _Seconds(0.1, 600)
+
+
 def _fail_usage(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_USAGE)
@@ -86,7 +104,7 @@ def main(ctx: click.Context, debug: bool) -> None:
               help="Accepted JSON report: fail only on deviations it does not already have.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1,
               show_default="cores", envvar="SANDBOXCHECK_JOBS", help="Checks run in parallel.")
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=None,
+@click.option("--timeout", type=TIMEOUT, default=None,
               help="Per-check timeout in seconds, overriding the matrix.")
 @click.option("--keep-workspace", is_flag=True, help="Keep each throwaway root for debugging.")
 @click.option("--no-control", is_flag=True,
@@ -110,6 +128,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     extra = _parse_reports(reports)
     _check_writable([output, *(path for _, path in extra)])
+    _check_matrix_ref(matrix)
     try:
         m = load_matrix(resolve_matrix(matrix))
         target = load_target(target_ref, parse_target_opts(target_opts))
@@ -148,14 +167,57 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
     sys.exit(EXIT_FAIL if require_isolation and fell_open else report.exit_code())
 
 
+#: Character devices a report may go to: they take any amount of text and never block.
+_SINK_DEVICES = ("/dev/null",)
+
+
+def _output_problem(path: str) -> str | None:
+    """Why a report cannot be written to ``path`` (None when it can), found without creating it.
+
+    A FIFO would block the write until a reader comes, a device or a /proc or
+    /sys file would fail or do something else than keep the text; none of
+    them is a report file.
+    """
+    if not path.strip():
+        return "empty file name"
+    real = os.path.realpath(path)
+    if real in _SINK_DEVICES:
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        return exc.strerror
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        return "it is a folder"
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+        return f"it is {kind}, not a regular file (leave out the option to write to stdout)"
+    if real.startswith(("/proc/", "/sys/", "/dev/")):
+        return "it is a kernel or device file, not a report file"
+    if st is not None:  # an existing file is rewritten in place: its folder need not be writable
+        return None if os.access(path, os.W_OK) else "the file is not writable"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        return f"folder {folder} does not exist or is not writable"
+    return None
+
+
 def _check_writable(paths: list[str | None]) -> None:
-    """Fail before a run, not after it, when a report cannot be written."""
+    """Fail before a run, not after it, when a report cannot be written (nothing is created)."""
     for path in paths:
-        if not path:
+        if path is None:
             continue
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            _fail_usage(f"cannot write {path}: folder {folder} does not exist or is not writable")
+        problem = _output_problem(path)
+        if problem:
+            _fail_usage(f"cannot write {path!r}: {problem}")
+
+
+def _check_matrix_ref(ref: str) -> None:
+    """An empty reference would resolve to the current folder: say what is wrong instead."""
+    if not ref.strip():
+        _fail_usage("empty matrix reference: give a matrix file or a bundled matrix name such as 'baseline'")
 
 
 def _parse_reports(reports: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -197,6 +259,7 @@ def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[s
 def diff(before: str, after: str, fmt: str, output: str | None, fail_on: str, show_all: bool) -> None:
     """Compare two JSON reports: what tightened, loosened or changed between BEFORE and AFTER."""
     kinds = _fail_on(fail_on)
+    _check_writable([output])
     try:
         changes = diff_reports(load_results(before), load_results(after))
     except BaselineError as exc:
@@ -234,7 +297,7 @@ def _emit(write: Any, output: str | None) -> None:
 @click.option("--fail-on", default=",".join(DEFAULT_FAIL_ON), show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="List unchanged checks too.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores")
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=None)
+@click.option("--timeout", type=TIMEOUT, default=None)
 def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str | None,
             reports: tuple[str, ...], fail_on: str, show_all: bool, jobs: int, timeout: float | None) -> None:
     """Run MATRIX against two targets, interleaved check by check, and diff the results."""
@@ -246,6 +309,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
             _fail_usage(f"--report {spec!r}: expected before:FILE or after:FILE")
         keep[which] = path
     _check_writable([output, *keep.values()])
+    _check_matrix_ref(matrix)
     temp_problem = check_temp_dir()
     if temp_problem:
         _fail_usage(temp_problem)
@@ -294,7 +358,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
               help="Write the grid to this file instead of stdout.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1,
               show_default="cores", envvar="SANDBOXCHECK_JOBS", help="Checks run in parallel.")
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=None,
+@click.option("--timeout", type=TIMEOUT, default=None,
               help="Per-check timeout in seconds, overriding the matrix.")
 @click.option("--no-control", is_flag=True,
               help="Skip the unsandboxed control runs (faster, weaker proof).")
@@ -309,6 +373,8 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 
     from . import survey as sv
 
+    _check_writable([output])
+    _check_matrix_ref(matrix)
     try:
         m = load_matrix(resolve_matrix(matrix))
         loaded = sv.load_targets(target_refs, parse_target_opts(target_opts))
@@ -343,6 +409,10 @@ def validate(files: tuple[str, ...]) -> None:
     """Validate matrix FILES, reporting every problem with file and line."""
     bad = 0
     for f in files:
+        if not f.strip():
+            bad += 1
+            click.echo("error: empty matrix reference: give a matrix file or a bundled matrix name", err=True)
+            continue
         try:
             m = load_matrix(resolve_matrix(f))
         except MatrixError as exc:

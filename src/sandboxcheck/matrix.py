@@ -13,11 +13,12 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from . import placeholders
+from . import placeholders, safeyaml
 from .agent.spec import semantic_problems as agent_semantic_problems
 from .model import Check, EvidenceSpec, Matrix, Waiver
 from .probes import PROBES
 from .resources import schema_path
+from .safeyaml import format_path  # noqa: F401 - part of this module's interface (suite, tests)
 
 DEFAULT_TIMEOUT = 10.0
 Path_ = tuple[str | int, ...]
@@ -45,63 +46,32 @@ class MatrixError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def format_path(path: Iterable[str | int]) -> str:
-    """``('checks', 3, 'expect')`` -> ``checks[3].expect``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _end_line(node: yaml.Node) -> int:
-    """1-based last line of a node's own text (a block collection's end mark is
-    the next item's start, so descend to the last scalar instead)."""
-    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.value:
-        last = node.value[-1]
-        node = last[1] if isinstance(last, tuple) else last
-    end = node.end_mark.line + (0 if node.end_mark.column == 0 else 1)
-    return max(end, node.start_mark.line + 1)
-
-
-class _Lines:
-    """YAML -> Python values, remembering the line of every node and key."""
+class _Lines(safeyaml.Converter):
+    """YAML -> Python values, remembering the line of every node and key; problems as Problems."""
 
     def __init__(self, file: str) -> None:
+        super().__init__()
         self.file = file
-        self.lines: dict[Path_, tuple[int, int]] = {}
-        self.key_lines: dict[Path_, int] = {}
         self.problems: list[Problem] = []
-        self._scalar = yaml.constructor.SafeConstructor()
 
-    def convert(self, node: yaml.Node, path: Path_ = ()) -> Any:
-        self.lines[path] = (node.start_mark.line + 1, _end_line(node))
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = self._scalar.construct_object(key_node)
-                if not isinstance(key, str):
-                    key = str(key)
-                line = key_node.start_mark.line + 1
-                if key in out:
-                    self.problems.append(Problem(self.file, line, format_path(path),
-                                                 f"duplicate key {key!r}"))
-                self.key_lines[path + (key,)] = line
-                out[key] = self.convert(value_node, path + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
-        try:
-            value = self._scalar.construct_object(node)
-        except ValueError:  # e.g. a timestamp-shaped scalar that is no real date
-            return node.value
-        if isinstance(value, (dt.date, dt.datetime)):
-            return value.isoformat()  # YAML dates stay text, as in the schema
-        return value
+    def problem(self, line: int, path: Path_, message: str) -> None:
+        self.problems.append(Problem(self.file, line, format_path(path), message))
 
-    def line(self, path: Path_) -> int:
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path, (0, 0))[0]
+
+def compose(text: str, file: str, error: type[MatrixError] = MatrixError) -> yaml.Node | None:
+    """The YAML node of ``text`` within the loader's limits; ``error`` (a MatrixError) otherwise."""
+    try:
+        return safeyaml.compose(text, file)
+    except safeyaml.InputError as exc:
+        raise error([Problem(file, exc.line, "", exc.message)]) from None
+
+
+def read_text(path: str | Path, what: str, error: type[MatrixError] = MatrixError) -> str:
+    """A matrix or suite file's text (regular file, size cap, UTF-8); ``error`` otherwise."""
+    try:
+        return safeyaml.read_text(path, what)
+    except safeyaml.InputError as exc:
+        raise error([Problem(exc.file, exc.line, "", exc.message)]) from None
 
 
 @lru_cache(maxsize=1)
@@ -131,6 +101,8 @@ def _schema_problems(data: Any, ln: _Lines, validator: Draft202012Validator | No
                 e.schema.get("type") != want if want else e.validator != "enum",
                 -len(e.absolute_path)))
         path = tuple(err.absolute_path)
+        if path in ln.nonfinite:
+            continue  # already reported as "not a finite number"; a range error would only repeat it
         if err.validator == "additionalProperties":
             allowed = err.schema.get("properties", {})
             for extra in sorted(set(err.instance) - set(allowed)):
@@ -206,7 +178,8 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
     def add(path: Path_, msg: str) -> None:
         problems.append(Problem(ln.file, ln.line(path), format_path(path), msg))
 
-    for i, raw in enumerate(data.get("checks") or []):
+    # A wrong shape (checks: 3) is the schema's to report; only walk what is a list.
+    for i, raw in enumerate(data["checks"] if isinstance(data.get("checks"), list) else []):
         if not isinstance(raw, dict):
             continue
         here: Path_ = ("checks", i)
@@ -270,7 +243,7 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
                     add(here + sub, f"the marker {marker!r} is written in the probe's arguments: "
                         "printing it would prove nothing")
     ids = set(seen)
-    for i, w in enumerate(data.get("waivers") or []):
+    for i, w in enumerate(data["waivers"] if isinstance(data.get("waivers"), list) else []):
         if isinstance(w, dict) and isinstance(w.get("id"), str) and w["id"] not in ids:
             add(("waivers", i, "id"), f"waiver for unknown check id {w['id']!r}{_suggest(w['id'], ids)}")
         if isinstance(w, dict) and isinstance(w.get("expires"), str):
@@ -340,19 +313,11 @@ def parse_waivers(raw: list[dict[str, Any]], file: str, ln: _Lines | None = None
 
 def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
     """Parse and validate matrix text; raises MatrixError listing every problem."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 0
-        raise MatrixError([Problem(file, line, "", f"invalid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    node = compose(text, file)
     if node is None:
         raise MatrixError([Problem(file, 0, "", "the matrix is empty")])
     ln = _Lines(file)
-    try:
-        data = ln.convert(node)
-    except RecursionError:
-        raise MatrixError([Problem(file, 0, "", "a YAML alias refers to itself")]) from None
+    data = ln.convert(node)
     problems = list(ln.problems)
     if not isinstance(data, dict):
         raise MatrixError(problems + [Problem(file, 1, "", "a matrix is a mapping with a 'checks' list")])
@@ -387,9 +352,4 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
 
 def load_matrix(path: str | Path) -> Matrix:
     """Load a matrix file; raises MatrixError (with file and line) on any problem."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MatrixError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
-    return parse_matrix(text, str(path))
+    return parse_matrix(read_text(path, "matrix"), str(path))

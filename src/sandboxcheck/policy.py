@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from .model import Result, Status, Waiver
+from .safeyaml import InputError, read_text
+
+
+#: Largest JSON report read (agent transcripts make reports far larger than matrices).
+REPORT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class BaselineError(Exception):
@@ -43,9 +48,11 @@ def apply_waivers(results: Iterable[Result], waivers: Iterable[Waiver], target: 
 def load_baseline(path: str | Path) -> dict[str, Mapping[str, Any]]:
     """Results of an accepted JSON report, by check id."""
     try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise BaselineError(f"{path}: cannot read: {exc.strerror}") from None
+        data = json.loads(read_text(path, "JSON report", limit=REPORT_MAX_BYTES))
+    except InputError as exc:
+        raise BaselineError(str(exc)) from None
+    except RecursionError:
+        raise BaselineError(f"{path}: not a JSON report: nested too deeply") from None
     except ValueError as exc:
         raise BaselineError(f"{path}: not a JSON report: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):

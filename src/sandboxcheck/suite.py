@@ -27,11 +27,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
-from .matrix import (MatrixError, Path_, Problem, _Lines, _suggest, format_path, load_matrix,
-                     parse_waivers)
+from .matrix import (MatrixError, Path_, Problem, _Lines, _suggest, compose, format_path, load_matrix,
+                     parse_waivers, read_text)
 from .matrix import _schema_problems as _matrix_schema_problems
 from .model import Matrix, Waiver
 from .resources import matrices_dir, presets_dir, schema_path
@@ -153,19 +152,11 @@ def parse_suite(text: str, file: str = "<suite>", base: Path | None = None) -> S
     its lines) and those of each matrix it names (with the matrix's lines).
     """
     base = base if base is not None else Path(file).parent
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SuiteError([Problem(file, mark.line + 1 if mark else 0, "",
-                                  f"invalid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    node = compose(text, file, SuiteError)
     if node is None:
         raise SuiteError([Problem(file, 0, "", "the suite is empty")])
     ln = _Lines(file)
-    try:
-        data = ln.convert(node)
-    except RecursionError:
-        raise SuiteError([Problem(file, 0, "", "a YAML alias refers to itself")]) from None
+    data = ln.convert(node)
     problems = list(ln.problems)
     if not isinstance(data, dict):
         raise SuiteError(problems + [Problem(file, 1, "", "a suite is a mapping with 'matrices' and 'targets'")])
@@ -255,9 +246,4 @@ def parse_suite(text: str, file: str = "<suite>", base: Path | None = None) -> S
 
 def load_suite(path: str | Path) -> Suite:
     """Load a suite file; raises SuiteError (with file and line) on any problem."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SuiteError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None
-    return parse_suite(text, str(path), p.parent)
+    return parse_suite(read_text(path, "suite", SuiteError), str(path), Path(path).parent)

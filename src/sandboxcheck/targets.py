@@ -20,9 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from . import placeholders
+from . import placeholders, safeyaml
 from .pinning import InstallSpec, PinError, split_ref
 from .pinning import install as install_pinned
 from .resources import presets_dir
@@ -469,6 +467,9 @@ def parse_target(data: Any, source: str) -> TargetSpec:
     if not isinstance(env, dict):
         problems.append("'env' must be a mapping")
         env = {}
+    for key, value in env.items():
+        if not isinstance(value, (str, int, float, bool)):
+            problems.append(f"env: {key}: the value must be text, not {type(value).__name__}")
     pass_env = data.get("pass_env") or []
     if not isinstance(pass_env, list) or not all(isinstance(n, str) for n in pass_env):
         problems.append("'pass_env' must be a list of variable names")
@@ -522,6 +523,9 @@ def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool
     ``options`` sets target options (``--target-opt KEY=VALUE``); a key the
     target does not take is a TargetError unless ``strict`` is false.
     """
+    if not ref.strip():
+        raise TargetError(f"empty target reference {ref!r}: give a preset ({', '.join(preset_names())}), "
+                          "a target file, or an inline command containing {cmd}")
     preset = presets_dir() / f"{ref}.yaml"
     if "@" in ref and not preset.exists() and not Path(ref).exists() and "{cmd" not in ref:
         return _load_pinned(ref, options, strict)
@@ -533,11 +537,21 @@ def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool
         raise TargetError(f"unknown target {ref!r}: not a preset ({', '.join(preset_names())}), "
                           "not a file, and not an inline command containing {cmd}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise TargetError(f"{path}: cannot load target: {exc}") from None
-    if isinstance(data, dict) and data.get("kind") == "agent":
+        data, _ = safeyaml.load(path, "target file")
+    except safeyaml.InputError as exc:
+        where = f"{exc.file}:{exc.line}" if exc.line else exc.file
+        raise TargetError(f"{where}: cannot load target: {exc.message}") from None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind is not None and kind != "agent":
+        raise TargetError(f"{path}: kind: {kind!r} is not a kind of target (known: agent; "
+                          "leave 'kind' out for a command target)")
+    if kind == "agent":
         from .agent import load_agent_target  # agent targets are a package of their own
+        from .agent.spec import option_file_problems
+
+        unreadable = option_file_problems(options or {})
+        if unreadable:
+            raise TargetError("\n".join(unreadable))
 
         return load_agent_target(data, str(path), options, strict)
     return CommandTarget(parse_target(data, str(path)), options, strict)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,11 @@ DRIVER_OPTIONS: dict[str, tuple[str, ...]] = {
     "claude-code": ("settings", "user_settings", "flags", "allowed_tools"),
     "codex": ("config", "flags"),
 }
+#: Options whose value is a file the harness reads (JSON settings, TOML config).
+FILE_OPTIONS: frozenset[str] = frozenset({"settings", "user_settings", "config"})
+#: The program each driver runs: a target must require it, or a machine without it
+#: would run every check into "inconclusive" instead of saying what is missing.
+DRIVER_EXECUTABLES: dict[str, str] = {"claude-code": "claude", "codex": "codex"}
 #: Target keys that belong to one driver only.
 _DRIVER_KEYS: dict[str, tuple[str, ...]] = {
     "claude-code": ("settings", "user_settings", "allowed_tools"), "codex": ("config",)}
@@ -108,6 +114,23 @@ def expand_all(value: Any, values: Mapping[str, str]) -> Any:
     return value
 
 
+def option_file_problems(options: Mapping[str, str]) -> list[str]:
+    """Why a file named by a ``--target-opt`` (settings=FILE, config=FILE) cannot be read, if it cannot.
+
+    Checked before the target is built, so a FIFO, a device or a huge file is
+    refused up front instead of blocking or filling memory when it is read.
+    """
+    from ..safeyaml import InputError, read_bytes
+
+    out = []
+    for key in sorted(FILE_OPTIONS & set(options)):
+        try:
+            read_bytes(os.path.expanduser(options[key]), f"{key} file")
+        except InputError as exc:
+            out.append(f"--target-opt {key}={options[key]}: {exc.message}")
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Requirement:
     """An executable the agent target needs, and how to get it."""
@@ -152,13 +175,24 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
             if other != driver and driver in DRIVERS and key in data:
                 problems.append(f"'{key}' is a {other} key; an agent: {driver} target does not take it")
     reqs: list[Requirement] = []
-    for item in data.get("requires") or []:
+    raw_reqs = data.get("requires") or []
+    reqs_ok = isinstance(raw_reqs, list)
+    if not reqs_ok:
+        problems.append("'requires' must be a list of executable names or {name, install} mappings")
+        raw_reqs = []
+    for item in raw_reqs:
         if isinstance(item, str):
             reqs.append(Requirement(item))
         elif isinstance(item, Mapping) and isinstance(item.get("name"), str) and set(item) <= {"name", "install"}:
             reqs.append(Requirement(item["name"], str(item.get("install", ""))))
         else:
+            reqs_ok = False
             problems.append(f"requires: {item!r} is neither a name nor {{name, install}}")
+    exe = DRIVER_EXECUTABLES.get(driver) if isinstance(driver, str) else None
+    if exe and reqs_ok and not any(r.name == exe for r in reqs):
+        chosen = "" if "agent" in data else " (the default 'agent:')"
+        problems.append(f"'requires' must name {exe!r}, the program agent: {driver}{chosen} runs, e.g. "
+                        f"requires: [{{name: {exe}, install: \"npm install ...\"}}]")
     for key in ("settings", "user_settings"):
         if not isinstance(data.get(key) or {}, Mapping):
             problems.append(f"'{key}' must be a mapping (Claude Code settings)")
@@ -170,7 +204,11 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
         tools = []
     flags = data.get("flags") or []
     if isinstance(flags, str):
-        flags = shlex.split(flags)
+        try:
+            flags = shlex.split(flags)
+        except ValueError as exc:
+            problems.append(f"flags: cannot split {flags!r} like a shell: {exc}")
+            flags = []
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         problems.append("'flags' must be a list of command-line arguments")
         flags = []
