@@ -428,3 +428,54 @@ def test_bad_input_exits_2_with_a_message(case: Case, case_dir: Path) -> None:
 def test_well_formed_neighbours_are_accepted(case: Case, case_dir: Path) -> None:
     code, output = run_cli(materialize(case, case_dir), case_dir)
     assert (code, case.expect in output) == (case.code, True), output[-2000:]
+
+
+# --- suites (read by the pytest plugin) and a little fuzzing, in process -------------
+
+SUITE_CASES = [
+    ("alias-loop", "matrices: &m [*m]\n", "(a loop)"),
+    ("deep", "matrices: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 100 levels"),
+    ("laughs", laughs(), "alias bomb"),
+    ("timeout-nan", "matrices: [baseline]\ntargets: [none]\noptions: {timeout: .nan}\n",
+     "s.sandboxcheck.yaml:3: options.timeout: .nan is not a finite number"),
+    ("utf16", "matrices: [baseline]\n".encode("utf-16"), "is UTF-16 text"),
+    ("python-tag", "matrices: !!python/object/apply:os.system [true]\n", "unsupported YAML tag"),
+    ("fifo", FIFO, "a FIFO, not a suite"),
+    ("target-fifo", "matrices: [baseline]\ntargets: [t.yaml]\n", "a FIFO, not a target file"),
+]
+
+
+@pytest.mark.parametrize("name,content,expect", SUITE_CASES, ids=[c[0] for c in SUITE_CASES])
+def test_bad_suite_is_a_suite_error(name: str, content: bytes | str, expect: str, case_dir: Path) -> None:
+    from sandboxcheck.suite import SuiteError, load_suite
+
+    files = {"s.sandboxcheck.yaml": content}
+    if name == "target-fifo":
+        files["t.yaml"] = FIFO
+    materialize(Case(name, (), "", files), case_dir)
+    with pytest.raises(SuiteError) as info:
+        load_suite(case_dir / "s.sandboxcheck.yaml")
+    assert expect in str(info.value)
+
+
+#: Characters that steer YAML: a mutation made of them reaches the odd corners of the loader.
+_YAML_BITS = ["*", "&a ", "*a", "!!python/object ", "<<: ", "{", "}", "[", "]", ": ", "- ", "? ", "|", ">",
+              "'", '"', "\t", "\n", "---\n", ".nan", "~", "%YAML 1.1\n", "!", "#", "\0", "\x85", "\ufeff"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_fuzzed_matrix_is_a_matrix_error_or_a_matrix(seed: int) -> None:
+    from sandboxcheck.matrix import MatrixError, parse_matrix
+    from sandboxcheck.resources import matrices_dir
+
+    text = (matrices_dir() / "baseline.yaml").read_text(encoding="utf-8")
+    rnd = random.Random(seed)
+    for _ in range(25):
+        for _ in range(rnd.randrange(1, 4)):
+            at = rnd.randrange(len(text))
+            cut = rnd.randrange(0, 3)
+            text = text[:at] + rnd.choice(_YAML_BITS) + text[at + cut:]
+        try:
+            parse_matrix(text, "fuzz.yaml")
+        except MatrixError as exc:
+            assert exc.problems and all(p.file == "fuzz.yaml" for p in exc.problems)
