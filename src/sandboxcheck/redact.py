@@ -32,10 +32,16 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
     for name, value in environ.items():
         if name in HARMLESS or name.startswith(("LC_", "SANDBOXCHECK_")) or len(value) < MIN_LENGTH:
             continue
-        if value.lower() in ("true", "false") or value.isdigit():
+        if value.lower() in ("true", "false") or value.isdigit() or _is_paths(value):
             continue
         out.add(value)
     return sorted(out, key=len, reverse=True)  # longest first: a value inside another goes with it
+
+
+def _is_paths(value: str) -> bool:
+    """A folder or file name, or a list of them (a search path): no secret, and common in output."""
+    parts = [p for p in value.split(os.pathsep) if p]
+    return bool(parts) and all(p.startswith(("/", "~", "./")) and " " not in p and "@" not in p for p in parts)
 
 
 class Redactor:

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import placeholders, safeyaml
+from . import placeholders, safefs, safeyaml
 from .pinning import InstallSpec, PinError, split_ref
 from .pinning import install as install_pinned
 from .resources import presets_dir
@@ -369,8 +369,8 @@ class CommandTarget(Target):
             # parse_target only accepts paths under {root}; hold that after expansion too.
             if root is None or root not in path.resolve().parents:
                 raise TargetError(f"{self.spec.source}: files: {path} is not inside the throwaway root")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(placeholders.expand(content_t, vals), encoding="utf-8")
+            # Through descriptors: the root is the target's to change between checks.
+            safefs.write_beneath(vals["root"], str(path), placeholders.expand(content_t, vals).encode())
 
     def environment(self, base: Mapping[str, str], caller: Mapping[str, str]) -> dict[str, str]:
         env = dict(base)
@@ -547,9 +547,12 @@ def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool
                           "leave 'kind' out for a command target)")
     if kind == "agent":
         from .agent import load_agent_target  # agent targets are a package of their own
-        from .agent.spec import option_file_problems
+        from .agent.spec import DRIVER_OPTIONS, option_file_problems
 
-        unreadable = option_file_problems(options or {})
+        # Only the options this driver takes: an unknown one is reported as such below.
+        driver = data.get("agent", "claude-code")
+        taken = DRIVER_OPTIONS.get(driver, ()) if isinstance(driver, str) else ()
+        unreadable = option_file_problems({k: v for k, v in (options or {}).items() if k in taken})
         if unreadable:
             raise TargetError("\n".join(unreadable))
 

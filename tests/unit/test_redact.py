@@ -13,7 +13,8 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 def test_secret_values_skip_paths_locale_and_short_values() -> None:
     values = secret_values({"GITHUB_TOKEN": "ghp_decoy1234567890", "PATH": "/usr/bin:/bin",
-                            "LANG": "C.UTF-8", "SHORT": "abc", "CI": "true", "LC_ALL": "C.UTF-8-long-enough"})
+                            "LANG": "C.UTF-8", "SHORT": "abc", "CI": "true", "LC_ALL": "C.UTF-8-long-enough",
+                            "INIT_CWD": "/work/project", "NODE_PATH": "/a/lib:/b/lib"})
     assert values == ["ghp_decoy1234567890"]
 
 

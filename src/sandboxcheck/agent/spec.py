@@ -189,9 +189,9 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
             reqs_ok = False
             problems.append(f"requires: {item!r} is neither a name nor {{name, install}}")
     exe = DRIVER_EXECUTABLES.get(driver) if isinstance(driver, str) else None
-    if exe and reqs_ok and not any(r.name == exe for r in reqs):
+    if exe and reqs_ok and not reqs:
         chosen = "" if "agent" in data else " (the default 'agent:')"
-        problems.append(f"'requires' must name {exe!r}, the program agent: {driver}{chosen} runs, e.g. "
+        problems.append(f"'requires' must name the program agent: {driver}{chosen} runs, e.g. "
                         f"requires: [{{name: {exe}, install: \"npm install ...\"}}]")
     for key in ("settings", "user_settings"):
         if not isinstance(data.get(key) or {}, Mapping):
