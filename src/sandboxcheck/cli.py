@@ -66,6 +66,14 @@ class _Seconds(click.FloatRange):
 TIMEOUT = _Seconds(0.1, 600)
 
 
+def _housekeeping(report: Any) -> None:
+    """Say on stderr what the harness cleaned up from earlier runs, and what it could not remove."""
+    for path in report.removed_stale:
+        click.echo(f"removed {path}: the run folder of a sandboxcheck that ended without cleaning up", err=True)
+    for line in report.leftovers:
+        click.echo(f"WARNING: left behind: {line}", err=True)
+
+
 def _fail_usage(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_USAGE)
@@ -155,6 +163,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(130)
+    _housekeeping(report)
     if accepted is not None:
         report.results = apply_baseline(report.results, accepted)
     write_reports(report, fmt, output, extra)
@@ -328,6 +337,8 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     progress = RichProgress() if sys.stderr.isatty() else Progress()
     try:
         runs = run_targets(m, targets, RunOptions(jobs=jobs, timeout=timeout), progress)
+        if runs:
+            _housekeeping(runs[0])
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(130)
