@@ -23,6 +23,10 @@ import psutil
 from . import safefs
 
 MAX_RECORD = 65536
+#: Hits kept per check token, and connections served at once: a target flooding the
+#: sinks cannot grow the harness's memory or use up its descriptors.
+MAX_HITS_PER_TOKEN = 16
+MAX_CONNECTIONS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,8 @@ class Sinks:
         self._sel = selectors.DefaultSelector()
         self._lock = threading.Lock()
         self._hits: list[Hit] = []
+        #: Tokens of the checks running now: only data carrying one of them is kept.
+        self._tokens: dict[bytes, int] = {}
         self._buffers: dict[socket.socket, tuple[str, str, bytearray]] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", ""))
@@ -116,6 +122,18 @@ class Sinks:
         self._wake_w.send(b"s")
         ev.wait(timeout)
 
+    def watch(self, token: str) -> None:
+        """Keep what the sinks receive with ``token`` (a check's) from now on."""
+        with self._lock:
+            self._tokens.setdefault(token.encode(), 0)
+
+    def forget(self, token: str) -> None:
+        """Drop ``token``'s hits and stop keeping new ones (its check has been judged)."""
+        b = token.encode()
+        with self._lock:
+            self._tokens.pop(b, None)
+            self._hits = [h for h in self._hits if b not in h.data]
+
     def hits(self, needle: str, addresses: set[str] | None = None) -> list[Hit]:
         """Hits whose data contains ``needle`` (optionally only at these addresses)."""
         b = needle.encode()
@@ -137,8 +155,13 @@ class Sinks:
         self._wake_w.close()
 
     def _record(self, name: str, address: str, data: bytes) -> None:
+        data = bytes(data[:MAX_RECORD])
         with self._lock:
-            self._hits.append(Hit(name, address, bytes(data[:MAX_RECORD])))
+            for token, count in self._tokens.items():
+                if token in data and count < MAX_HITS_PER_TOKEN:
+                    self._tokens[token] = count + 1
+                    self._hits.append(Hit(name, address, data))
+                    return
 
     def _run_commands(self) -> None:
         with self._lock:
@@ -186,6 +209,9 @@ class Sinks:
                 try:
                     conn, _addr = sock.accept()  # type: ignore[union-attr]
                 except OSError:
+                    continue
+                if len(self._buffers) >= MAX_CONNECTIONS:
+                    conn.close()  # a flood of connections: served no further
                     continue
                 conn.setblocking(False)
                 name = key.data[1]

@@ -558,6 +558,7 @@ class Harness:
         cleanup_paths: list[Path] = []
         sinks = self.sinks
         unix = {name: path / "run" / f"{name}.sock" for name in _Roots.UNIX}
+        sinks.watch(token)
         try:
             values = self._values(root, target)
             ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
@@ -678,6 +679,7 @@ class Harness:
                              evidence=tuple(evidence), effect=bool(evidence),
                              error=red(launch_error) if launch_error else launch_error)
         finally:
+            sinks.forget(token)
             if witness is not None:
                 witness.stop()
             for extra_path in cleanup_paths:
