@@ -471,9 +471,15 @@ def sse_body(message: Mapping[str, Any]) -> bytes:
                    for name, data in sse_events(message)).encode()
 
 
+#: Largest request body the scripted model reads (a real conversation is far smaller).
+MAX_BODY = 16 << 20
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    #: Seconds a connection may sit idle: a client that holds one open cannot pin a thread.
+    timeout = 120
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class name
         """Quiet: the transcript is the log."""
@@ -493,16 +499,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode())
 
     def _body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            out = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return out
-                out += self.rfile.read(size)
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        """The request body, at most ``MAX_BODY`` bytes (the agent is the code under test)."""
+        try:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                out = bytearray()
+                while True:
+                    size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline(64)
+                        return bytes(out)
+                    if size < 0 or len(out) + size > MAX_BODY:
+                        return b""
+                    out += self.rfile.read(size)
+                    self.rfile.readline(64)
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return b""
+        if length < 0 or length > MAX_BODY:
+            return b""
+        return self.rfile.read(length)
 
     def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
         self.server.model.record("HEAD", self.path, "head")
