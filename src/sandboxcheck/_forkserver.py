@@ -231,7 +231,38 @@ def keeper(req, fds, code_obj):
         os._exit(0)
 
 
+def end_orphans(keepers):
+    """Kill the server's children that are not keepers: what a killed keeper left.
+
+    The server is a subreaper too, so a target that kills its own keeper lands
+    here instead of escaping to init; the launch is over then, so all of it goes.
+    """
+    me = os.getpid()
+    for pid in list(keepers):
+        if not os.path.exists("/proc/%d" % pid):
+            keepers.discard(pid)
+    kids = set()
+    for tid in os.listdir("/proc/%d/task" % me):
+        try:
+            with open("/proc/%d/task/%s/children" % (me, tid)) as fh:
+                kids.update(int(k) for k in fh.read().split())
+        except (OSError, ValueError):
+            pass
+    for pid in kids - keepers:
+        for p in [pid, *descendants(pid)]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+_libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+keepers = set()
 while True:
+    ready, _, _ = select.select([sock], [], [], 0.5)
+    end_orphans(keepers)
+    if not ready:
+        continue
     try:
         msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 4)
     except OSError:
@@ -248,6 +279,7 @@ while True:
     kpid = os.fork()
     if kpid == 0:
         keeper(req, fds, code_obj)
+    keepers.add(kpid)
     for fd in fds:
         os.close(fd)
     sock.sendall(json.dumps({"keeper": kpid}).encode() + b"\n")

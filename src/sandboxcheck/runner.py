@@ -492,6 +492,11 @@ class Harness:
         """The fork server for control runs, started on first use."""
         with self._lock:
             self._refuse_if_closing()
+            if self._forkserver is not None and self._forkserver.proc.poll() is not None:
+                # Killed by the code under test: its keepers go on (their sockets are ours);
+                # new launches need a new server.
+                self._forkserver.close()
+                self._forkserver = None
             if self._forkserver is None:
                 self._forkserver = ForkServer(python, self.probes)
             return self._forkserver
