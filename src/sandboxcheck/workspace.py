@@ -396,6 +396,34 @@ class RunFolder:
         self._lock = threading.Lock()
         self.kept = False
         self.leftovers: list[safefs.Leftover] = []
+        self._moved: list[tuple[int, str]] = []
+
+    def moved_away(self, fd: int, label: str) -> None:
+        """A root (``fd``) that the code under test moved from its place: emptied now,
+        its folder removed at ``close`` wherever it is then."""
+        left = safefs.remove_contents(fd, f"{label} (moved away by the code under test)")
+        with self._lock:
+            self.leftovers.extend(left)
+            self._moved.append((os.dup(fd), label))
+
+    def _remove_moved(self) -> None:
+        for fd, label in self._moved:
+            try:
+                problem = _rmdir_held(fd)
+                if problem:
+                    self.leftovers.append(safefs.Leftover(label, f"moved by the code under test: {problem}"))
+            finally:
+                os.close(fd)
+        self._moved = []
+
+    def where(self) -> str:
+        """Where the folder is now (the code under test may have moved it)."""
+        if self.fd >= 0:
+            try:
+                return os.readlink(f"/proc/self/fd/{self.fd}").removesuffix(" (deleted)")
+            except OSError:
+                pass
+        return str(self.path)
 
     def intact(self) -> bool:
         """Whether the folder is still at its path (not removed, moved or swapped)."""
@@ -406,7 +434,7 @@ class RunFolder:
 
     def remove(self, name: str) -> list[safefs.Leftover]:
         """Remove the entry ``name`` of the run's folder; what was left, recorded and returned."""
-        left = safefs.remove_at(self.fd, name, f"{self.path}/{name}", deadline=time.monotonic() + 60)
+        left = safefs.remove_at(self.fd, name, f"{self.where()}/{name}", deadline=time.monotonic() + 60)
         if left:
             with self._lock:
                 self.leftovers.extend(left)
@@ -432,7 +460,11 @@ class RunFolder:
             for name in names:
                 if name != OWNER_FILE:
                     self.remove(name)
+            self._remove_moved()
             self._remove_self()
+        for fd, _ in self._moved:
+            os.close(fd)
+        self._moved = []
         os.close(self.fd)
         self.fd = -1
         return self.leftovers
@@ -440,29 +472,41 @@ class RunFolder:
     def _remove_self(self) -> None:
         if os.fstat(self.fd).st_nlink == 0:
             return  # removed already (by the code under test)
-        if self.leftovers:
-            return  # the owner file stays: a later run retries when this process is gone
+        try:
+            if any(e.name != OWNER_FILE for e in os.scandir(self.fd)):
+                return  # the owner file stays: a later run retries when this process is gone
+        except OSError:
+            return
         try:
             os.unlink(OWNER_FILE, dir_fd=self.fd)
         except OSError:
             pass
+        problem = _rmdir_held(self.fd)
+        if problem:
+            self.leftovers.append(safefs.Leftover(self.where(), problem))
+
+
+def _rmdir_held(fd: int) -> str | None:
+    """Remove the empty folder ``fd`` holds, wherever it is now; None when done (or gone), else why not.
+
+    Its place is read from ``/proc/self/fd``; the entry found there is removed only if
+    it is exactly that folder, whatever the path led through.
+    """
+    try:
+        if os.fstat(fd).st_nlink == 0:
+            return None
+        where = os.readlink(f"/proc/self/fd/{fd}")
+        parent, name = os.path.split(where)
+        pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            pfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            self.leftovers.append(safefs.Leftover(str(self.path), exc.strerror or str(exc)))
-            return
-        try:
-            st = safefs.lstat_at(pfd, self.path.name)
-            if safefs.same_file(st, os.fstat(self.fd)):
-                os.rmdir(self.path.name, dir_fd=pfd)
-            else:
-                self.leftovers.append(safefs.Leftover(str(self.path), "moved away or replaced during the run"))
-        except FileNotFoundError:
-            self.leftovers.append(safefs.Leftover(str(self.path), "moved away during the run"))
-        except OSError as exc:
-            self.leftovers.append(safefs.Leftover(str(self.path), exc.strerror or str(exc)))
+            if not safefs.same_file(safefs.lstat_at(pfd, name), os.fstat(fd)):
+                return f"not found where the kernel says it is ({where})"
+            os.rmdir(name, dir_fd=pfd)
+            return None
         finally:
             os.close(pfd)
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def remove_stale(tmp: str | None = None) -> list[str]:
