@@ -429,6 +429,14 @@ harness_pid() {{
         outf.close()
         errf.close()
         run = Run(argv, proc.returncode, stdout, stderr, elapsed, peak[0] / 1024, stopped_by, hung)
+        measured = os.environ.get("SANDBOXCHECK_HOSTILE_LOG")
+        if measured:
+            # One line per harness run: what the closing notes' table is measured from.
+            with open(measured, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0],
+                                     "rc": proc.returncode, "elapsed_s": round(elapsed, 2),
+                                     "peak_rss_mb": round(peak[0] / 1024, 1), "stopped_by": stopped_by,
+                                     "hung": hung}) + "\n")
         for fmt, path in files.items():
             if path.is_file():
                 text = path.read_bytes()[: 16 << 20].decode("utf-8", "replace")
