@@ -198,19 +198,22 @@ def keeper(req, fds, code_obj):
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        poller = select.poll()
+        poller.register(ctl, select.POLLIN)
+        poller.register(wake_r, select.POLLIN)
         exited = False
         while True:
             for p, code in reap():
                 if p == pid and not exited:
                     exited = True
                     send(ctl, {"exit": code})
-            ready, _, _ = select.select([ctl, wake_r], [], [], 5.0)
+            ready = [fd for fd, _ in poller.poll(5000)]  # poll: descriptors may be above 1024
             if wake_r in ready:
                 try:
                     os.read(wake_r, 4096)
                 except OSError:
                     pass
-            if ctl in ready:
+            if ctl.fileno() in ready:
                 try:
                     msg = ctl.recv(4096)
                 except OSError:
@@ -258,8 +261,10 @@ def end_orphans(keepers):
 
 _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 keepers = set()
+server_poll = select.poll()
+server_poll.register(sock, select.POLLIN)
 while True:
-    ready, _, _ = select.select([sock], [], [], 0.5)
+    ready = server_poll.poll(500)
     end_orphans(keepers)
     if not ready:
         continue

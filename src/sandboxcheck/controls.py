@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import selectors
 import socket
 import subprocess
@@ -131,17 +132,13 @@ class Keeper:
         self.ended = False
         self._replies: list[dict] = []  # type: ignore[type-arg]
         self._lock = threading.Lock()
+        self._poll = select.poll()
+        self._poll.register(ctl, select.POLLIN)
 
     def _read(self, timeout: float | None) -> bool:
         """Read one message into state; False when nothing came in time or the socket closed."""
-        if timeout is not None:
-            ready = selectors.DefaultSelector()
-            try:
-                ready.register(self.ctl, selectors.EVENT_READ)
-                if not ready.select(max(0.0, timeout)):
-                    return False
-            finally:
-                ready.close()
+        if timeout is not None and not self._poll.poll(max(0, int(timeout * 1000))):
+            return False
         try:
             msg = self.ctl.recv(1 << 20)
         except OSError:

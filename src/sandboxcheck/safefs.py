@@ -398,6 +398,7 @@ def _empty(top: int, label: str, deadline: float | None) -> list[Leftover]:
                         leftovers.append(Leftover(where(name), _why(exc)))
                         continue
                 frames.append((name, ident, todo, skip))
+                os.close(cur)  # one descriptor at a time: the way back up is ".."
                 cur, ident, skip = child, _ident(child), set()
                 todo = _names(cur, skip)
                 continue
