@@ -18,20 +18,26 @@ import json
 import os
 import sys
 
-#: Variables the harness keeps (its own settings, locale, terminal, tools and their proxies).
+#: Variables the harness keeps in its own environment: none can carry a credential
+#: (proxies can, so npm gets them from the caller's environment held in memory instead).
 KEEP = frozenset({
     "PATH", "HOME", "TMPDIR", "LANG", "LANGUAGE", "TERM", "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR",
     "TZ", "PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV", "USER", "LOGNAME",
-    "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
-    "HTTPS_PROXY", "NO_PROXY", "npm_config_registry", "NPM_CONFIG_REGISTRY", "NODE_EXTRA_CA_CERTS",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "GITHUB_STEP_SUMMARY", "CI",
+    "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "GITHUB_STEP_SUMMARY", "CI",
+})
+#: The harness's own settings kept besides (flags and paths, never secrets).
+KEEP_OWN = frozenset({
+    "SANDBOXCHECK_DEBUG", "SANDBOXCHECK_TOOLS", "SANDBOXCHECK_CACHE", "SANDBOXCHECK_TARGET", "SANDBOXCHECK_JOBS",
+    "SANDBOXCHECK_MATRIX", "SANDBOXCHECK_NO_REEXEC", "SANDBOXCHECK_FORMAT", "SANDBOXCHECK_OUTPUT",
+    "SANDBOXCHECK_TIMEOUT",
 })
 _FD_VAR = "SANDBOXCHECK_CALLER_ENV_FD"
 
 
 def kept(name: str) -> bool:
     """Whether the harness keeps the caller's variable ``name`` in its own environment."""
-    return name in KEEP or name.startswith(("LC_", "SANDBOXCHECK_"))
+    return name in KEEP or name in KEEP_OWN or name.startswith("LC_")
 
 
 def reexec_clean() -> None:
@@ -70,6 +76,9 @@ def main() -> None:
     """Start the CLI in a clean process; exit 130 on Ctrl-C, imports included."""
     try:
         reexec_clean()
+        from .controls import become_subreaper
+
+        become_subreaper()  # this process is only a harness: orphans of its targets come back here
         from .cli import entry
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

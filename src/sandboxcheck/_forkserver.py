@@ -252,11 +252,13 @@ def end_orphans(keepers):
         except (OSError, ValueError):
             pass
     for pid in kids - keepers:
-        for p in [pid, *descendants(pid)]:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
+        tree = [pid, *descendants(pid)]
+        for sig in (signal.SIGSTOP, signal.SIGKILL):  # frozen first: a fork bomb stops growing
+            for p in tree:
+                try:
+                    os.kill(p, sig)
+                except OSError:
+                    pass
 
 
 _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

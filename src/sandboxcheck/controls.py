@@ -21,6 +21,7 @@ import json
 import os
 import select
 import selectors
+import signal
 import socket
 import subprocess
 import threading
@@ -40,6 +41,90 @@ MAX_MATCHES = 256
 _MATCH_TAIL = 96
 
 _SERVER = Path(__file__).with_name("_forkserver.py")
+#: Seconds the launch server may take to fork a keeper, and a keeper to end its launch.
+SPAWN_TIMEOUT = 5.0
+END_TIMEOUT = 5.0
+
+
+_SUBREAPER = False
+
+
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (for a process that is only a harness: the CLI).
+
+    The launch server and every keeper are subreapers already; this catches what
+    a target leaves when it kills both its keeper and the server: such orphans
+    come back to the harness, and ``sweep_orphans`` ends them.
+    """
+    global _SUBREAPER
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        _SUBREAPER = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        _SUBREAPER = False
+    return _SUBREAPER
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read(1024)
+    except OSError:
+        return []
+    return data[data.rfind(b")") + 2:].split()
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out.extend(int(k) for k in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def sweep_orphans() -> int:
+    """End the orphans that came back to this (subreaper) process; how many.
+
+    Every process the harness starts itself stays in its session (the launch
+    server and the witness get a process group of their own, not a session);
+    every target calls setsid. So a child in another session is something a
+    target left behind: it is stopped, killed with its descendants, and reaped.
+    """
+    if not _SUBREAPER:
+        return 0
+    me, my_sid = os.getpid(), os.getsid(0)
+    ended = 0
+    for pid in _children(me):
+        fields = _stat_fields(pid)
+        if len(fields) < 4 or int(fields[3]) == my_sid:
+            continue  # the harness's own (its session), or gone
+        if fields[0] != b"Z":
+            tree = [pid]
+            i = 0
+            while i < len(tree) and len(tree) < 10_000:
+                tree.extend(_children(tree[i]))
+                i += 1
+            for sig in (signal.SIGSTOP, signal.SIGKILL):
+                for p in tree:
+                    try:
+                        os.kill(p, sig)
+                    except OSError:
+                        pass
+            ended += 1
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    return ended
 
 
 class Capture:
@@ -60,6 +145,7 @@ class Capture:
         self.total = 0
         self.matches: list[bytes] = []
         self._carry = b""
+        self._seen: set[int] = set()  # stream offsets of the matches recorded
 
     def feed(self, data: bytes) -> None:
         """Take the next chunk of the stream."""
@@ -70,16 +156,27 @@ class Capture:
         self.tail += data
         if len(self.tail) > self.half:
             del self.tail[:len(self.tail) - self.half]
-        if self.needles and len(self.matches) < MAX_MATCHES:
+        if self.needles:
             window = self._carry + data
-            for needle in self.needles:
-                at = window.find(needle)
-                while at >= 0 and len(self.matches) < MAX_MATCHES:
-                    # A match wholly inside the carried-over part was recorded already.
-                    if at + len(needle) > len(self._carry):
-                        self.matches.append(bytes(window[at:at + len(needle) + _MATCH_TAIL]))
-                    at = window.find(needle, at + 1)
-            self._carry = window[-self._keep:] if self._keep else b""
+            self._scan(window, self.total - len(window), final=False)
+            self._carry = window[-self._keep:]
+
+    def _scan(self, window: bytes, offset: int, final: bool) -> None:
+        """Record each watched string in ``window`` (at ``offset`` in the stream) once, with
+        the text after it; one too close to the end waits for the next chunk (it is in the
+        carried-over part), unless the stream has ended."""
+        for needle in self.needles:
+            at = window.find(needle)
+            while at >= 0 and len(self.matches) < MAX_MATCHES:
+                end = at + len(needle) + _MATCH_TAIL
+                if (end <= len(window) or final) and offset + at not in self._seen:
+                    self._seen.add(offset + at)
+                    self.matches.append(bytes(window[at:end]))
+                at = window.find(needle, at + 1)
+
+    def _flush(self) -> None:
+        if self.needles and self._carry:
+            self._scan(self._carry, self.total - len(self._carry), final=True)
 
     @property
     def truncated(self) -> bool:
@@ -99,6 +196,7 @@ class Capture:
 
     def searchable(self) -> str:
         """The kept text plus every match found anywhere: what evidence is searched in."""
+        self._flush()
         text = self.text()
         if self.matches and self.truncated:
             text += "\n" + "\n".join(m.decode("utf-8", "replace") for m in self.matches)
@@ -134,6 +232,12 @@ class Keeper:
         self._lock = threading.Lock()
         self._poll = select.poll()
         self._poll.register(ctl, select.POLLIN)
+        #: A pidfd of the keeper: it can be killed without any risk of a reused pid.
+        self._pidfd = -1
+        try:
+            self._pidfd = os.pidfd_open(keeper_pid)
+        except (OSError, AttributeError):
+            pass
 
     def _read(self, timeout: float | None) -> bool:
         """Read one message into state; False when nothing came in time or the socket closed."""
@@ -195,14 +299,13 @@ class Keeper:
                 self.ctl.send(what)
             except OSError:
                 return None
-            while not self.ended:
+            while not self.ended and time.monotonic() < deadline:
                 for rec in self._replies:
                     if key in rec:
                         self._replies.remove(rec)
                         return rec
-                if not self._read(deadline - time.monotonic()):
-                    if time.monotonic() >= deadline:
-                        return None
+                del self._replies[:-8]  # a keeper that chatters cannot grow this
+                self._read(deadline - time.monotonic())
         return None
 
     def survivors(self) -> list[tuple[int, str]]:
@@ -211,10 +314,24 @@ class Keeper:
         return [(int(p), str(c)) for p, c in (rec or {}).get("survivors", [])]
 
     def end(self) -> int:
-        """Kill and reap every process of the launch; how many there were. Idempotent."""
-        rec = self._ask(b"end", "ended", 15.0)
+        """Kill and reap every process of the launch; how many there were. Idempotent.
+
+        A keeper that does not answer in time (stopped, or busy) is killed by its
+        pidfd: what it kept then falls to the launch server, a subreaper too,
+        which ends every process that is not a keeper.
+        """
+        rec = self._ask(b"end", "ended", END_TIMEOUT)
+        if rec is None:
+            self._kill_keeper()
         self.close()
         return int((rec or {}).get("ended", 0))
+
+    def _kill_keeper(self) -> None:
+        if self._pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except OSError:
+                pass
 
     def kill(self) -> None:
         """Tell the keeper to end everything now (from any thread; never waits)."""
@@ -231,6 +348,9 @@ class Keeper:
                 self.ctl.close()
             except OSError:
                 pass
+            if self._pidfd >= 0:
+                os.close(self._pidfd)
+                self._pidfd = -1
 
 
 class ForkServer:
@@ -241,10 +361,14 @@ class ForkServer:
         self.proc = subprocess.Popen(
             [python, "-B", "-E", "-s", "-S", str(_SERVER), str(probes), str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), env={"PATH": DEFAULT_PATH}, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            # Its own process group (Ctrl-C is the harness's to handle) but the harness's
+            # session: ``sweep_orphans`` tells the harness's own processes by their session.
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
         theirs.close()
         self.sock = ours
         self._lock = threading.Lock()
+        self._server_poll = select.poll()
+        self._server_poll.register(ours, select.POLLIN)
 
     def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: Path, stdin: int, stdout: int,
               stderr: int, fork: bool = False) -> Keeper:
@@ -255,7 +379,13 @@ class ForkServer:
             req = json.dumps({"argv": list(argv), "env": env, "cwd": str(cwd), "fork": fork}).encode()
             with self._lock:
                 socket.send_fds(self.sock, [req], [stdin, stdout, stderr, theirs.fileno()])
-                reply = self.sock.recv(4096)
+                # The server is within reach of a leaky target (it may be stopped or
+                # killed): never wait for it without a deadline.
+                reply = self.sock.recv(4096) if self._server_poll.poll(int(SPAWN_TIMEOUT * 1000)) else None
+                if reply is None:
+                    self.proc.kill()  # our own child; a new one is started for the next launch
+                    self.proc.wait()
+                    raise OSError("the launch server did not answer (stopped by the code under test?)")
         except OSError:
             ours.close()
             raise
@@ -266,6 +396,7 @@ class ForkServer:
             raise OSError("the launch server has gone")
         keeper = Keeper(ours, int(json.loads(reply)["keeper"]))
         if keeper.started() is None:
+            keeper._kill_keeper()
             keeper.close()
             raise OSError("the launch server could not start the target")
         return keeper

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import selectors
 import socket
 import stat
@@ -282,9 +283,29 @@ class Witness:
         self.proc = subprocess.Popen(
             [_python(), "-S", "-E", "-s", "-c", _WITNESS, token_value, str(lifetime)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
+            env={"PATH": "/usr/bin:/bin"}, process_group=0)  # the harness's session: see sweep_orphans
         assert self.proc.stdout is not None
-        self.proc.stdout.readline()  # 'ready': handlers installed
+        self._out = self.proc.stdout.fileno()
+        os.set_blocking(self._out, False)
+        # 'ready': handlers installed. Bounded in time: the witness is within reach of the target.
+        self._read_until(b"ready\n", time.monotonic() + 5)
+
+    def _read_until(self, end: bytes, deadline: float) -> bytes:
+        data = b""
+        poller = select.poll()
+        poller.register(self._out, select.POLLIN)
+        while end not in data and len(data) < 4096:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(int(left * 1000)):
+                break
+            try:
+                chunk = os.read(self._out, 4096)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            data += chunk
+        return data
 
     @property
     def pid(self) -> int:
@@ -297,13 +318,14 @@ class Witness:
         pending signals are handled in number order, so SIGUSR1/SIGHUP are
         recorded before the SIGTERM handler ends the witness.
         """
+        if self.proc.returncode is not None:
+            return []
         self.proc.terminate()
-        try:
-            out, _ = self.proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-        return [line for line in out.decode().splitlines() if line.startswith("SIGNAL")]
+        out = self._read_until(b"END\n", time.monotonic() + 5)
+        self.proc.kill()  # ended already, or stopped by the code under test
+        self.proc.wait()
+        self.proc.stdout.close()  # type: ignore[union-attr]
+        return [line for line in out.decode("ascii", "replace").splitlines() if line.startswith("SIGNAL")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,7 +457,7 @@ def tree_state(root_fd: int, rel: str) -> dict[str, tuple[int, int, int]]:
     except OSError:
         return out
     try:
-        for sub, _fd, _name, st in safefs.walk(top):
+        for sub, _fd, _name, st in safefs.walk(top, max_entries=20_000):
             if stat.S_ISREG(st.st_mode):
                 out[f"{rel}/{sub}"] = (st.st_size, st.st_mtime_ns, st.st_ino)
     finally:

@@ -17,6 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .redact import caller_environ
+
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
 
 
@@ -75,7 +77,8 @@ def install(spec: InstallSpec, version: str, timeout: float = 600) -> Path:
             return bin_dir
         proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-save", "--no-audit",
                                "--no-fund", "--loglevel=error", package],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout,
+                              env=dict(caller_environ()))  # the caller's own tool: their proxies, registry
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise PinError(f"npm could not install {package}: {' '.join(tail)}")

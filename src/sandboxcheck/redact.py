@@ -30,7 +30,7 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
     """The values of ``environ`` that a report must never show."""
     out = set()
     for name, value in environ.items():
-        if name in HARMLESS or name.startswith(("LC_", "SANDBOXCHECK_")) or len(value) < MIN_LENGTH:
+        if name in HARMLESS or name.startswith("LC_") or len(value) < MIN_LENGTH:
             continue
         if value.lower() in ("true", "false") or value.isdigit() or _is_paths(value):
             continue

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, placeholders, safefs
-from .controls import EXEC_ONLY_PROBES, Capture, ForkServer, Keeper, LaunchResult
+from .controls import EXEC_ONLY_PROBES, Capture, ForkServer, Keeper, LaunchResult, sweep_orphans
 from .model import Check, Execution, Matrix, ProbeReport, Result, Status
 from .policy import apply_waivers
 from .observers import Sinks, Witness, file_state, kill_tree, processes_with, read_file, tree_state
@@ -475,6 +475,7 @@ class Harness:
         self._old_runs, self._run = [], None
         for run in runs:
             self.leftovers.extend(str(lo) for lo in run.close())
+        sweep_orphans()
 
     # -- one execution ---------------------------------------------------
     @property
@@ -793,6 +794,7 @@ class Harness:
         finally:
             with self._lock:
                 self._active.difference_update(started)
+            sweep_orphans()
 
     def _leaks(self, check: Check, root: Any, outputs: list[tuple[str, str]],
                ws_before: dict[str, tuple[int, int]]) -> list[str]:

@@ -143,6 +143,9 @@ def open_regular(dir_fd: int, name: str) -> int:
     from becoming the harness's; the fstat afterwards refuses both, and devices.
     """
     _check_name(name)
+    # Looked at before it is opened: opening some devices does something by itself.
+    if not stat.S_ISREG(lstat_at(dir_fd, name).st_mode):
+        raise UnsafeEntry(errno.EINVAL, "not a regular file", name)
     fd = _openat2(dir_fd, name, _READ_FLAGS)
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
@@ -437,13 +440,17 @@ def walk(top: int, max_entries: int = 100_000) -> Iterator[tuple[str, int, str, 
             continue
         try:
             try:
-                names = [e.name for e in os.scandir(fd)]
+                it = os.scandir(fd)
             except OSError:
                 continue
+            with it:
+                names = []
+                for entry in it:  # lazily: a folder of a million entries costs no memory
+                    seen += 1
+                    if seen > max_entries:
+                        break
+                    names.append(entry.name)
             for name in names:
-                seen += 1
-                if seen > max_entries:
-                    return
                 try:
                     st = lstat_at(fd, name)
                 except OSError:
@@ -516,3 +523,59 @@ def read_beneath(root: str, path: str, cap: int = 4 << 20) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def snapshot_beneath(root: str, rel: str, file_cap: int = 1 << 20, total_cap: int = 8 << 20,
+                     max_entries: int = 2000) -> dict[str, bytes | None]:
+    """What is at ``rel`` beneath ``root``: relative path -> content (a file), ``symlink:TARGET``,
+    ``special`` (a FIFO, device or socket), or None (unreadable); nothing followed, all bounded."""
+    out: dict[str, bytes | None] = {}
+    try:
+        fd, sub = _split_beneath(root, os.path.join(root, rel))
+    except OSError:
+        return out
+    budget = [total_cap]
+
+    def one(dir_fd: int, name: str, path: str, st: os.stat_result) -> None:
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                out[path] = b"symlink:" + os.fsencode(os.readlink(name, dir_fd=dir_fd))
+            except OSError:
+                out[path] = None
+        elif stat.S_ISREG(st.st_mode):
+            try:
+                data = read_regular(dir_fd, name, min(file_cap, max(0, budget[0])))
+                budget[0] -= len(data)
+                out[path] = data
+            except OSError:
+                out[path] = None
+        elif not stat.S_ISDIR(st.st_mode):
+            out[path] = b"special"
+
+    try:
+        parent, _, name = sub.rpartition("/")
+        try:
+            pfd = open_path(fd, parent) if parent else os.dup(fd)
+        except OSError:
+            return out
+        try:
+            try:
+                st = lstat_at(pfd, name)
+            except OSError:
+                return out
+            one(pfd, name, rel, st)
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    top = open_dir(pfd, name)
+                except OSError:
+                    return out
+                try:
+                    for path, dfd, entry, est in walk(top, max_entries):
+                        one(dfd, entry, f"{rel}/{path}", est)
+                finally:
+                    os.close(top)
+        finally:
+            os.close(pfd)
+    finally:
+        os.close(fd)
+    return out

@@ -191,6 +191,8 @@ def _rewrite(dir_fd: int, name: str, data: bytes, mode: int) -> None:
     through; otherwise it is removed and created anew.
     """
     try:
+        if not stat.S_ISREG(safefs.lstat_at(dir_fd, name).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file")  # never opened: removed below
         fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK,
                      dir_fd=dir_fd)
     except FileNotFoundError:
@@ -265,6 +267,10 @@ def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] =
     return root
 
 
+#: Entries of one folder that reseeding goes through at most; a root with more is retired.
+MAX_PRUNE = 10_000
+
+
 def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), path: Path | None = None,
            parent_fd: int | None = None) -> Root:
     """The root of one check made ready for another: as ``seed`` leaves it, with ``token``.
@@ -308,7 +314,13 @@ def reseed(root: Root, token: str, keep: frozenset[str] = frozenset(), path: Pat
     sinks = {ino for _, ino in root.sockets.values()}
 
     def prune(fd: int, rel: str) -> None:
-        for name in [e.name for e in os.scandir(fd)]:
+        names = []
+        with os.scandir(fd) as it:
+            for entry in it:
+                names.append(entry.name)
+                if len(names) > MAX_PRUNE:
+                    raise Retired(errno.EFBIG, f"{rel or 'the root'}: more than {MAX_PRUNE} entries")
+        for name in names:
             sub = f"{rel}/{name}" if rel else name
             if sub in keep:
                 continue

@@ -262,3 +262,55 @@ fi
     assert (scene.find / "armed").exists(), "the attack did not run: " + run.brief()
     assert scene.mark in (scene.find / "armed").read_text(), "the target's parent is not the run's: not killed"
     scene.assert_safe(run)
+
+
+def _parent_of(var: str, child: str) -> str:
+    return f"{var}=$(awk '/^PPid:/ {{print $2}}' \"/proc/{child}/status\")"
+
+
+def test_target_stops_the_launch_server(scene: Scene) -> None:
+    """SIGSTOP to the launch server (two levels up): the next launch must not wait forever;
+    the stopped server is replaced and ended."""
+    body = f'''
+if once stopsrv; then
+  {_parent_of("K", "$PPID")}; {_parent_of("S", "$K")}
+  kill -STOP "$S" && echo "$S" >"$FIND/stopped"
+fi
+'''
+    run = scene.run(scene.matrix([hello(1), read_notes(2), hello(3)]), scene.target(body), "--timeout", "5",
+                    timeout=40)
+    assert (scene.find / "stopped").exists(), "the attack did not run: " + run.brief()
+    scene.assert_safe(run, max_seconds=30)
+
+
+def test_target_kills_its_keeper_and_the_launch_server(scene: Scene) -> None:
+    """A setsid'd child, then SIGKILL to both subreapers above it: the child lands on the
+    harness, which ends it."""
+    body = f'''
+if once both; then
+  ( setsid bash -c 'exec -a "$0" sleep 300' "$MARK-escapee" </dev/null >/dev/null 2>&1 & )
+  sleep 0.2
+  {_parent_of("K", "$PPID")}; {_parent_of("S", "$K")}
+  echo "$K $S" >"$FIND/armed"
+  kill -9 "$S" "$K"
+  sleep 0.5
+fi
+'''
+    run = scene.run(scene.matrix([hello(1), hello(2)]), scene.target(body), "--timeout", "5")
+    assert (scene.find / "armed").exists(), "the attack did not run: " + run.brief()
+    scene.assert_safe(run)
+
+
+def test_target_stops_its_keeper(scene: Scene) -> None:
+    """SIGSTOP to the keeper after starting a daemon: the check ends soon after its timeout,
+    the keeper is killed and the daemon with it."""
+    body = f'''
+if once stopkeeper; then
+  msleep_bg 300
+  {_parent_of("K", "$PPID")}
+  kill -STOP "$K" && echo "$K" >"$FIND/stopped"
+fi
+'''
+    run = scene.run(scene.matrix([hello(1), hello(2)]), scene.target(body), "--timeout", "3", timeout=40)
+    assert (scene.find / "stopped").exists(), "the attack did not run: " + run.brief()
+    scene.assert_safe(run, max_seconds=25)

@@ -37,3 +37,19 @@ def test_matches_are_bounded() -> None:
     for _ in range(10_000):
         cap.feed(b"needle ")
     assert len(cap.matches) <= 256
+
+
+def test_a_canary_whose_label_arrives_in_the_next_chunk_is_found() -> None:
+    """The prefix ends exactly at a read boundary; its label comes with the next read."""
+    prefix = "SCNRY-0123456789abcdef-"
+    cap = Capture([prefix], cap=1024)
+    cap.feed(b"x" * 5000 + prefix.encode())
+    cap.feed(b"ssh-key\n" + b"y" * 5000)
+    assert f"{prefix}ssh-key" in cap.searchable()
+    assert len(cap.matches) == 1
+
+
+def test_a_canary_at_the_very_end_of_the_stream_is_found() -> None:
+    cap = Capture(["SCNRY-0123456789abcdef-"], cap=1024)
+    cap.feed(b"x" * 5000 + b"SCNRY-0123456789abcdef-aws")
+    assert "SCNRY-0123456789abcdef-aws" in cap.searchable()

@@ -235,18 +235,12 @@ class ClaudeSession(TargetSession):
         self.stdin = f"{SESSION_TAG}1: run the scripted steps of this sandboxcheck session.".encode()
 
     def _snapshot(self) -> dict[str, bytes | None]:
+        # Through descriptors and bounded: the agent under test may have planted symlinks
+        # to host folders, FIFOs or huge files at these paths.
         out: dict[str, bytes | None] = {}
         for rel in SESSION_FILES:
-            top = self.root / rel
-            for p in ([top, *sorted(top.rglob("*"))] if top.is_dir() else [top]):
-                if p.is_file() and not p.is_symlink():
-                    try:
-                        out[str(p.relative_to(self.root))] = p.read_bytes()
-                    except OSError:
-                        out[str(p.relative_to(self.root))] = None
-                elif p.is_symlink():
-                    out[str(p.relative_to(self.root))] = b"symlink:" + os.readlink(p).encode()
-        state = _read_json(self.root / "home" / ".claude.json")
+            out.update(safefs.snapshot_beneath(str(self.root), rel))
+        state = _read_json(self.root / "home" / ".claude.json", str(self.root))
         projects = state.get("projects") if isinstance(state.get("projects"), dict) else {}
         picked = {"top": {k: state.get(k) for k in STATE_KEYS},
                   "projects": {str(name): {k: proj.get(k) for k in PROJECT_KEYS}
@@ -393,8 +387,7 @@ class ClaudeCodeTarget(Target):
                          "stdin": f"{SESSION_TAG}{n}: run the scripted steps of this sandboxcheck session."}
                         for n in range(1, plan.sessions + 1)]
             plan_path = folder / "plan.json"
-            plan_path.write_text(json.dumps({"sessions": sessions, "status": str(folder / "status.json")},
-                                            indent=1), encoding="utf-8")
+            _write_beneath(str(root), plan_path, {"sessions": sessions, "status": str(folder / "status.json")})
         except BaseException:
             server.stop()
             raise
@@ -407,9 +400,11 @@ class ClaudeCodeTarget(Target):
             return []
         state.server.stop()
         transcript = state.server.transcript
-        status = _read_json(state.folder / "status.json").get("sessions", [])
-        (state.folder / "transcript.json").write_text(
-            json.dumps({**transcript.to_dict(), "sessions": status}, indent=1), encoding="utf-8")
+        root = str(state.folder.parent)  # the throwaway root: read and written through descriptors
+        status = _read_json(state.folder / "status.json", root).get("sessions", [])
+        if not isinstance(status, list):
+            status = []
+        _write_beneath(root, state.folder / "transcript.json", {**transcript.to_dict(), "sessions": status})
         ordered = _call_outputs(transcript.calls)
         return [*ordered, ("the agent transcript", self._summary(transcript, status, state.sessions))]
 

@@ -43,11 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import safefs
 from ..targets import TargetError, find_tool, state_dir
 from .claude import ClaudeCodeTarget, _read_json, _Run, _shim_path
 from .model_server import SESSION_TAG, Script, Step, Transcript
 from .responses_model import ResponsesServer
 from .spec import AgentSpec, AgentSpecError, CheckAgent, expand_all, merge, parse_check_agent
+
+#: Bytes of a codex session log read back (its last 20000 characters are kept).
+LOG_CAP = 4 << 20
 
 #: The model the generated config names: a slug Codex 0.169 ships metadata for,
 #: so the agent offers the tools a user of that model gets (``exec_command`` and
@@ -257,8 +261,8 @@ class CodexTarget(ClaudeCodeTarget):
         server = ResponsesServer(script).start()
         try:
             config = self.config_for(server.url + "/v1", vals)
-            for path in (home / "config.toml", folder / "config.toml"):
-                path.write_text(toml_dumps(config), encoding="utf-8")
+            (home / "config.toml").write_text(toml_dumps(config), encoding="utf-8")
+            safefs.write_beneath(values["root"], str(folder / "config.toml"), toml_dumps(config).encode())
             plan_path = self._write_plan(folder, plan, home, str(config["model"]), values["workspace"])
         except BaseException:
             server.stop()
@@ -272,14 +276,22 @@ class CodexTarget(ClaudeCodeTarget):
         first) and the transcript, with each session's codex log as its stderr."""
         if isinstance(state, _CodexRun):
             shutil.rmtree(state.home, ignore_errors=True)
+            # The agent folder is in the throwaway root: read and written through descriptors,
+            # bounded (the code under test may have put symlinks, FIFOs or floods there).
+            root = str(state.folder.parent)
             status_path = state.folder / "status.json"
-            if status_path.exists():
-                status = _read_json(status_path).get("sessions", [])
-                for ended in status if isinstance(status, list) else []:
-                    log = state.folder / f"codex-{ended.get('session')}.log"
-                    if isinstance(ended, dict) and log.exists():
-                        ended["stderr"] = log.read_text(encoding="utf-8", errors="replace")[-20000:]
-                status_path.write_text(json.dumps({"sessions": status}), encoding="utf-8")
+            raw = safefs.read_beneath(root, str(status_path))
+            if raw is not None:
+                status = _read_json(status_path, root).get("sessions", [])
+                status = status if isinstance(status, list) else []
+                for ended in status:
+                    if not isinstance(ended, dict):
+                        continue
+                    log = safefs.read_beneath(root, str(state.folder / f"codex-{ended.get('session')}.log"),
+                                              LOG_CAP)
+                    if log is not None:
+                        ended["stderr"] = log.decode("utf-8", "replace")[-20000:]
+                safefs.write_beneath(root, str(status_path), json.dumps({"sessions": status}).encode())
         return super().finish(state)
 
     # -- helpers ---------------------------------------------------------------
@@ -325,8 +337,9 @@ class CodexTarget(ClaudeCodeTarget):
                      "stdin": f"{SESSION_TAG}{n}: run the scripted steps of this sandboxcheck session."}
                     for n in range(1, plan.sessions + 1)]
         path = folder / "plan.json"
-        path.write_text(json.dumps({"sessions": sessions, "status": str(folder / "status.json")}, indent=1),
-                        encoding="utf-8")
+        safefs.write_beneath(str(folder.parent), str(path),
+                             json.dumps({"sessions": sessions, "status": str(folder / "status.json")},
+                                        indent=1).encode())
         return path
 
     def _argv_tail(self, model: str) -> list[str]:
