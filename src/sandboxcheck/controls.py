@@ -234,6 +234,8 @@ class Keeper:
         self._poll.register(ctl, select.POLLIN)
         #: A pidfd of the keeper: it can be killed without any risk of a reused pid.
         self._pidfd = -1
+        #: Set by ``kill`` (the harness is stopping): whoever waits on the launch stops waiting.
+        self.killed = False
         try:
             self._pidfd = os.pidfd_open(keeper_pid)
         except (OSError, AttributeError):
@@ -335,6 +337,7 @@ class Keeper:
 
     def kill(self) -> None:
         """Tell the keeper to end everything now (from any thread; never waits)."""
+        self.killed = True
         try:
             self.ctl.send(b"end")
         except OSError:
@@ -456,10 +459,10 @@ class ForkServer:
             sel.register(keeper.ctl, selectors.EVENT_READ)
             while keeper.returncode is None and not keeper.ended:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or keeper.killed:
                     result.timed_out = True
                     return
-                for key, _ in sel.select(min(left, 1.0)):
+                for key, _ in sel.select(min(left, 0.25)):
                     if key.fileobj is keeper.ctl:
                         keeper.poll()
                         if keeper.ended:
