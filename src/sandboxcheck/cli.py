@@ -14,9 +14,9 @@ import click
 from . import __version__
 from .matrix import MatrixError, load_matrix
 from .model import Result
-from .compare import DEFAULT_FAIL_ON, KINDS, diff_reports, load_results, results_by_id
-from .compare import exit_code as diff_exit
+from .compare import DEFAULT_FAIL_ON, FAIL_ON_WORDS, Comparison, diff_reports, load_report, matrix_mismatch
 from .compare import render as render_diff
+from .compare import results_by_id, side
 from .policy import BaselineError, apply_baseline, load_baseline
 from .probes import PROBES
 from .resources import resolve_matrix
@@ -256,32 +256,52 @@ def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[s
                    f"{s['skip']} skipped", err=True)
 
 
+_FAIL_ON_HELP = ("Comma-separated words that make the exit code 1: 'regression' (a check's status got worse: "
+                 "pass -> inconclusive -> fail, or a new check that fails or is inconclusive), 'improvement', "
+                 "or a change kind of the observation (" + ", ".join(FAIL_ON_WORDS[2:]) + ").")
+_FORMAT_HELP = "Output format on stdout (or --output)."
+_OUTPUT_HELP = "Write the comparison to this file instead of stdout."
+
+
 @main.command()
 @click.argument("before", type=click.Path(dir_okay=False))
 @click.argument("after", type=click.Path(dir_okay=False))
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
-              show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
-@click.option("--fail-on", default=",".join(DEFAULT_FAIL_ON), show_default=True,
-              help=f"Comma-separated change kinds that make the exit code 1 ({', '.join(KINDS)}).")
+              show_default=True, help=_FORMAT_HELP)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
+@click.option("--fail-on", default=",".join(DEFAULT_FAIL_ON), show_default=True, metavar="WORDS", help=_FAIL_ON_HELP)
 @click.option("--all", "show_all", is_flag=True, help="List unchanged checks too.")
-def diff(before: str, after: str, fmt: str, output: str | None, fail_on: str, show_all: bool) -> None:
-    """Compare two JSON reports: what tightened, loosened or changed between BEFORE and AFTER."""
+@click.option("--allow-different-matrices", is_flag=True,
+              help="Compare reports of different matrices (another name, or checks of BEFORE missing in AFTER).")
+def diff(before: str, after: str, fmt: str, output: str | None, fail_on: str, show_all: bool,
+         allow_different_matrices: bool = False) -> None:
+    """Compare two JSON reports of one matrix: which checks regressed or improved from BEFORE to AFTER.
+
+    Exit 1 when a check regressed (its status got worse), 0 otherwise, 2 on bad input.
+    """
     kinds = _fail_on(fail_on)
     _check_writable([output])
     try:
-        changes = diff_reports(load_results(before), load_results(after))
+        reports = [load_report(before), load_report(after)]
     except BaselineError as exc:
         _fail_usage(str(exc))
-    _emit(lambda fh: render_diff(changes, fmt, fh, before, after, show_all), output)
-    sys.exit(diff_exit(changes, kinds))
+    sides = [side(reports[0], before), side(reports[1], after)]
+    mismatch = matrix_mismatch(*sides)
+    if mismatch and not allow_different_matrices:
+        _fail_usage(f"{before} and {after} are reports of different matrices: {mismatch}. "
+                    "Compare reports of the same matrix, or pass --allow-different-matrices")
+    changes = diff_reports(results_by_id(reports[0]), results_by_id(reports[1]))
+    comparison = Comparison("diff", sides[0], sides[1], tuple(changes),
+                            f"different matrices: {mismatch}" if mismatch else None)
+    _emit(lambda fh: render_diff(comparison, fmt, fh, show_all), output)
+    sys.exit(comparison.exit_code(kinds))
 
 
 def _fail_on(text: str) -> tuple[str, ...]:
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
-    bad = [k for k in kinds if k not in KINDS]
+    bad = [k for k in kinds if k not in FAIL_ON_WORDS]
     if bad:
-        _fail_usage(f"--fail-on: unknown change kind(s) {', '.join(bad)} (known: {', '.join(KINDS)})")
+        _fail_usage(f"--fail-on: unknown change kind(s) {', '.join(bad)} (known: {', '.join(FAIL_ON_WORDS)})")
     return kinds
 
 
@@ -298,18 +318,29 @@ def _emit(write: Any, output: str | None) -> None:
 @click.argument("matrix")
 @click.option("--before", "before_ref", required=True, help="Target before (preset, file or inline).")
 @click.option("--after", "after_ref", required=True, help="Target after.")
+@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
+              help="Target option (e.g. settings=FILE), given to each of the two targets that takes it. "
+                   "Repeatable.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
-              show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None)
+              show_default=True, help=_FORMAT_HELP)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
 @click.option("--report", "reports", multiple=True, metavar="WHICH:FILE",
               help="Also keep a run's JSON report: before:FILE or after:FILE.")
-@click.option("--fail-on", default=",".join(DEFAULT_FAIL_ON), show_default=True)
+@click.option("--fail-on", default=",".join(DEFAULT_FAIL_ON), show_default=True, metavar="WORDS", help=_FAIL_ON_HELP)
 @click.option("--all", "show_all", is_flag=True, help="List unchanged checks too.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores")
-@click.option("--timeout", type=TIMEOUT, default=None)
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
+              help="Checks run in parallel.")
+@click.option("--timeout", type=TIMEOUT, default=None, help="Per-check timeout in seconds, overriding the matrix.")
 def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str | None,
-            reports: tuple[str, ...], fail_on: str, show_all: bool, jobs: int, timeout: float | None) -> None:
-    """Run MATRIX against two targets, interleaved check by check, and diff the results."""
+            reports: tuple[str, ...], fail_on: str, show_all: bool, jobs: int, timeout: float | None,
+            target_opts: tuple[str, ...] = ()) -> None:
+    """Run MATRIX against two targets, interleaved check by check, and say which checks regressed or improved.
+
+    Exit 1 when a check regressed (its status got worse), 0 otherwise, 2 on bad input.
+    """
+    from .compare import versions_of
+    from .survey import load_targets
+
     kinds = _fail_on(fail_on)
     keep: dict[str, str] = {}
     for spec in reports:
@@ -324,7 +355,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
         _fail_usage(temp_problem)
     try:
         m = load_matrix(resolve_matrix(matrix))
-        targets = [load_target(before_ref), load_target(after_ref)]
+        targets = [t for _, t in load_targets([before_ref, after_ref], parse_target_opts(target_opts))]
     except MatrixError as exc:
         _fail_usage(f"invalid matrix:\n{exc}")
     except TargetError as exc:
@@ -344,17 +375,16 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
         sys.exit(130)
     from .report import render_json
 
-    for which, run_report in zip(("before", "after"), runs):
+    for which, target, run_report in zip(("before", "after"), targets, runs):
+        run_report.target.update(versions_of(target))
         if which in keep:
             with open(keep[which], "w", encoding="utf-8") as fh:
                 render_json(run_report, fh)
     before_d, after_d = (r.to_dict() for r in runs)
     changes = diff_reports(results_by_id(before_d), results_by_id(after_d))
-    labels = [f"{r.target.get('name')}" for r in runs]
-    if labels[0] == labels[1]:
-        labels = [f"{labels[0]} (before)", f"{labels[1]} (after)"]
-    _emit(lambda fh: render_diff(changes, fmt, fh, labels[0], labels[1], show_all), output)
-    sys.exit(diff_exit(changes, kinds))
+    comparison = Comparison("compare", side(before_d, before_ref), side(after_d, after_ref), tuple(changes))
+    _emit(lambda fh: render_diff(comparison, fmt, fh, show_all), output)
+    sys.exit(comparison.exit_code(kinds))
 
 
 @main.command()

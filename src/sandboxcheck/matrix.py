@@ -225,6 +225,10 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
             add(ev_at, "marker evidence needs 'marker'" + default)
         if kind == "sink" and not ev_map.get("sink") and not probe.evidence.sink:
             add(ev_at, "sink evidence needs 'sink' (tcp, udp, dns, ssh-agent, docker)" + default)
+        raw_labels = ev_map.get("labels")
+        if isinstance(raw_labels, list) and raw_labels:
+            for sub, msg in _label_problems(raw_labels, kind):
+                add(ev_at + ("labels",) + sub, msg)
         if kind == "leak":
             for sub, text in _strings({"args": args, "argv": raw.get("argv"), "agent": agent}):
                 if "token" in placeholders.names(text):
@@ -252,6 +256,21 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
             except ValueError:
                 add(("waivers", i, "expires"), f"{w['expires']!r} is not a date (YYYY-MM-DD)")
     return problems
+
+
+def _label_problems(raw: list[Any], kind: Any) -> list[tuple[Path_, str]]:
+    """Evidence labels that no canary of the root carries: such a check would pass whatever leaked."""
+    from .labels import LABELS, suggest  # imports the workspace: only for matrices that name labels
+
+    if kind != "leak":
+        return [((), f"labels only apply to leak evidence, not {kind!r}")]
+    out: list[tuple[Path_, str]] = []
+    for j, label in enumerate(raw):
+        if isinstance(label, str) and label not in LABELS:
+            close = suggest(label)
+            hint = f"did you mean {close!r}?" if close else f"known: {', '.join(LABELS)}"
+            out.append(((j,), f"{label!r} is not a label the workspace seeds; {hint}"))
+    return out
 
 
 #: Where a probe may write: inside the throwaway root, or a /tmp name carrying the check's token.

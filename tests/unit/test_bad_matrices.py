@@ -8,6 +8,7 @@ message fails the test.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,97 @@ checks:
     (problem,) = info.value.problems
     sinks = _schema()["$defs"]["check"]["properties"]["evidence"]["oneOf"][1]["properties"]["sink"]["enum"]
     assert problem.message == f"sink evidence needs 'sink' ({', '.join(sinks)})"
+
+
+# --- evidence labels: the ones a root really carries ------------------------
+
+def _seeded_labels(root_path: Path) -> set[str]:
+    """Every canary label found in a freshly seeded root: file names, file contents, environment."""
+    from sandboxcheck.workspace import seed
+
+    token = "0123456789abcdef"
+    root = seed(root_path, token)
+    try:
+        pattern = re.compile(rf"SCNRY-{token}-([a-z0-9_-]+)")
+        found = set()
+        for path in root_path.rglob("*"):
+            found.update(pattern.findall(path.name))
+            if path.is_file() and not path.is_symlink():
+                found.update(pattern.findall(path.read_bytes().decode("utf-8", "replace")))
+        for value in root.env_canaries.values():
+            found.update(pattern.findall(value))
+        return found
+    finally:
+        root.close()
+
+
+def test_labels_are_exactly_what_a_seeded_root_carries_plus_the_witness(tmp_path: Path) -> None:
+    from sandboxcheck.labels import LABELS
+
+    seeded = _seeded_labels(tmp_path)
+    assert {"outside-file", "ssh-key", "tar", "listing", "env-github_token"} <= seeded
+    assert "bashrc" not in seeded and "gitconfig" not in seeded  # seeded files without a canary
+    assert set(LABELS) == seeded | {"witness"}  # the witness's canary is the runner's, per check
+
+
+def test_labels_match_what_the_runner_names_in_evidence() -> None:
+    from sandboxcheck import runner
+    from sandboxcheck.labels import LABELS
+
+    non_env = {label for label in LABELS if not label.startswith("env-")}
+    assert non_env <= set(runner._LABELS)
+    for label in non_env:
+        if label in runner._LABELS and runner._LABELS[label].startswith("~/"):
+            assert LABELS[label] == runner._LABELS[label]
+
+
+def test_every_label_of_the_bundled_matrices_is_known() -> None:
+    from sandboxcheck.labels import LABELS
+
+    used = {label for path in BUNDLED for c in load_matrix(path).checks for label in c.evidence.labels}
+    assert used and used <= set(LABELS)
+
+
+@pytest.mark.parametrize("word, close", [
+    ("outside-secret", "outside-file"),  # named after the file (outside/secret.txt)
+    ("secret", "outside-file"),
+    ("id_ed25519", "ssh-key"),
+    ("ssh", "ssh-key"),
+    ("env-GITHUB_TOKEN", "env-github_token"),
+    ("witnes", "witness"),
+    ("bashrc", None),  # ~/.bashrc carries no canary
+    ("zzzz", None),
+])
+def test_label_suggestion(word: str, close: str | None) -> None:
+    from sandboxcheck.labels import suggest
+
+    assert suggest(word) == close
+
+
+def test_an_unknown_label_without_a_close_one_lists_the_known_ones() -> None:
+    from sandboxcheck.labels import LABELS
+
+    text = """\
+checks:
+  - id: fs.read.x
+    category: fs-read
+    title: read
+    probe: read_file
+    args: {path: "{outside}/secret.txt"}
+    evidence: {kind: leak, labels: [zzzz]}
+    expect: denied
+"""
+    with pytest.raises(MatrixError) as info:
+        parse_matrix(text, "m")
+    (problem,) = info.value.problems
+    assert str(problem) == ("m:7: checks[0].evidence.labels[0]: 'zzzz' is not a label the workspace seeds; "
+                            f"known: {', '.join(LABELS)}")
+
+
+def test_readme_label_table_lists_every_label() -> None:
+    from sandboxcheck.labels import LABELS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| label | the dummy secret that carries it |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([a-z0-9_-]+)` \| (.+?) \|$", table, re.M)
+    assert [label for label, _ in rows] == list(LABELS)
