@@ -262,6 +262,8 @@ class Keeper:
             self.pid = int(rec["pid"])
         elif "exit" in rec:
             self.returncode = int(rec["exit"])
+            if "ended" in rec:
+                self._replies.append({"ended": rec["ended"]})  # it ended on its own: nothing was left
         else:
             self._replies.append(rec)
         return True
@@ -295,6 +297,10 @@ class Keeper:
     def _ask(self, what: bytes, key: str, timeout: float) -> dict | None:  # type: ignore[type-arg]
         deadline = time.monotonic() + timeout
         with self._lock:
+            for rec in self._replies:
+                if key in rec:
+                    self._replies.remove(rec)
+                    return rec
             if self.ended:
                 return None
             try:
@@ -374,7 +380,7 @@ class ForkServer:
         self._server_poll.register(ours, select.POLLIN)
 
     def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: Path, stdin: int, stdout: int,
-              stderr: int, fork: bool = False) -> Keeper:
+              stderr: int, fork: bool = False, wait_started: bool = True) -> Keeper:
         """Start ``argv`` under a keeper; the descriptors are the target's stdio."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.set_inheritable(False)
@@ -398,7 +404,7 @@ class ForkServer:
             ours.close()
             raise OSError("the launch server has gone")
         keeper = Keeper(ours, int(json.loads(reply)["keeper"]))
-        if keeper.started() is None:
+        if wait_started and keeper.started() is None:
             keeper._kill_keeper()
             keeper.close()
             raise OSError("the launch server could not start the target")
@@ -413,7 +419,8 @@ class ForkServer:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            keeper = self.spawn(argv, env, cwd, null, out_w, err_w, fork=fork)
+            # Not waiting for the start: the pump below reads the keeper's messages anyway.
+            keeper = self.spawn(argv, env, cwd, null, out_w, err_w, fork=fork, wait_started=False)
         except BaseException:
             for fd in (out_r, err_r):
                 os.close(fd)
