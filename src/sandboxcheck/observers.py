@@ -28,6 +28,8 @@ MAX_RECORD = 65536
 #: sinks cannot grow the harness's memory or use up its descriptors.
 MAX_HITS_PER_TOKEN = 16
 MAX_CONNECTIONS = 256
+#: Seconds a sink connection is served at most.
+CONNECTION_LIFETIME = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class Sinks:
         #: Tokens of the checks running now: only data carrying one of them is kept.
         self._tokens: dict[bytes, int] = {}
         self._buffers: dict[socket.socket, tuple[str, str, bytearray]] = {}
+        self._opened: dict[socket.socket, float] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", ""))
         self._pending: list[tuple[str, object]] = []
@@ -182,6 +185,7 @@ class Sinks:
         while not self._stop:
             events = self._sel.select(0.5)
             self._handle(events)
+            self._expire(time.monotonic())
             with self._lock:
                 waiting = bool(self._sync)
             if waiting:
@@ -195,6 +199,18 @@ class Sinks:
                     syncs, self._sync = self._sync, []
                 for ev in syncs:
                     ev.set()
+
+    def _expire(self, now: float) -> None:
+        """Close connections open longer than ``CONNECTION_LIFETIME``: a target holding many
+        idle ones cannot keep the sinks from serving other checks."""
+        for conn, opened in list(self._opened.items()):
+            if now - opened > CONNECTION_LIFETIME:
+                name, address, buf = self._buffers.pop(conn)
+                del self._opened[conn]
+                self._sel.unregister(conn)
+                conn.close()
+                if buf:
+                    self._record(name, address, bytes(buf))
 
     def _handle(self, events: list) -> None:  # type: ignore[type-arg]
         for key, _ in events:
@@ -218,6 +234,7 @@ class Sinks:
                 name = key.data[1]
                 address = key.data[2] if len(key.data) > 2 else self.address(name)
                 self._buffers[conn] = (name, address, bytearray())
+                self._opened[conn] = time.monotonic()
                 self._sel.register(conn, selectors.EVENT_READ, ("conn", name))
             elif kind == "conn":
                 name, address, buf = self._buffers[sock]  # type: ignore[index]
@@ -231,6 +248,7 @@ class Sinks:
                     self._sel.unregister(sock)
                     sock.close()  # type: ignore[union-attr]
                     del self._buffers[sock]  # type: ignore[arg-type]
+                    self._opened.pop(sock, None)  # type: ignore[call-overload]
                     self._record(name, address, bytes(buf) or b"")
                 elif b"\n" in buf:
                     # A line is a complete payload: record now, keep reading.
