@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 
 #: Variables the harness keeps in its own environment: none can carry a credential
@@ -67,15 +68,25 @@ def reexec_clean() -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
+        # Blocked across the exec (the mask is inherited): a Ctrl-C while the new interpreter
+        # starts stays pending until ``main`` can turn it into a clean exit 130.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         os.execve(sys.executable, argv, env)
     except OSError:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         os.close(fd)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:
     """Start the CLI in a clean process; exit 130 on Ctrl-C, imports included."""
     try:
         reexec_clean()
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         from .controls import become_subreaper
 
         become_subreaper()  # this process is only a harness: orphans of its targets come back here
