@@ -60,23 +60,36 @@ def compiled(path):
     return _code[path]
 
 
+def _read_small(path):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
+def children(pid):
+    """The children of ``pid`` (of all its threads), from /proc."""
+    out = []
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            out.extend(int(k) for k in _read_small("/proc/%d/task/%s/children" % (pid, tid)).split())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def descendants(pid):
     """Every living descendant of ``pid``, read from /proc's children lists."""
     out, stack = [], [pid]
     while stack:
-        p = stack.pop()
-        try:
-            tids = os.listdir("/proc/%d/task" % p)
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open("/proc/%d/task/%s/children" % (p, tid)) as fh:
-                    kids = [int(k) for k in fh.read().split()]
-            except (OSError, ValueError):
-                continue
-            out.extend(kids)
-            stack.extend(kids)
+        kids = children(stack.pop())
+        out.extend(kids)
+        stack.extend(kids)
     return out
 
 
@@ -260,17 +273,8 @@ def end_orphans(keepers):
     The server is a subreaper too, so a target that kills its own keeper lands
     here instead of escaping to init; the launch is over then, so all of it goes.
     """
-    me = os.getpid()
-    for pid in list(keepers):
-        if not os.path.exists("/proc/%d" % pid):
-            keepers.discard(pid)
-    kids = set()
-    for tid in os.listdir("/proc/%d/task" % me):
-        try:
-            with open("/proc/%d/task/%s/children" % (me, tid)) as fh:
-                kids.update(int(k) for k in fh.read().split())
-        except (OSError, ValueError):
-            pass
+    kids = set(children(os.getpid()))
+    keepers &= kids  # the ones that ended are no children any more
     for pid in kids - keepers:
         tree = [pid, *descendants(pid)]
         for sig in (signal.SIGSTOP, signal.SIGKILL):  # frozen first: a fork bomb stops growing
@@ -281,14 +285,54 @@ def end_orphans(keepers):
                     pass
 
 
+def code_for(req):
+    """The code object a fork-mode request runs (None for an exec)."""
+    if not req.get("fork"):
+        return None
+    try:
+        return compiled(script_args(req["argv"])[0])
+    except (OSError, IndexError, SyntaxError) as exc:
+        return compile("raise SystemExit(%r)" % ("launch server: %s" % exc), "<error>", "exec")
+
+
+def spare():
+    """A keeper forked ahead of its request, so that no launch waits for a fork of this
+    interpreter: it blocks until the server hands it one request, then keeps that launch."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sock.close()
+            ours.close()
+            msg, fds, _flags, _addr = socket.recv_fds(theirs, 1 << 20, 4)
+            theirs.close()
+            if msg:
+                req = json.loads(msg)
+                keeper(req, fds, code_for(req))
+        finally:
+            os._exit(0)
+    theirs.close()
+    return pid, ours
+
+
+# Every probe compiled once, before any keeper is forked: forked controls start warm.
+for _name in sorted(os.listdir(sys.argv[1])):
+    if _name.endswith(".py"):
+        try:
+            compiled(os.path.join(sys.argv[1], _name))
+        except (OSError, SyntaxError):
+            pass
+
 _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 keepers = set()
 server_poll = select.poll()
 server_poll.register(sock, select.POLLIN)
+next_keeper = spare()
+keepers.add(next_keeper[0])
 while True:
     ready = server_poll.poll(500)
-    end_orphans(keepers)
     if not ready:
+        end_orphans(keepers)
         continue
     try:
         msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 4)
@@ -296,17 +340,24 @@ while True:
         break
     if not msg:
         break
-    req = json.loads(msg)
-    code_obj = None
-    if req.get("fork"):
-        try:
-            code_obj = compiled(script_args(req["argv"])[0])
-        except (OSError, IndexError, SyntaxError) as exc:
-            code_obj = compile("raise SystemExit(%r)" % ("launch server: %s" % exc), "<error>", "exec")
-    kpid = os.fork()
-    if kpid == 0:
-        keeper(req, fds, code_obj)
-    keepers.add(kpid)
+    # The reply first: handing the request over wakes the spare, which may take the CPU.
+    kpid, chan = next_keeper
+    sock.sendall(json.dumps({"keeper": kpid}).encode() + b"\n")
+    try:
+        socket.send_fds(chan, [msg], fds)
+    except OSError:
+        # That spare is gone (killed by a target): a keeper forked now takes the launch.
+        keepers.discard(kpid)
+        req = json.loads(msg)
+        code_obj = code_for(req)
+        pid = os.fork()
+        if pid == 0:
+            chan.close()
+            keeper(req, fds, code_obj)
+        keepers.add(pid)
+    chan.close()
     for fd in fds:
         os.close(fd)
-    sock.sendall(json.dumps({"keeper": kpid}).encode() + b"\n")
+    next_keeper = spare()  # after the reply: the launch does not wait for this fork
+    keepers.add(next_keeper[0])
+    end_orphans(keepers)

@@ -403,7 +403,11 @@ class ForkServer:
         if not reply:
             ours.close()
             raise OSError("the launch server has gone")
-        keeper = Keeper(ours, int(json.loads(reply)["keeper"]))
+        kpid = int(json.loads(reply)["keeper"])
+        if kpid <= 0:
+            ours.close()
+            raise OSError("the launch server could not hand the launch to a keeper")
+        keeper = Keeper(ours, kpid)
         if wait_started and keeper.started() is None:
             keeper._kill_keeper()
             keeper.close()
