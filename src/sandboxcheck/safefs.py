@@ -231,12 +231,18 @@ _CHUNK = 4096
 MAX_REMOVALS = 2_000_000
 
 
-def _names(fd: int, skip: set[str]) -> list[str]:
+def _names(fd: int, skip: set[str]) -> list[tuple[str, bool]]:
+    """Up to ``_CHUNK`` (name, is a folder) of ``fd``, the type from the directory entry
+    itself (no stat; a wrong hint only costs a retry, never a followed link)."""
     out = []
     with os.scandir(fd) as it:
         for entry in it:
             if entry.name not in skip:
-                out.append(entry.name)
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                out.append((entry.name, is_dir))
                 if len(out) >= _CHUNK:
                     break
     return out
@@ -374,16 +380,21 @@ def _empty(top: int, label: str, deadline: float | None) -> list[Leftover]:
                         if not any(lo.path.startswith(where(name)) for lo in leftovers):
                             leftovers.append(Leftover(where(name), _why(exc)))
                     continue
-            name = todo.pop()
-            try:
-                st = lstat_at(cur, name)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                skip.add(name)
-                leftovers.append(Leftover(where(name), _why(exc)))
-                continue
-            if stat.S_ISDIR(st.st_mode):
+            name, is_dir = todo.pop()
+            if not is_dir:
+                try:
+                    _unlink(cur, name)
+                    removals += 1
+                    continue
+                except FileNotFoundError:
+                    continue
+                except IsADirectoryError:
+                    is_dir = True  # replaced by a folder since it was listed
+                except OSError as exc:
+                    skip.add(name)
+                    leftovers.append(Leftover(where(name), _why(exc)))
+                    continue
+            if is_dir:
                 try:
                     os.rmdir(name, dir_fd=cur)  # empty already: no need to go in
                     removals += 1
@@ -394,6 +405,15 @@ def _empty(top: int, label: str, deadline: float | None) -> list[Leftover]:
                     child = open_dir(cur, name)
                 except OSError as exc:
                     child = None
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        try:  # not a folder (any more): a symlink or file is only unlinked
+                            _unlink(cur, name)
+                            removals += 1
+                            continue
+                        except FileNotFoundError:
+                            continue
+                        except OSError:
+                            pass
                     if os.geteuid() != 0 and exc.errno == errno.EACCES:
                         child = _open_unreadable(cur, name)
                     if child is None:
@@ -405,14 +425,6 @@ def _empty(top: int, label: str, deadline: float | None) -> list[Leftover]:
                 cur, ident, skip = child, _ident(child), set()
                 todo = _names(cur, skip)
                 continue
-            try:
-                _unlink(cur, name)
-                removals += 1
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                skip.add(name)
-                leftovers.append(Leftover(where(name), _why(exc)))
     finally:
         os.close(cur)
 
