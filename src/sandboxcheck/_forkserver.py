@@ -273,16 +273,23 @@ def end_orphans(keepers):
     The server is a subreaper too, so a target that kills its own keeper lands
     here instead of escaping to init; the launch is over then, so all of it goes.
     """
-    kids = set(children(os.getpid()))
-    keepers &= kids  # the ones that ended are no children any more
-    for pid in kids - keepers:
-        tree = [pid, *descendants(pid)]
-        for sig in (signal.SIGSTOP, signal.SIGKILL):  # frozen first: a fork bomb stops growing
-            for p in tree:
-                try:
-                    os.kill(p, sig)
-                except OSError:
-                    pass
+    stop = time.monotonic() + 5
+    while time.monotonic() < stop:
+        kids = set(children(os.getpid()))
+        keepers &= kids  # the ones that ended are no children any more
+        orphans = kids - keepers
+        if not orphans:
+            return
+        # Pass after pass: a process that forks and exits hands its child back here.
+        for pid in orphans:
+            tree = [pid, *descendants(pid)]
+            for sig in (signal.SIGSTOP, signal.SIGKILL):  # frozen first: a fork bomb stops growing
+                for p in tree:
+                    try:
+                        os.kill(p, sig)
+                    except OSError:
+                        pass
+        time.sleep(0.001)
 
 
 def code_for(req):

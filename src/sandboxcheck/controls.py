@@ -91,39 +91,49 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def sweep_orphans() -> int:
+def sweep_orphans(deadline: float = 5.0) -> int:
     """End the orphans that came back to this (subreaper) process; how many.
 
     Every process the harness starts itself stays in its session (the launch
     server and the witness get a process group of their own, not a session);
     every target calls setsid. So a child in another session is something a
-    target left behind: it is stopped, killed with its descendants, and reaped.
+    target left behind: it is stopped, killed with its descendants, and reaped,
+    pass after pass until a pass finds nothing (a process that keeps forking
+    and exiting hands its children back here between passes), for at most
+    ``deadline`` seconds.
     """
     if not _SUBREAPER:
         return 0
     me, my_sid = os.getpid(), os.getsid(0)
     ended = 0
-    for pid in _children(me):
-        fields = _stat_fields(pid)
-        if len(fields) < 4 or int(fields[3]) == my_sid:
-            continue  # the harness's own (its session), or gone
-        if fields[0] != b"Z":
-            tree = [pid]
-            i = 0
-            while i < len(tree) and len(tree) < 10_000:
-                tree.extend(_children(tree[i]))
-                i += 1
-            for sig in (signal.SIGSTOP, signal.SIGKILL):
-                for p in tree:
-                    try:
-                        os.kill(p, sig)
-                    except OSError:
-                        pass
-            ended += 1
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+    stop = time.monotonic() + deadline
+    while time.monotonic() < stop:
+        found = False
+        for pid in _children(me):
+            fields = _stat_fields(pid)
+            if len(fields) < 4 or int(fields[3]) == my_sid:
+                continue  # the harness's own (its session), or gone
+            found = True
+            if fields[0] != b"Z":
+                tree = [pid]
+                i = 0
+                while i < len(tree) and len(tree) < 10_000:
+                    tree.extend(_children(tree[i]))
+                    i += 1
+                for sig in (signal.SIGSTOP, signal.SIGKILL):
+                    for p in tree:
+                        try:
+                            os.kill(p, sig)
+                        except OSError:
+                            pass
+                ended += 1
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        if not found:
+            break
+        time.sleep(0.001)
     return ended
 
 

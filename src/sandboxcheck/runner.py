@@ -421,6 +421,7 @@ class Harness:
             if self._run is None:
                 self._run = RunFolder()
                 self.removed_stale = self._run.removed_stale
+                self.leftovers.extend(self._run.stale_problems)
             return self._run
 
     @property

@@ -434,44 +434,61 @@ def _ident(fd: int) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def walk(top: int, max_entries: int = 100_000) -> Iterator[tuple[str, int, str, os.stat_result]]:
+#: Folder depth a walk goes to at most (the harness's seeded trees are 4 deep).
+MAX_DEPTH = 64
+
+
+def walk(top: int, max_entries: int = 100_000, max_depth: int = MAX_DEPTH
+         ) -> Iterator[tuple[str, int, str, os.stat_result]]:
     """(relative path, parent descriptor, name, lstat) of every entry beneath ``top``.
 
-    Descends only into real folders on the same mount (no symlink followed),
-    reopening each from ``top`` so that one descriptor is open whatever the
-    width or depth; at most ``max_entries`` entries. The parent descriptor is
-    valid only until the next item.
+    Depth first, descending only into real folders on the same mount (no
+    symlink followed), each opened once from its parent's descriptor (so the
+    cost is linear in the entries, not in depth times entries); at most
+    ``max_entries`` entries and ``max_depth`` levels (as many descriptors).
+    The parent descriptor is valid only until the next item.
     """
-    pending = [""]
     seen = 0
-    while pending:
-        rel = pending.pop()
+
+    def listing(fd: int) -> list[str]:
+        nonlocal seen
+        names: list[str] = []
         try:
-            fd = open_path(top, rel) if rel else os.dup(top)
-        except OSError:
-            continue
-        try:
-            try:
-                it = os.scandir(fd)
-            except OSError:
-                continue
-            with it:
-                names = []
+            with os.scandir(fd) as it:
                 for entry in it:  # lazily: a folder of a million entries costs no memory
                     seen += 1
                     if seen > max_entries:
                         break
                     names.append(entry.name)
-            for name in names:
+        except OSError:
+            pass
+        names.reverse()  # popped from the end: listing order
+        return names
+
+    first = os.dup(top)
+    frames: list[tuple[int, str, list[str]]] = [(first, "", listing(first))]
+    try:
+        while frames:
+            fd, rel, names = frames[-1]
+            if not names:
+                os.close(fd)
+                frames.pop()
+                continue
+            name = names.pop()
+            try:
+                st = lstat_at(fd, name)
+            except OSError:
+                continue
+            sub = f"{rel}/{name}" if rel else name
+            yield sub, fd, name, st
+            if stat.S_ISDIR(st.st_mode) and len(frames) < max_depth and seen <= max_entries:
                 try:
-                    st = lstat_at(fd, name)
+                    child = open_dir(fd, name)
                 except OSError:
                     continue
-                sub = f"{rel}/{name}" if rel else name
-                yield sub, fd, name, st
-                if stat.S_ISDIR(st.st_mode):
-                    pending.append(sub)
-        finally:
+                frames.append((child, sub, listing(child)))
+    finally:
+        for fd, _, _ in frames:
             os.close(fd)
 
 

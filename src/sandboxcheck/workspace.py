@@ -396,7 +396,8 @@ class RunFolder:
     """
 
     def __init__(self, tmp: str | None = None) -> None:
-        self.removed_stale = remove_stale(tmp)
+        self.stale_problems: list[str] = []
+        self.removed_stale = remove_stale(tmp, self.stale_problems)
         self.path = Path(tempfile.mkdtemp(prefix=RUN_PREFIX, dir=tmp))
         self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         st = os.fstat(self.fd)
@@ -521,14 +522,16 @@ def _rmdir_held(fd: int) -> str | None:
         return exc.strerror or str(exc)
 
 
-def remove_stale(tmp: str | None = None) -> list[str]:
+def remove_stale(tmp: str | None = None, problems: list[str] | None = None) -> list[str]:
     """Remove the run folders of harnesses that are gone; their paths.
 
     Only folders named like a run's, owned by this user, not symlinks, whose
-    owner file names a process that no longer exists (or a reused pid).
+    owner file names a process that no longer exists (or a reused pid); what
+    could not be removed goes to ``problems``. At most 30 seconds in all.
     """
     tmp = tmp or tempfile.gettempdir()
     removed: list[str] = []
+    stop = time.monotonic() + 30
     try:
         tfd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
@@ -551,8 +554,15 @@ def remove_stale(tmp: str | None = None) -> list[str]:
                 continue
             if pid > 0 and _start_time(pid) == started:
                 continue  # its harness still runs
-            if not safefs.remove_at(tfd, entry.name, deadline=time.monotonic() + 30):
+            if time.monotonic() > stop:
+                if problems is not None:
+                    problems.append(f"{tmp}/{entry.name}: left for a later run (out of time)")
+                continue
+            left = safefs.remove_at(tfd, entry.name, f"{tmp}/{entry.name}", deadline=stop)
+            if not left:
                 removed.append(f"{tmp}/{entry.name}")
+            elif problems is not None:
+                problems.extend(f"stale run folder: {lo}" for lo in left)
     finally:
         os.close(tfd)
     return removed

@@ -314,3 +314,47 @@ fi
     run = scene.run(scene.matrix([hello(1), hello(2)]), scene.target(body), "--timeout", "3", timeout=40)
     assert (scene.find / "stopped").exists(), "the attack did not run: " + run.brief()
     scene.assert_safe(run, max_seconds=25)
+
+
+def test_a_hopping_process_and_its_killed_subreapers(scene: Scene) -> None:
+    """A process that forks and exits in a loop (each child orphaned at once), then SIGKILL
+    to its keeper and the launch server: every pass of the sweeps must catch the next hop."""
+    body = f'''
+if once hopper; then
+  /usr/bin/python3 -c "
+import os, sys, time
+end = time.time() + 20
+while time.time() < end:
+    if os.fork():
+        os._exit(0)
+" "$MARK-hopper" </dev/null >/dev/null 2>&1 &
+  sleep 0.3
+  {_parent_of("K", "$PPID")}; {_parent_of("S", "$K")}
+  echo "$K $S" >"$FIND/armed"
+  kill -9 "$K" "$S"
+fi
+'''
+    run = scene.run(scene.matrix([hello(1), hello(2)]), scene.target(body), "--timeout", "5", timeout=60)
+    assert (scene.find / "armed").exists(), "the attack did not run: " + run.brief()
+    scene.assert_safe(run, max_seconds=40)  # the hopper carries the marker: none may be left
+
+
+def test_deep_and_wide_tree_with_long_names(scene: Scene) -> None:
+    """800 levels, each with 8 empty folders of 250-byte names: the workspace scans and the
+    removal stay linear, bounded in memory and well inside the check's time."""
+    body = '''
+/usr/bin/python3 - "$WS" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for i in range(800):
+    for j in range(8):
+        os.mkdir(chr(97 + j) * 250, dir_fd=fd)
+    os.mkdir("z" * 250, dir_fd=fd)
+    nxt = os.open("z" * 250, os.O_RDONLY, dir_fd=fd)
+    os.close(fd)
+    fd = nxt
+PY
+'''
+    run = scene.run(scene.matrix([read_notes(1), read_notes(2)]), scene.target(body), "--timeout", "20",
+                    "--jobs", "1", timeout=90)
+    scene.assert_safe(run, max_seconds=60)
