@@ -372,6 +372,15 @@ class Keeper:
                 self._pidfd = -1
 
 
+def _read_into(sel: selectors.BaseSelector, fd: int, caps: dict[int, Capture]) -> None:
+    """One read of a ready output pipe into its capture; at its end, stop watching it."""
+    data = os.read(fd, 1 << 16)
+    if data:
+        caps[fd].feed(data)
+    else:
+        sel.unregister(fd)
+
+
 class ForkServer:
     """A harness-owned launch server: one keeper per launch (see the module's docstring)."""
 
@@ -489,11 +498,7 @@ class ForkServer:
                         if keeper.ended:
                             sel.unregister(keeper.ctl)
                         continue
-                    data = os.read(key.fd, 1 << 16)  # type: ignore[arg-type]
-                    if data:
-                        caps[key.fd].feed(data)  # type: ignore[index]
-                    else:
-                        sel.unregister(key.fd)
+                    _read_into(sel, key.fd, caps)  # type: ignore[arg-type]
         finally:
             sel.close()
 
@@ -508,11 +513,7 @@ class ForkServer:
                 if left <= 0:
                     return
                 for key, _ in sel.select(left):
-                    data = os.read(key.fd, 1 << 16)  # type: ignore[arg-type]
-                    if data:
-                        caps[key.fd].feed(data)  # type: ignore[index]
-                    else:
-                        sel.unregister(key.fd)
+                    _read_into(sel, key.fd, caps)  # type: ignore[arg-type]
         finally:
             sel.close()
 

@@ -102,31 +102,22 @@ def open_dir(dir_fd: int, name: str) -> int:
 
 def open_path(dir_fd: int, rel: str) -> int:
     """A descriptor of the folder at ``rel`` (components separated by /) beneath ``dir_fd``."""
+    return mkdirs(dir_fd, rel, create=False)
+
+
+def mkdirs(dir_fd: int, rel: str, mode: int = 0o777, create: bool = True) -> int:
+    """Create the folders of ``rel`` beneath ``dir_fd`` as needed (unless not ``create``);
+    a descriptor of the last, each component entered through ``open_dir``."""
     fd = os.dup(dir_fd)
     try:
         for part in rel.split("/"):
             if part in ("", "."):
                 continue
-            nxt = open_dir(fd, part)
-            os.close(fd)
-            fd = nxt
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def mkdirs(dir_fd: int, rel: str, mode: int = 0o777) -> int:
-    """Create the folders of ``rel`` beneath ``dir_fd`` as needed; a descriptor of the last."""
-    fd = os.dup(dir_fd)
-    try:
-        for part in rel.split("/"):
-            if part in ("", "."):
-                continue
-            try:
-                os.mkdir(part, mode, dir_fd=fd)
-            except FileExistsError:
-                pass
+            if create:
+                try:
+                    os.mkdir(part, mode, dir_fd=fd)
+                except FileExistsError:
+                    pass
             nxt = open_dir(fd, part)
             os.close(fd)
             fd = nxt
