@@ -133,7 +133,10 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
         return line, f"invalid YAML: character 0x{char:02x} is not allowed ({exc.reason})"
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
-    return (mark.line + 1 if mark is not None else 0), f"invalid YAML: {problem}"
+    line = mark.line + 1 if mark is not None else 0
+    if "maximum nesting depth" in problem:  # PyYAML >= 6.0.4 stops deep input itself
+        return line or 1, f"nested deeper than {MAX_DEPTH} levels"
+    return line, f"invalid YAML: {problem}"
 
 
 def _events(text: str) -> Iterator[yaml.Event]:
