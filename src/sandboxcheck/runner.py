@@ -1023,6 +1023,11 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
     results: list[dict[str, Result]] = [{} for _ in targets]
     first_argv: list[list[str]] = [[] for _ in targets]
     preflights: list[dict[str, Any] | None] = [None for _ in targets]
+    if any(not why for why in unavailable.values()):
+        # Started now, they get ready side by side: the roots are seeded by a thread of
+        # their own while the launch server's interpreter starts.
+        h.roots  # noqa: B018 - the property starts the seeding
+        h.forkserver(_server_python())
     if options.preflight:
         from .preflight import run_preflight
 
