@@ -435,7 +435,7 @@ class ForkServer:
 
     def run(self, argv: Sequence[str], env: dict[str, str], cwd: Path, timeout: float,
             on_start: callable = None,  # type: ignore[valid-type]
-            fork: bool = False, needles: Iterable[str] = (), want_survivors: bool = False) -> LaunchResult:
+            fork: bool = False, needles: Iterable[str] = (), want_survivors: bool | str = False) -> LaunchResult:
         """Run ``argv`` to its end or ``timeout``: bounded output, everything it started ended."""
         start = time.monotonic()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -462,10 +462,17 @@ class ForkServer:
                 # A pid namespace torn down with its init still has members for a moment:
                 # a survivor is one that is still there a little later.
                 first = keeper.survivors()
-                if first:
-                    time.sleep(0.05)
+                for step in range(10):  # 50 ms at most, less when the set settles sooner
+                    if not first:
+                        break
+                    time.sleep(0.005)
                     again = dict(keeper.survivors())
-                    result.survivors = [(p, again[p]) for p, _ in first if p in again]  # exec'd by now
+                    result.survivors = [(p, again[p]) for p, _ in first if p in again]
+                    if not result.survivors:
+                        break  # all of them were on their way out
+                    if step >= 3 and isinstance(want_survivors, str) and \
+                            all(want_survivors in c for _, c in result.survivors):
+                        break  # 20 ms on, every one carries the tag (exec'd by now) and lives on
             result.killed = keeper.end()
             # Everything of the launch is dead now: only what is already in the pipes is left.
             self._drain(caps, time.monotonic() + 1.0)

@@ -602,7 +602,7 @@ class Harness:
                     env = self._environment(root, target)
                     fork = control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES
                     launched = self._launch(argv, root.workspace, env, timeout, needles, fork=fork,
-                                            want_survivors=ev.kind == "survivor")
+                                            want_survivors=token if ev.kind == "survivor" else False)
                     proc_out = launched
                     survivors = launched.survivors
                 finally:
@@ -769,7 +769,8 @@ class Harness:
         return target.environment(base, caller_environ())
 
     def _launch(self, argv: Sequence[str], cwd: Path, env: dict[str, str], timeout: float,
-                needles: Sequence[str] = (), fork: bool = False, want_survivors: bool = False) -> LaunchResult:
+                needles: Sequence[str] = (), fork: bool = False, want_survivors: bool | str = False
+                ) -> LaunchResult:
         """Run ``argv`` under a keeper of its own (see ``controls``); everything it starts ends with it.
 
         ``fork`` runs the probe's code in a fork of the launch server (a control run).
