@@ -134,10 +134,14 @@ def test_ctrl_c_removes_everything(tmp_path: Path, sig: int, jobs: str) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "sandboxcheck.cli", "run", "baseline", "--target",
                              f"/bin/sh -c 'sleep {marker}; exec \"$@\"' sh {{cmd}}", "--jobs", jobs],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 10
-    while not (leftovers() - before) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while not (leftovers() - before) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert leftovers() - before, "the run never started"
+    if not leftovers() - before:
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate(timeout=30)
+        pytest.fail(f"the run never started (exit {proc.returncode}):\n{err[-4000:]}\n{out[-2000:]}")
     time.sleep(1.0)  # well inside a launch's wait, not at its boundaries
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
