@@ -23,6 +23,8 @@ try:
     procs = sum(1 for d in os.listdir("/proc") if d.isdigit())
 except OSError:
     procs = -1
+uname = os.uname()
 emit("preflight", "report isolation", True, namespaces=ns, status=status, processes=procs,
+     kernel={"release": uname.release, "version": uname.version},
      workspace_visible=os.path.isdir(a["workspace"]),
      home_visible=os.path.exists(os.path.join(a["home"], ".bashrc")))

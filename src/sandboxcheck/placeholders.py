@@ -22,10 +22,12 @@ MATRIX_PLACEHOLDERS: frozenset[str] = frozenset({
 TARGET_OPTIONS: frozenset[str] = frozenset({"settings"})
 #: Placeholders a target's command template may use. ``state`` is a stable
 #: folder of the target's own outside the temp folder (tools such as codex
-#: refuse a home under it).
+#: refuse a home under it). ``cmd_json`` is the probe argv as a JSON array (for
+#: an OCI bundle's ``process.args``); ``launch_id`` is unique to one launch (a
+#: container id).
 TARGET_PLACEHOLDERS: frozenset[str] = frozenset({
-    "workspace", "home", "root", "probes", "python", "cmd", "cmd_shell", "run", "outside",
-    "state", "version", *TARGET_OPTIONS,
+    "workspace", "home", "root", "probes", "python", "cmd", "cmd_shell", "cmd_json", "run", "outside",
+    "state", "version", "launch_id", *TARGET_OPTIONS,
 })
 
 

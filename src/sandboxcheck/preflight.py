@@ -54,7 +54,24 @@ def host_view() -> dict[str, Any]:
             if key in ("Seccomp", "NoNewPrivs", "CapEff", "Uid"):
                 status[key] = value.strip()
     procs = sum(1 for d in os.listdir("/proc") if d.isdigit())
-    return {"namespaces": ns, "status": status, "processes": procs}
+    uname = os.uname()
+    return {"namespaces": ns, "status": status, "processes": procs,
+            "kernel": {"release": uname.release, "version": uname.version}}
+
+
+#: The kernel version string gVisor's Sentry reports (it emulates Linux 4.4.0).
+GVISOR_UNAME_VERSION = "#1 SMP Sun Jan 10 15:06:54 PST 2016"
+
+
+def kernel_layer(inside: dict[str, Any], host: dict[str, Any]) -> str | None:
+    """A user-space or guest kernel: the command saw another kernel than the host runs."""
+    seen, own = inside.get("kernel") or {}, host.get("kernel") or {}
+    if not seen or not own or seen == own:
+        return None
+    release = seen.get("release", "?")
+    if seen.get("version") == GVISOR_UNAME_VERSION:
+        return f"user-space kernel (gVisor, reports Linux {release}; host {own.get('release')})"
+    return f"another kernel (reports Linux {release}; host {own.get('release')})"
 
 
 def judge_preflight(inside: dict[str, Any] | None, host: dict[str, Any], why: str = "") -> Preflight:
@@ -73,6 +90,9 @@ def judge_preflight(inside: dict[str, Any] | None, host: dict[str, Any], why: st
         layers.append("NoNewPrivs")
     if st.get("CapEff") and st.get("CapEff") != hst.get("CapEff"):
         layers.append(f"capabilities {st['CapEff']} (host {hst.get('CapEff')})")
+    kernel = kernel_layer(inside, host)
+    if kernel:
+        layers.append(kernel)
     if not inside.get("home_visible", True):
         layers.append("fake home hidden")
     procs = inside.get("processes", -1)

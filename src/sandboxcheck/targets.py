@@ -8,8 +8,10 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import difflib
+import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import tempfile
@@ -331,12 +333,14 @@ class CommandTarget(Target):
 
     def start(self, values: dict[str, str], cmd: Sequence[str], check: Any = None) -> Any:
         """Write the target's ``files`` (a settings file naming the workspace, say) into this launch's root."""
+        values.setdefault("launch_id", "sandboxcheck-" + secrets.token_hex(8))
         self._write_files(self._values(values, cmd))
         return None
 
     def _values(self, values: Mapping[str, str], cmd: Sequence[str]) -> dict[str, str]:
         vals = dict(values)
         vals["cmd_shell"] = shlex.join(cmd)
+        vals["cmd_json"] = json.dumps(list(cmd))
         vals.setdefault("python", self.python())
         vals["version"] = self.spec.version or ""  # set by --target NAME@VERSION
         if "state" in self.uses() and "state" not in vals:
@@ -440,8 +444,12 @@ def parse_target(data: Any, source: str) -> TargetSpec:
     used = set().union(*(placeholders.names(c) for c in command)) if command else set()
     for bad in sorted(used - placeholders.TARGET_PLACEHOLDERS):
         problems.append(f"command: unknown placeholder {{{bad}}}")
-    if command and not any("{cmd}" in c or "{cmd_shell}" in c for c in command):
-        problems.append("command: must contain {cmd} (as its own element) or {cmd_shell}")
+    files = data.get("files") or {}
+    file_texts = [t for pair in files.items() for t in pair] if isinstance(files, dict) else []
+    if command and not any("{cmd}" in c or "{cmd_shell}" in c for c in command) \
+            and not any("{cmd_json}" in str(t) for t in file_texts):
+        problems.append("command: must contain {cmd} (as its own element) or {cmd_shell}, "
+                        "or a file must hold {cmd_json}")
     if any("{cmd}" in c and c != "{cmd}" for c in command):
         problems.append("command: {cmd} must be an element of its own; use {cmd_shell} inside a string")
     reqs: list[Requirement] = []

@@ -53,7 +53,7 @@ def test_parse_target_good() -> None:
 @pytest.mark.parametrize("data, lines", [
     (ok(comand=["x"]), ["my-target.yaml: unknown key 'comand' (did you mean 'command'?)"]),
     (ok(command=["env", "-i"]),
-     ["my-target.yaml: command: must contain {cmd} (as its own element) or {cmd_shell}"]),
+     ["my-target.yaml: command: must contain {cmd} (as its own element) or {cmd_shell}, or a file must hold {cmd_json}"]),
     (ok(command=["sh", "-c", "exec {cmd}", "{cmd}"]),
      ["my-target.yaml: command: {cmd} must be an element of its own; use {cmd_shell} inside a string"]),
     (ok(command=["{token}", "{cmd}"]), ["my-target.yaml: command: unknown placeholder {token}"]),
@@ -90,7 +90,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "my-target.yaml: unknown key 'bogus'",
         "my-target.yaml: 'name' must be a non-empty string",
         "my-target.yaml: command: unknown placeholder {x}",
-        "my-target.yaml: command: must contain {cmd} (as its own element) or {cmd_shell}",
+        "my-target.yaml: command: must contain {cmd} (as its own element) or {cmd_shell}, or a file must hold {cmd_json}",
         "my-target.yaml: kernel: unknown feature 'nope' (known: landlock)",
     ]
 
@@ -135,7 +135,8 @@ def test_every_preset_loads(name: str) -> None:
     assert t.description
     assert t.spec.source == str(presets_dir() / f"{name}.yaml")
     if isinstance(t, CommandTarget):  # agent presets (kind: agent) script the command instead
-        assert "{cmd}" in t.spec.command or any("{cmd_shell}" in c for c in t.spec.command)
+        assert "{cmd}" in t.spec.command or any("{cmd_shell}" in c for c in t.spec.command) \
+            or any("{cmd_json}" in content for _, content in t.spec.files)
     # unavailable() is None or a reason, never an exception, on any machine.
     why = t.unavailable()
     assert why is None or (isinstance(why, str) and why)
@@ -182,7 +183,7 @@ def test_invalid_target_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(TargetError) as info:
         load_target(str(f))
     assert str(info.value) == (f"{f}: command: must contain {{cmd}} (as its own element) "
-                               "or {cmd_shell}")
+                               "or {cmd_shell}, or a file must hold {cmd_json}")
 
 
 def test_unparsable_target_file(tmp_path: Path) -> None:
