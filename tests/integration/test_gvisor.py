@@ -14,27 +14,14 @@ import pytest
 
 from sandboxcheck.model import Matrix, Observed, Status
 from sandboxcheck.runner import RunOptions, RunReport, run_matrix
-from sandboxcheck.targets import Target, load_target
+from test_real_sandboxes import HOME_CREDENTIALS, READS_OUTSIDE, available
 
 pytestmark = pytest.mark.integration
 
-READS_OUTSIDE = {"fs.read.absolute", "fs.read.relative", "fs.read.symlink", "fs.read.proc-root",
-                 "fs.read.list-outside", "credentials.dotenv-outside"}
-HOME_CREDENTIALS = {"credentials.ssh-key", "credentials.aws", "credentials.gcloud", "credentials.kube",
-                    "credentials.netrc", "credentials.docker", "credentials.git", "credentials.npmrc",
-                    "credentials.pypirc"}
 # Writes that "succeed" inside gVisor's in-memory overlay and never reach the host.
 OVERLAY_WRITES = {"fs.write.outside", "fs.write.symlink", "fs.write.tar-traversal", "fs.write.host-tmp",
                   "fs.write.home", "tamper.git-hook", "tamper.git-config", "tamper.claude-settings",
                   "tamper.codex-config", "tamper.bashrc", "fs.write.workspace"}
-
-
-def available(name: str) -> Target:
-    target = load_target(name)
-    why = target.unavailable()
-    if why:
-        pytest.skip(f"{name} is not installed here: {why}")
-    return target
 
 
 STATE = Path("/var/run/runsc")  # runsc's default --root
