@@ -19,3 +19,28 @@ def pytest_configure(config: pytest.Config) -> None:
 def baseline() -> Matrix:
     return load_matrix(resolve_matrix("baseline"))
 
+
+
+@pytest.fixture(scope="session")
+def sarif_schema() -> dict:
+    """The official SARIF 2.1.0 schema shipped by @microsoft/jest-sarif (installed by .ci/run).
+
+    Looked up in the checkout's .tools, then next to $SANDBOXCHECK_TOOLS; missing
+    fails in CI and skips elsewhere.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    rel = Path("@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json")
+    places = [Path(__file__).resolve().parents[1] / ".tools/npm/node_modules" / rel]
+    if os.environ.get("SANDBOXCHECK_TOOLS"):
+        places.append(Path(os.environ["SANDBOXCHECK_TOOLS"]).parent / rel)
+    found = next((p for p in places if p.is_file()), None)
+    if found is None:
+        why = (f"SARIF schema not found in {', '.join(map(str, places))}: run .ci/run "
+               "(npm install --prefix .tools/npm @microsoft/jest-sarif)")
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return json.loads(found.read_text())
