@@ -44,3 +44,19 @@ def sarif_schema() -> dict:
             pytest.fail(why)
         pytest.skip(why)
     return json.loads(found.read_text())
+
+
+@pytest.fixture(scope="session")
+def baseline_subset(baseline: Matrix):  # type: ignore[no-untyped-def]
+    """A function: the text of a matrix named ``name`` holding the baseline checks ``ids`` as written."""
+    from pathlib import Path
+
+    lines = Path(baseline.path).read_text().splitlines()
+
+    def subset(name: str, *ids: str) -> str:
+        keep = [c for c in baseline.checks if c.id in ids]
+        assert len(keep) == len(ids), f"not all of {ids} are in the baseline matrix"
+        body = "\n".join("\n".join(lines[c.line - 1:c.end_line]) for c in keep)
+        return f"version: 1\nname: {name}\ndefaults:\n  severity: high\nchecks:\n{body}\n"
+
+    return subset
