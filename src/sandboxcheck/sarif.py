@@ -165,7 +165,6 @@ def sarif_document(report: RunReport, base: str | Path | None = None) -> dict[st
             "tool": {"driver": {"name": "sandboxcheck", "version": __version__,
                                 "semanticVersion": __version__, "informationUri": PROJECT_URL,
                                 "rules": rules}},
-            "automationDetails": {"id": f"sandboxcheck/{report.matrix.name}/{target}/"},
             "originalUriBaseIds": {SRCROOT: {"uri": Path(os.path.realpath(root)).as_uri().rstrip("/") + "/"}},
             "invocations": [{"executionSuccessful": True,
                              "startTimeUtc": report.started.replace("+00:00", "Z"),
