@@ -126,17 +126,22 @@ def main(ctx: click.Context, debug: bool) -> None:
               show_default=True,
               help="Agent targets: run the checks that allow it one after another in long-lived "
                    "sessions (shared), or start the agent once per check (per-check).")
+@click.option("--sarif-base", type=click.Path(file_okay=False), default=None,
+              envvar="SANDBOXCHECK_SARIF_BASE",
+              help="Repository root that SARIF locations are relative to [default: current folder].")
 @click.pass_context
 def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None,
         reports: tuple[str, ...], baseline: str | None, jobs: int,
         timeout: float | None, keep_workspace: bool, no_control: bool,
         target_opts: tuple[str, ...],
         require_isolation: bool = False, no_preflight: bool = False,
-        agent_sessions: str = "shared") -> None:
+        agent_sessions: str = "shared", sarif_base: str | None = None) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     extra = _parse_reports(reports)
     _check_writable([output, *(path for _, path in extra)])
     _check_matrix_ref(matrix)
+    if sarif_base is not None and not os.path.isdir(sarif_base):
+        _fail_usage(f"--sarif-base {sarif_base!r}: no such folder (give the repository root)")
     try:
         m = load_matrix(resolve_matrix(matrix))
         target = load_target(target_ref, parse_target_opts(target_opts))
@@ -166,7 +171,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
     _housekeeping(report)
     if accepted is not None:
         report.results = apply_baseline(report.results, accepted)
-    write_reports(report, fmt, output, extra)
+    write_reports(report, fmt, output, extra, sarif_base)
     pf = report.preflight
     fell_open = pf is not None and not pf.get("isolated")
     if fell_open:
@@ -240,16 +245,20 @@ def _parse_reports(reports: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
-def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[str, str]]) -> None:
+def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[str, str]],
+                  sarif_base: str | None = None) -> None:
     """The main report (stdout or --output), every --report file, and a summary on stderr."""
+    from functools import partial
+
     from .report import FORMATTERS
 
+    formatters = {**FORMATTERS, "sarif": partial(FORMATTERS["sarif"], base=sarif_base)}
     for f, path in ([(fmt, output)] if output else []) + extra:
         with open(path, "w", encoding="utf-8") as fh:
-            FORMATTERS[f](report, fh)
+            formatters[f](report, fh)
         click.echo(f"{f} report written to {path}", err=True)
     if not output:
-        FORMATTERS[fmt](report, sys.stdout)
+        formatters[fmt](report, sys.stdout)
     if output or fmt != "table":
         s = report.summary()
         click.echo(f"{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "

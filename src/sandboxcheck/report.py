@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from rich.console import Console
 from rich.table import Table
@@ -14,6 +13,7 @@ from rich.text import Text
 from . import __version__
 from .model import CATEGORIES, Result, Status
 from .runner import RunReport
+from .sarif import render_sarif
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "skip": "dim"}
 
@@ -98,67 +98,6 @@ def render_junit(report: RunReport, out: IO[str]) -> None:
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
     out.write(ET.tostring(root, encoding="unicode"))
     out.write("\n")
-
-
-SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
-
-
-def render_sarif(report: RunReport, out: IO[str]) -> None:
-    """SARIF 2.1.0: one rule per check, one result per failing check."""
-    checks = {c.id: c for c in report.matrix.checks}
-    rules, index = [], {}
-    for r in report.results:
-        c = checks.get(r.id)
-        index[r.id] = len(rules)
-        rules.append({
-            "id": r.id,
-            "name": "".join(p.capitalize() for p in r.id.replace("-", ".").split(".")),
-            "shortDescription": {"text": r.title},
-            "fullDescription": {"text": (c.description if c and c.description else r.title)},
-            "help": {"text": (c.fix if c and c.fix else "Tighten the sandbox so that this action is "
-                              + ("denied." if r.expect == "denied" else "allowed."))},
-            "defaultConfiguration": {"level": SARIF_LEVEL.get(r.severity, "warning")},
-            "properties": {"category": r.category, "expect": r.expect,
-                           "tags": ["security", "sandbox", r.category, *(c.tags if c else ())]},
-        })
-    results = []
-    for r in report.results:
-        if r.status is not Status.FAIL:
-            continue
-        c = checks.get(r.id)
-        res: dict[str, Any] = {
-            "ruleId": r.id, "ruleIndex": index[r.id], "level": SARIF_LEVEL.get(r.severity, "warning"),
-            "message": {"text": f"{r.title}: expected {r.expect}, observed {r.observed.value}. "
-                                f"{_result_line(r)}"},
-            "properties": {"target": report.target.get("name"), "evidence": list(r.evidence),
-                           "errno": r.errno},
-        }
-        if c and c.source:
-            res["locations"] = [{"physicalLocation": {
-                "artifactLocation": {"uri": Path(c.source).as_posix()},
-                "region": {"startLine": max(1, c.line), "endLine": max(1, c.end_line or c.line)}}}]
-        if r.excused:
-            res["suppressions"] = [{"kind": "external",
-                                    "justification": r.waived or "accepted in the baseline"}]
-        results.append(res)
-    doc = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "sandboxcheck", "version": __version__,
-                                "semanticVersion": __version__, "rules": rules}},
-            "invocations": [{"executionSuccessful": True,
-                             "startTimeUtc": _sarif_time(report.started),
-                             "properties": {"target": report.target}}],
-            "results": results,
-        }],
-    }
-    json.dump(doc, out, indent=2)
-    out.write("\n")
-
-
-def _sarif_time(iso: str) -> str:
-    return iso.replace("+00:00", "Z")
 
 
 def render_markdown(report: RunReport, out: IO[str]) -> None:

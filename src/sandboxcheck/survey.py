@@ -15,6 +15,7 @@ import datetime as dt
 import html
 import json
 import platform
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ class Column:
         if pf is None:
             return NA
         if not pf.get("ran"):
-            return "preflight did not run"
+            return "preflight did not run" + (f": {pf['reason']}" if pf.get("reason") else "")
         return "; ".join(pf.get("layers", [])) if pf.get("isolated") else "NO ISOLATION SEEN"
 
     def failed(self) -> str:
@@ -156,6 +157,25 @@ def _cell_dict(survey: Survey, check: Check, column: Column) -> dict[str, Any]:
             "reason": r.reason, "evidence": list(r.evidence)}
 
 
+#: Longest column name made from an inline command; the full command is in the targets table.
+INLINE_NAME_MAX = 32
+
+
+def column_name(ref: str, target: Target) -> str:
+    """A column's name: the target's own ``name:``, or for an inline command the command itself.
+
+    The command is shortened to its sandbox part (``{cmd}`` and a trailing
+    ``--`` dropped) and to :data:`INLINE_NAME_MAX` characters.
+    """
+    if not (isinstance(target, CommandTarget) and target.name == "inline" and "{cmd" in ref):
+        return target.name
+    words = [w for w in ref.split() if "{cmd" not in w]
+    while words and words[-1] == "--":
+        words.pop()
+    short = " ".join(words) or "inline"
+    return short if len(short) <= INLINE_NAME_MAX else short[:INLINE_NAME_MAX - 1].rstrip() + "…"
+
+
 def _unique(names: Sequence[str]) -> list[str]:
     seen: dict[str, int] = {}
     out = []
@@ -198,7 +218,7 @@ def run_survey(matrix: Matrix, targets: Sequence[tuple[str, Target]],
     options = options or RunOptions()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
-    names = _unique([t.name for _, t in targets])
+    names = _unique([column_name(ref, t) for ref, t in targets])
     columns: list[Column] = []
     with Harness(options) as harness:
         for name, (ref, target) in zip(names, targets):
@@ -211,7 +231,9 @@ def run_survey(matrix: Matrix, targets: Sequence[tuple[str, Target]],
             if why is None:
                 report = run_matrix(matrix, target, options,
                                     progress(name) if progress else None, harness=harness)
-            columns.append(Column(name=name, ref=ref, description=target.description,
+            inline = isinstance(target, CommandTarget) and target.name == "inline" and "{cmd" in ref
+            columns.append(Column(name=name, ref=ref,
+                                  description=f"inline command: {ref}" if inline else target.description,
                                   versions=tuple(requirement_versions(target)), unavailable=why,
                                   report=report, options=opts))
     return Survey(matrix=matrix, columns=columns, started=started,
@@ -327,15 +349,48 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #202124; }
 code, pre { font-family: ui-monospace, monospace; }
 pre { background: #f1f3f4; padding: .6em; white-space: pre-wrap; word-break: break-all; }
 table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #dadce0; padding: .2em .5em; text-align: left; white-space: nowrap; }
+th, td { border: 1px solid #dadce0; padding: .2em .5em; text-align: left; vertical-align: top; }
 th { background: #f8f9fa; position: sticky; top: 0; }
-td.cell { text-align: center; }
+td.cell { min-width: 8em; max-width: 26em; }
+.verdict { font-weight: 600; white-space: nowrap; }
+.why, .ev { font-size: 12px; overflow-wrap: anywhere; }
+.ev { font-family: ui-monospace, monospace; opacity: .85; }
+tr.preflight td, tr.preflight th { background: #f8f9fa; font-size: 12px; }
+td.command { font-family: ui-monospace, monospace; font-size: 12px; overflow-wrap: anywhere; max-width: 40em; }
 """ + "".join(f"td.{k.replace('/', '')} {{ background: {bg}; color: {fg}; }}\n"
               for k, (bg, fg) in _HTML_COLOURS.items())
 
 
+def _command(col: Column) -> str:
+    """The command a column ran: the inline command as given, else the expanded template."""
+    if col.description.startswith("inline command: "):
+        return col.ref
+    command = col.report.target.get("command") if col.report is not None else None
+    if isinstance(command, (list, tuple)):
+        return shlex.join(str(a) for a in command)
+    return str(command or "")
+
+
+def _html_cell(survey: Survey, check: Check, column: Column) -> str:
+    """One grid cell: the verdict, then the reason and the evidence as visible lines."""
+    e = html.escape
+    status = survey.status(check, column)
+    r = column.result(check.id)
+    parts = [f"<div class=\"verdict\">{e(survey.marked(check, column))}</div>"]
+    if r is not None and r.status is not Status.SKIP:
+        if r.reason:
+            parts.append(f"<div class=\"why\">{e(r.reason)}</div>")
+        parts += [f"<div class=\"ev\">{e(ev)}</div>" for ev in r.evidence if ev not in r.reason]
+    tip = r.reason if r is not None else (column.unavailable or "")
+    return f"<td class=\"cell {status.replace('/', '')}\" title=\"{e(tip)}\">{''.join(parts)}</td>"
+
+
 def render_html(survey: Survey, out: IO[str]) -> None:
-    """One self-contained page (inline CSS, no scripts, no external assets); reasons as tooltips."""
+    """One self-contained page (inline CSS, no scripts, no external assets).
+
+    Every cell shows its verdict, reason and evidence as text; a preflight row
+    says what isolation each target showed before the checks ran.
+    """
     e = html.escape
     w = out.write
     w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
@@ -343,22 +398,19 @@ def render_html(survey: Survey, out: IO[str]) -> None:
     w(f"<h1>sandboxcheck survey: {e(survey.matrix.name)}</h1>\n<p>{e(_generated(survey))}</p>\n")
     if survey.command:
         w(f"<p>Made with:</p>\n<pre>{e(survey.command)}</pre>\n")
-    w("<table>\n<tr><th>target</th><th>versions</th><th>result</th></tr>\n")
+    w("<table class=\"targets\">\n<tr><th>target</th><th>command</th><th>versions</th><th>result</th>"
+      "<th>preflight (isolation seen)</th></tr>\n")
     for col in survey.columns:
-        w(f"<tr><td><code>{e(col.name)}</code></td><td>{e(_versions(col))}</td>"
-          f"<td>{e(_totals(col))}</td></tr>\n")
-    w(f"</table>\n<p>{e(LEGEND)}</p>\n<table>\n<tr><th>check</th><th>expect</th>")
-    w("".join(f"<th>{e(c.name)}</th>" for c in survey.columns) + "</tr>\n")
+        w(f"<tr><td><code>{e(col.name)}</code></td><td class=\"command\">{e(_command(col))}</td>"
+          f"<td>{e(_versions(col))}</td><td>{e(_totals(col))}</td><td>{e(col.isolation())}</td></tr>\n")
+    w(f"</table>\n<p>{e(LEGEND)}</p>\n<table class=\"grid\">\n<tr><th>check</th><th>expect</th>")
+    w("".join(f"<th title=\"{e(c.ref)}\">{e(c.name)}</th>" for c in survey.columns) + "</tr>\n")
+    w("<tr class=\"preflight\"><th>preflight</th><td>isolated</td>"
+      + "".join(f"<td>{e(col.isolation())}</td>" for col in survey.columns) + "</tr>\n")
     for check in survey.checks:
-        w(f"<tr><td title=\"{e(check.title)}\"><code>{e(check.id)}</code></td>"
-          f"<td>{e(check.expect)}</td>")
-        for col in survey.columns:
-            status = survey.status(check, col)
-            r = col.result(check.id)
-            tip = r.reason if r is not None else (col.unavailable or "")
-            w(f"<td class=\"cell {status.replace('/', '')}\" title=\"{e(tip)}\">"
-              f"{e(survey.marked(check, col))}</td>")
-        w("</tr>\n")
+        w(f"<tr><td title=\"{e(check.title)}\"><code>{e(check.id)}</code>"
+          f"<div class=\"why\">{e(check.title)}</div></td><td>{e(check.expect)}</td>")
+        w("".join(_html_cell(survey, check, col) for col in survey.columns) + "</tr>\n")
     w("<tr><th>failed</th><th></th>" + "".join(f"<th>{col.failed()}</th>" for col in survey.columns)
       + "</tr>\n</table>\n")
     notes = _notes(survey)

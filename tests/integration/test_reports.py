@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from functools import partial
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pytest
-from jsonschema import Draft7Validator
+from jsonschema.validators import validator_for
 
 from sandboxcheck.model import Matrix
 from sandboxcheck.report import render_junit, render_markdown, render_sarif
@@ -19,7 +22,6 @@ from sandboxcheck.targets import load_target
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-SARIF_SCHEMA = ROOT / ".tools/npm/node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json"
 
 
 @pytest.fixture(scope="module")
@@ -44,24 +46,39 @@ def test_junit(landlock_report: RunReport) -> None:
     assert "expected denied, observed allowed" in one.find("failure").text  # type: ignore[union-attr]
 
 
-@pytest.mark.skipif(not SARIF_SCHEMA.exists(), reason="SARIF schema not installed: run .ci/run "
-                    "(npm install --prefix .tools/npm @microsoft/jest-sarif)")
-def test_sarif_is_valid_and_complete(landlock_report: RunReport) -> None:
-    doc = json.loads(render(render_sarif, landlock_report))
-    schema = json.loads(SARIF_SCHEMA.read_text())
-    errors = sorted(Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path))
+def test_sarif_is_valid_and_complete(landlock_report: RunReport, sarif_schema: dict) -> None:
+    doc = json.loads(render(partial(render_sarif, base=ROOT), landlock_report))
+    errors = sorted(validator_for(sarif_schema)(sarif_schema).iter_errors(doc), key=lambda e: list(e.path))
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
     run = doc["runs"][0]
     rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
     assert set(rules) == {r.id for r in landlock_report.results}
     assert rules["credentials.ssh-key"]["help"]["text"].startswith("Hide ~/.ssh")
     assert rules["credentials.ssh-key"]["defaultConfiguration"]["level"] == "error"
-    failing = {r.id for r in landlock_report.results if r.status.value == "fail"}
-    assert {res["ruleId"] for res in run["results"]} == failing
+    deviating = {r.id for r in landlock_report.results if r.status.value in ("fail", "inconclusive")}
+    assert {res["ruleId"] for res in run["results"]} == deviating
     env = next(res for res in run["results"] if res["ruleId"] == "env.own")
     region = env["locations"][0]["physicalLocation"]["region"]
-    lines = Path(env["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]).read_text().splitlines()
+    base = Path(unquote(urlparse(run["originalUriBaseIds"]["%SRCROOT%"]["uri"]).path))
+    uri = env["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    lines = (base / unquote(uri)).read_text().splitlines()
     assert "id: env.own" in lines[region["startLine"] - 1]
+
+
+def test_sarif_base_makes_locations_repository_relative(tmp_path: Path, baseline_subset: Any) -> None:
+    """A real run of a matrix kept in a repository: the alert points at the check's line in it."""
+    matrix = tmp_path / "ci" / "sandbox.yaml"
+    matrix.parent.mkdir()
+    matrix.write_text(baseline_subset("two", "fs.read.absolute", "env.own"))
+    out = tmp_path / "out.sarif"
+    proc = subprocess.run([sys.executable, "-m", "sandboxcheck.cli", "run", str(matrix), "--target", "landlock",
+                           "--report", f"sarif:{out}", "--sarif-base", str(tmp_path), "--format", "json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    (res,) = json.loads(out.read_text())["runs"][0]["results"]
+    loc = res["locations"][0]["physicalLocation"]
+    assert res["ruleId"] == "env.own" and loc["artifactLocation"]["uri"] == "ci/sandbox.yaml"
+    assert matrix.read_text().splitlines()[loc["region"]["startLine"] - 1].strip() == "- id: env.own"
 
 
 def test_markdown(landlock_report: RunReport) -> None:

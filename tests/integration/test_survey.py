@@ -125,8 +125,8 @@ def test_html_is_one_self_contained_page(small: Path, ghost: Path, tmp_path: Pat
     assert not re.search(r"https?://", page)
     assert not re.search(r"<script|<link|<img|<iframe|\bsrc=|\bhref=|@import|url\(", page, re.I)
     assert '<td class="cell fail" title="canary of outside/secret.txt' in page
-    assert '<td class="cell pass"' in page and ">✓ denied</td>" in page
-    assert '<td class="cell na"' in page and ">n/a</td>" in page
+    assert '<td class="cell pass"' in page and '<div class="verdict">✓ denied</div>' in page
+    assert '<td class="cell na"' in page and '<div class="verdict">n/a</div></td>' in page
     assert "ghost: not available here: sandboxcheck-no-such-binary not found on PATH: apt-get install ghost" in page
 
 
@@ -152,7 +152,8 @@ def test_inconclusive_only_exits_3(small: Path, tmp_path: Path) -> None:
     proc = sc("survey", str(small), "-t", "/nonexistent/sandbox {cmd}", "-f", "json", "-o", str(out))
     assert proc.returncode == 3, proc.stderr
     data = json.loads(out.read_text())
-    statuses = {c["id"]: c["cells"]["inline"]["status"] for c in data["checks"]}
+    assert [t["name"] for t in data["targets"]] == ["/nonexistent/sandbox"]  # an inline target, named by its command
+    statuses = {c["id"]: c["cells"]["/nonexistent/sandbox"]["status"] for c in data["checks"]}
     assert statuses == {"fs.read.absolute": "inconclusive", "network.tcp": "inconclusive",
                         "fs.read.workspace": "inconclusive", "later.skipped": "skip"}
 
