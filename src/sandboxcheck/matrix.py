@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 
 from . import placeholders, safeyaml
 from .agent.spec import semantic_problems as agent_semantic_problems
-from .model import Check, EvidenceSpec, Matrix, Waiver
+from .model import SETUP_ACTIONS, Check, EvidenceSpec, Matrix, SetupStep, Waiver
 from .probes import PROBES
 from .resources import schema_path
 from .safeyaml import format_path  # noqa: F401 - part of this module's interface (suite, tests)
@@ -132,6 +132,8 @@ def _schema_problems(data: Any, ln: _Lines, validator: Draft202012Validator | No
             msg = "must not be empty"
         elif err.validator == "pattern" and path and path[-1] == "id":
             msg = f"{err.instance!r} is not a valid check id (dotted lowercase, e.g. fs.read.symlink)"
+        elif err.validator == "type" and path and path[-1] == "mode" and isinstance(err.instance, int):
+            msg = f"{err.instance!r} is not a mode: write it as a quoted octal string, e.g. \"0600\""
         elif err.validator == "type":
             shown = "an empty value" if err.instance is None else repr(err.instance)
             kinds = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
@@ -193,6 +195,14 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
             for name in placeholders.names(text) - placeholders.MATRIX_PLACEHOLDERS:
                 add(here + sub, f"unknown placeholder {{{name}}}"
                     f"{_suggest(name, placeholders.MATRIX_PLACEHOLDERS)}")
+        steps = raw.get("setup")
+        fds = _setup_fds(steps)
+        for sub, msg in _setup_problems(steps):
+            add(here + ("setup",) + sub, msg)
+        if not fds:
+            for sub, text in _strings({k: raw.get(k) for k in ("args", "argv", "agent")}):
+                if "fd" in placeholders.names(text):
+                    add(here + sub, "{fd} needs a 'setup' step with 'pass_fd' (the descriptor to inherit)")
         agent = raw.get("agent")
         if agent is not None:
             for sub, msg in agent_semantic_problems(agent):
@@ -256,6 +266,94 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
             except ValueError:
                 add(("waivers", i, "expires"), f"{w['expires']!r} is not a date (YYYY-MM-DD)")
     return problems
+
+
+#: The keys each setup action takes besides its own.
+_SETUP_KEYS: dict[str, frozenset[str]] = {
+    "file": frozenset({"content", "mode"}), "dir": frozenset({"mode"}),
+    "hardlink": frozenset({"to"}), "symlink": frozenset({"to"}),
+    "chmod": frozenset({"mode"}), "pass_fd": frozenset({"access", "fd"}),
+}
+#: The descriptor number of the first pass_fd step without one (then the next, ...).
+FIRST_FD = 7
+
+
+def _in_root(path: str) -> bool:
+    """Whether a setup path names an entry inside the throwaway root (by its placeholders)."""
+    start = next((r for r in placeholders.SETUP_ROOTS if path == r or path.startswith(r + "/")), None)
+    return start is not None and ".." not in path.split("/") \
+        and not (placeholders.names(path[len(start):]) - {"token"})
+
+
+def _setup_fds(steps: Any) -> list[int]:
+    """The descriptor numbers of a setup list's pass_fd steps (given, else FIRST_FD onwards)."""
+    out: list[int] = []
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict) and "pass_fd" in step:
+            n = step.get("fd")
+            out.append(n if isinstance(n, int) and not isinstance(n, bool) else
+                       max([FIRST_FD - 1, *out]) + 1)
+    return out
+
+
+def _setup_problems(steps: Any) -> list[tuple[Path_, str]]:
+    """What is wrong in a setup list beyond its schema: one action a step, keys that fit it,
+    paths inside the root, known placeholders, distinct descriptors."""
+    out: list[tuple[Path_, str]] = []
+    seen_fds: set[int] = set()
+    for j, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, dict):
+            continue
+        actions = [a for a in SETUP_ACTIONS if a in step]
+        if len(actions) != 1:
+            out.append(((j,), f"a setup step takes exactly one of: {', '.join(SETUP_ACTIONS)}"
+                              + (f" (found {', '.join(actions)})" if actions else "")))
+            continue
+        action = actions[0]
+        for key in sorted(set(step) - {action} - _SETUP_KEYS[action]):
+            if key in {k for ks in _SETUP_KEYS.values() for k in ks}:
+                out.append(((j, key), f"{action} takes no {key!r}"
+                                      f"{' (only ' + ', '.join(sorted(_SETUP_KEYS[action])) + ')' if _SETUP_KEYS[action] else ''}"))
+        path = step[action]
+        if isinstance(path, str) and not _in_root(path):
+            out.append(((j, action), f"{path!r}: setup acts only inside the throwaway root: start it with "
+                                     f"{', '.join(placeholders.SETUP_ROOTS)} (no '..')"))
+        if action in ("hardlink", "symlink") and "to" not in step:
+            out.append(((j,), f"{action} needs 'to' (" + ("the existing file inside the root)" if action == "hardlink"
+                                                           else "the link's target text)")))
+        to = step.get("to")
+        if action == "hardlink" and isinstance(to, str) and not _in_root(to):
+            out.append(((j, "to"), f"{to!r}: both ends of a hard link are inside the throwaway root: start it "
+                                   f"with {', '.join(placeholders.SETUP_ROOTS)} (no '..')"))
+        if action == "chmod" and "mode" not in step:
+            out.append(((j,), "chmod needs 'mode' (e.g. \"0600\")"))
+        for key in ("content", "to"):
+            text = step.get(key)
+            if isinstance(text, str):
+                for name in sorted(placeholders.names(text) - placeholders.MATRIX_PLACEHOLDERS):
+                    out.append(((j, key), f"unknown placeholder {{{name}}}"
+                                          f"{_suggest(name, placeholders.MATRIX_PLACEHOLDERS)}"))
+        if action == "pass_fd":
+            n = _setup_fds(steps[:j + 1])[-1]
+            if n in seen_fds:
+                out.append(((j, "fd") if "fd" in step else (j,), f"descriptor {n} is passed twice"))
+            seen_fds.add(n)
+    return out
+
+
+def _setup(raw: list[dict[str, Any]] | None, ln: _Lines, base: Path_) -> tuple[SetupStep, ...]:
+    """Setup steps from validated YAML data."""
+    steps = raw or []
+    fds = iter(_setup_fds(steps))
+    out = []
+    for j, step in enumerate(steps):
+        action = next(a for a in SETUP_ACTIONS if a in step)
+        mode = step.get("mode")
+        out.append(SetupStep(action=action, path=step[action], to=step.get("to"),
+                             content=step.get("content", ""), mode=int(mode, 8) if mode else None,
+                             access=step.get("access", "read"),
+                             fd=next(fds) if action == "pass_fd" else None, line=ln.line(base + (j,))))
+    return tuple(out)
 
 
 def _label_problems(raw: list[Any], kind: Any) -> list[tuple[Path_, str]]:
@@ -363,6 +461,7 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
             control="no_control" not in raw, control_reason=raw.get("no_control"),
             description=raw.get("description", ""), fix=raw.get("fix", ""),
             source=file, line=first, end_line=last, agent=raw.get("agent"),
+            setup=_setup(raw.get("setup"), ln, ("checks", i, "setup")),
         ))
     return Matrix(name=data.get("name") or Path(file).stem, path=file, checks=tuple(checks),
                   description=data.get("description", ""),
