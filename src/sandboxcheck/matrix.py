@@ -133,7 +133,7 @@ def _schema_problems(data: Any, ln: _Lines, validator: Draft202012Validator | No
         elif err.validator == "pattern" and path and path[-1] == "id":
             msg = f"{err.instance!r} is not a valid check id (dotted lowercase, e.g. fs.read.symlink)"
         elif err.validator == "type" and path and path[-1] == "mode" and isinstance(err.instance, int):
-            msg = f"{err.instance!r} is not a mode: write it as a quoted octal string, e.g. \"0600\""
+            msg = f"the number {err.instance!r} is not a mode: write it as a quoted octal string, e.g. \"0600\""
         elif err.validator == "type":
             shown = "an empty value" if err.instance is None else repr(err.instance)
             kinds = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]

@@ -578,9 +578,10 @@ class Harness:
             try:
                 passed = apply_setup(root, check.setup, values)
             except (SetupError, placeholders.PlaceholderError) as exc:
+                why = (exc.strerror if isinstance(exc, SetupError) else None) or str(exc)
                 return Execution(target=target.name, argv=(), returncode=None, timed_out=False,
-                                 duration_s=0.0, stdout="", stderr="", probe=None, evidence=(),
-                                 effect=False, error=f"setup failed: {self.redactor(str(exc))}")
+                                 duration_s=0.0, stdout="", stderr="", probe=None, evidence=(), effect=False,
+                                 error="setup failed: " + self.redactor(why.replace(str(path), "{root}")))
             probe_argv = [values["python"], "-B", "-E", "-s", "-S",
                           str(self.probes / f"{check.probe}.py")]
             for key, val in check.args:
