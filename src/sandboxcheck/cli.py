@@ -22,6 +22,7 @@ from .probes import PROBES
 from .resources import resolve_matrix
 from .runner import Progress, RunOptions, check_temp_dir, run_matrix, run_targets
 from .targets import TargetError, load_target, parse_target_opts, preset_names, requirement_versions
+from .validate import KINDS, validate_file
 
 REPORT_FORMATS = ["table", "json", "junit", "sarif", "markdown"]
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
@@ -470,8 +471,11 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-def validate(files: tuple[str, ...]) -> None:
-    """Validate matrix FILES, reporting every problem with file and line."""
+@click.option("--kind", type=click.Choice(KINDS), default=None,
+              help="Validate every file as this kind instead of telling it from its name and keys.")
+def validate(files: tuple[str, ...], kind: str | None = None) -> None:
+    """Validate FILES (matrices, suites, target files, JSON reports, workflows running sandboxcheck),
+    reporting every problem with file and line."""
     bad = 0
     for f in files:
         if not f.strip():
@@ -479,13 +483,14 @@ def validate(files: tuple[str, ...]) -> None:
             click.echo("error: empty matrix reference: give a matrix file or a bundled matrix name", err=True)
             continue
         try:
-            m = load_matrix(resolve_matrix(f))
+            done = validate_file(f, kind)
         except MatrixError as exc:
             bad += 1
             for p in exc.problems:
                 click.echo(str(p), err=True)
             continue
-        click.echo(f"{f}: ok ({len(m.checks)} checks)")
+        # A matrix keeps the line it always had; other kinds say which kind they were read as.
+        click.echo(f"{f}: ok ({done.summary if done.kind == 'matrix' else done.kind + ', ' + done.summary})")
     sys.exit(EXIT_USAGE if bad else EXIT_OK)
 
 
