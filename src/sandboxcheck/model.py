@@ -11,6 +11,17 @@ CATEGORIES: tuple[str, ...] = (
 )
 EXPECTS: tuple[str, ...] = ("allowed", "denied")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+#: Every evidence kind and what it takes as proof that the action took effect.
+EVIDENCE_KINDS: dict[str, str] = {
+    "leak": "the check's canary crosses: in the target's output, in a file written in the workspace, "
+            "or at any sink",
+    "file": "a host path ('path') is created, changed or removed; with 'contains', only when it then "
+            "holds that text",
+    "sink": "a harness-owned sink ('sink': tcp, udp, dns, ssh-agent, docker) receives the check's canary",
+    "marker": "a string ('marker') that only exists once the action ran shows up in the output",
+    "survivor": "a process tagged with the check's canary outlives the target",
+    "signal": "the harness's witness process ({witness_pid}) receives a signal",
+}
 
 
 class Observed(str, Enum):
