@@ -71,3 +71,12 @@ checks:
     (r,) = report.results
     assert r.status is Status.INCONCLUSIVE
     assert r.reason.endswith("setup failed: pass_fd {root}/outside/missing.txt: No such file or directory")
+
+
+def test_passed_descriptors_are_closed_after_the_run() -> None:
+    import os
+
+    before = set(os.listdir("/proc/self/fd"))
+    results = run("none")
+    assert results[FD_READ].status is Status.FAIL
+    assert set(os.listdir("/proc/self/fd")) == before
