@@ -10,14 +10,17 @@ exactly: the keeper lists them when asked, and kills and reaps every one of
 them when told to end, or when the harness goes (its control socket closes).
 
 Protocol: the harness sends one JSON request ``{"argv", "env", "cwd",
-"fork": bool}`` with four file descriptors (stdin, stdout, stderr, and the
-keeper's end of a SOCK_SEQPACKET control socket); the server answers
+"fork": bool, "pass": [N, ...]}`` with four file descriptors (stdin, stdout,
+stderr, and the keeper's end of a SOCK_SEQPACKET control socket) followed by
+one for each number in ``pass`` (inherited by the target as that number:
+a check's ``pass_fd`` setup); the server answers
 ``{"keeper": PID}``. On the control socket the keeper sends ``{"pid": N}``
 once the target started and ``{"exit": CODE}`` when it exited (-SIG when a
 signal ended it); it answers ``survivors`` with ``{"survivors": [[pid,
 cmdline], ...]}`` and ``end`` with ``{"ended": COUNT}`` before it exits.
 """
 import ctypes
+import fcntl
 import gc
 import json
 import os
@@ -147,15 +150,30 @@ def end_all(me):
     return killed
 
 
+#: Descriptors passed on to a target beyond the four of every launch, at most.
+MAX_PASS = 8
+#: Passed descriptors are moved this high in the keeper first, so no dup2 onto a
+#: wanted number (below it) overwrites another passed descriptor.
+_PASS_BASE = 100
+
+
+def passed(req, fds):
+    """(number the target gets, descriptor held here) for the request's passed descriptors."""
+    return list(zip(req.get("pass") or [], fds[4:]))
+
+
 def run_child(req, fds, code_obj):
     code = 1
     try:
         os.setsid()
         for target, fd in zip((0, 1, 2), fds[:3]):
             os.dup2(fd, target)
-        for fd in fds:
+        for fd in fds[:4]:
             if fd > 2:
                 os.close(fd)
+        for number, fd in passed(req, fds):
+            os.dup2(fd, number)  # not close-on-exec: a probe may exec a program that uses it
+            os.close(fd)
         os.chdir(req["cwd"])
         if code_obj is None:
             os.execve(req["argv"][0], req["argv"], req["env"])
@@ -206,6 +224,11 @@ def keeper(req, fds, code_obj):
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # before the child exists: no exit is missed
+        if len(fds) > 4:
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _PASS_BASE) for fd in fds[4:]]
+            for fd in fds[4:]:
+                os.close(fd)
+            fds = fds[:4] + high
         if code_obj is None:
             # An exec: posix_spawn (vfork and exec in C) is much cheaper than forking this
             # interpreter or running subprocess's Python. The keeper's own cwd is the
@@ -214,7 +237,8 @@ def keeper(req, fds, code_obj):
                 os.chdir(req["cwd"])
                 pid = os.posix_spawn(req["argv"][0], req["argv"], req["env"], setsid=True, file_actions=[
                     *((os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds[:3])),
-                    *((os.POSIX_SPAWN_CLOSE, fd) for fd in fds[:3] if fd > 2)])
+                    *((os.POSIX_SPAWN_CLOSE, fd) for fd in fds[:3] if fd > 2),
+                    *((os.POSIX_SPAWN_DUP2, fd, number) for number, fd in passed(req, fds))])
             except OSError as exc:
                 os.write(fds[2], ("cannot start %s: %s\n" % (req["argv"][0], exc)).encode())
                 pid = os.fork()
@@ -224,7 +248,7 @@ def keeper(req, fds, code_obj):
             pid = os.fork()
             if pid == 0:
                 run_child(req, fds, code_obj)
-        for fd in fds[:3]:
+        for fd in [*fds[:3], *fds[4:]]:
             os.close(fd)
         me = os.getpid()
         send(ctl, {"pid": pid})
@@ -313,7 +337,7 @@ def spare():
         try:
             sock.close()
             ours.close()
-            msg, fds, _flags, _addr = socket.recv_fds(theirs, 1 << 20, 4)
+            msg, fds, _flags, _addr = socket.recv_fds(theirs, 1 << 20, 4 + MAX_PASS)
             theirs.close()
             if msg:
                 req = json.loads(msg)
@@ -346,7 +370,7 @@ while True:
         end_orphans(keepers)
         continue
     try:
-        msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 4)
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 4 + MAX_PASS)
     except OSError:
         break
     if not msg:

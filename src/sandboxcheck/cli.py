@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from . import __version__
-from .matrix import MatrixError, load_matrix
-from .model import Result
+from .matrix import MatrixError, SelectionError, load_matrix, select
+from .model import Matrix, Result
 from .compare import DEFAULT_FAIL_ON, FAIL_ON_WORDS, Comparison, diff_reports, load_report, matrix_mismatch
 from .compare import render as render_diff
 from .compare import results_by_id, side
@@ -22,6 +22,7 @@ from .probes import PROBES
 from .resources import resolve_matrix
 from .runner import Progress, RunOptions, check_temp_dir, run_matrix, run_targets
 from .targets import TargetError, load_target, parse_target_opts, preset_names, requirement_versions
+from .validate import KINDS, validate_file
 
 REPORT_FORMATS = ["table", "json", "junit", "sarif", "markdown"]
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
@@ -83,6 +84,26 @@ def _sigterm(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _selection(command: Any) -> Any:
+    """--only and -k, shared by every command that runs a matrix."""
+    command = click.option("-k", "keyword", default=None, metavar="EXPR",
+                           help="Only checks whose id, category or title contain the words of EXPR, "
+                                "joined with and, or, not and parentheses (as pytest's -k).")(command)
+    return click.option("--only", "only", multiple=True, metavar="ID_OR_GLOB",
+                        help="Only this check id, or the ids a glob such as 'fs.read.*' matches. "
+                             "Repeatable.")(command)
+
+
+def _load_selected(ref: str, only: tuple[str, ...], keyword: str | None) -> Matrix:
+    """The matrix ``ref`` with the checks --only and -k select (MatrixError, or exit 2 for a selection)."""
+    m = load_matrix(resolve_matrix(ref))
+    try:
+        return select(m, only, keyword)
+    except SelectionError as exc:
+        _fail_usage(str(exc))
+        raise  # not reached: _fail_usage exits
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sandboxcheck")
 @click.option("--debug", is_flag=True, envvar="SANDBOXCHECK_DEBUG", help="Show tracebacks.")
@@ -129,13 +150,15 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--sarif-base", type=click.Path(file_okay=False), default=None,
               envvar="SANDBOXCHECK_SARIF_BASE",
               help="Repository root that SARIF locations are relative to [default: current folder].")
+@_selection
 @click.pass_context
 def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None,
         reports: tuple[str, ...], baseline: str | None, jobs: int,
         timeout: float | None, keep_workspace: bool, no_control: bool,
         target_opts: tuple[str, ...],
         require_isolation: bool = False, no_preflight: bool = False,
-        agent_sessions: str = "shared", sarif_base: str | None = None) -> None:
+        agent_sessions: str = "shared", sarif_base: str | None = None,
+        only: tuple[str, ...] = (), keyword: str | None = None) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     extra = _parse_reports(reports)
     _check_writable([output, *(path for _, path in extra)])
@@ -143,7 +166,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
     if sarif_base is not None and not os.path.isdir(sarif_base):
         _fail_usage(f"--sarif-base {sarif_base!r}: no such folder (give the repository root)")
     try:
-        m = load_matrix(resolve_matrix(matrix))
+        m = _load_selected(matrix, only, keyword)
         target = load_target(target_ref, parse_target_opts(target_opts))
         accepted = load_baseline(baseline) if baseline else None
     except MatrixError as exc:
@@ -340,9 +363,10 @@ def _emit(write: Any, output: str | None) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
               help="Checks run in parallel.")
 @click.option("--timeout", type=TIMEOUT, default=None, help="Per-check timeout in seconds, overriding the matrix.")
+@_selection
 def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str | None,
             reports: tuple[str, ...], fail_on: str, show_all: bool, jobs: int, timeout: float | None,
-            target_opts: tuple[str, ...] = ()) -> None:
+            target_opts: tuple[str, ...] = (), only: tuple[str, ...] = (), keyword: str | None = None) -> None:
     """Run MATRIX against two targets, interleaved check by check, and say which checks regressed or improved.
 
     Exit 1 when a check regressed (its status got worse), 0 otherwise, 2 on bad input.
@@ -363,7 +387,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     if temp_problem:
         _fail_usage(temp_problem)
     try:
-        m = load_matrix(resolve_matrix(matrix))
+        m = _load_selected(matrix, only, keyword)
         targets = [t for _, t in load_targets([before_ref, after_ref], parse_target_opts(target_opts))]
     except MatrixError as exc:
         _fail_usage(f"invalid matrix:\n{exc}")
@@ -412,8 +436,10 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
               help="Per-check timeout in seconds, overriding the matrix.")
 @click.option("--no-control", is_flag=True,
               help="Skip the unsandboxed control runs (faster, weaker proof).")
+@_selection
 def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ...], fmt: str,
-           output: str | None, jobs: int, timeout: float | None, no_control: bool) -> None:
+           output: str | None, jobs: int, timeout: float | None, no_control: bool,
+           only: tuple[str, ...] = (), keyword: str | None = None) -> None:
     """Run MATRIX against several targets and print a grid: checks down, targets across.
 
     A target that is not available here becomes a column of n/a with the
@@ -426,7 +452,7 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     _check_writable([output])
     _check_matrix_ref(matrix)
     try:
-        m = load_matrix(resolve_matrix(matrix))
+        m = _load_selected(matrix, only, keyword)
         loaded = sv.load_targets(target_refs, parse_target_opts(target_opts))
     except MatrixError as exc:
         _fail_usage(f"invalid matrix:\n{exc}")
@@ -455,8 +481,11 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-def validate(files: tuple[str, ...]) -> None:
-    """Validate matrix FILES, reporting every problem with file and line."""
+@click.option("--kind", type=click.Choice(KINDS), default=None,
+              help="Validate every file as this kind instead of telling it from its name and keys.")
+def validate(files: tuple[str, ...], kind: str | None = None) -> None:
+    """Validate FILES (matrices, suites, target files, JSON reports, workflows running sandboxcheck),
+    reporting every problem with file and line."""
     bad = 0
     for f in files:
         if not f.strip():
@@ -464,13 +493,14 @@ def validate(files: tuple[str, ...]) -> None:
             click.echo("error: empty matrix reference: give a matrix file or a bundled matrix name", err=True)
             continue
         try:
-            m = load_matrix(resolve_matrix(f))
+            done = validate_file(f, kind)
         except MatrixError as exc:
             bad += 1
             for p in exc.problems:
                 click.echo(str(p), err=True)
             continue
-        click.echo(f"{f}: ok ({len(m.checks)} checks)")
+        # A matrix keeps the line it always had; other kinds say which kind they were read as.
+        click.echo(f"{f}: ok ({done.summary if done.kind == 'matrix' else done.kind + ', ' + done.summary})")
     sys.exit(EXIT_USAGE if bad else EXIT_OK)
 
 

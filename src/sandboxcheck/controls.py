@@ -26,7 +26,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -399,14 +399,21 @@ class ForkServer:
         self._server_poll.register(ours, select.POLLIN)
 
     def spawn(self, argv: Sequence[str], env: dict[str, str], cwd: Path, stdin: int, stdout: int,
-              stderr: int, fork: bool = False, wait_started: bool = True) -> Keeper:
-        """Start ``argv`` under a keeper; the descriptors are the target's stdio."""
+              stderr: int, fork: bool = False, wait_started: bool = True,
+              pass_fds: Mapping[int, int] | None = None) -> Keeper:
+        """Start ``argv`` under a keeper; the descriptors are the target's stdio.
+
+        ``pass_fds`` maps a number the target inherits to a descriptor of the harness's.
+        """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.set_inheritable(False)
+        extra = sorted((pass_fds or {}).items())
         try:
-            req = json.dumps({"argv": list(argv), "env": env, "cwd": str(cwd), "fork": fork}).encode()
+            req = json.dumps({"argv": list(argv), "env": env, "cwd": str(cwd), "fork": fork,
+                              "pass": [n for n, _ in extra]}).encode()
             with self._lock:
-                socket.send_fds(self.sock, [req], [stdin, stdout, stderr, theirs.fileno()])
+                socket.send_fds(self.sock, [req], [stdin, stdout, stderr, theirs.fileno(),
+                                                   *(fd for _, fd in extra)])
                 # The server is within reach of a leaky target (it may be stopped or
                 # killed): never wait for it without a deadline.
                 reply = self.sock.recv(4096) if self._server_poll.poll(int(SPAWN_TIMEOUT * 1000)) else None
@@ -435,15 +442,19 @@ class ForkServer:
 
     def run(self, argv: Sequence[str], env: dict[str, str], cwd: Path, timeout: float,
             on_start: callable = None,  # type: ignore[valid-type]
-            fork: bool = False, needles: Iterable[str] = (), want_survivors: bool | str = False) -> LaunchResult:
-        """Run ``argv`` to its end or ``timeout``: bounded output, everything it started ended."""
+            fork: bool = False, needles: Iterable[str] = (), want_survivors: bool | str = False,
+            pass_fds: Mapping[int, int] | None = None) -> LaunchResult:
+        """Run ``argv`` to its end or ``timeout``: bounded output, everything it started ended.
+
+        ``pass_fds``: descriptors the target inherits (see ``spawn``)."""
         start = time.monotonic()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             # Not waiting for the start: the pump below reads the keeper's messages anyway.
-            keeper = self.spawn(argv, env, cwd, null, out_w, err_w, fork=fork, wait_started=False)
+            keeper = self.spawn(argv, env, cwd, null, out_w, err_w, fork=fork, wait_started=False,
+                                pass_fds=pass_fds)
         except BaseException:
             for fd in (out_r, err_r):
                 os.close(fd)

@@ -1,10 +1,13 @@
 """Load and validate check matrices, reporting every problem at once with its line."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
+import fnmatch
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from . import placeholders, safeyaml
 from .agent.spec import semantic_problems as agent_semantic_problems
-from .model import Check, EvidenceSpec, Matrix, Waiver
+from .model import SETUP_ACTIONS, Check, EvidenceSpec, Matrix, SetupStep, Waiver
 from .probes import PROBES
 from .resources import schema_path
 from .safeyaml import format_path  # noqa: F401 - part of this module's interface (suite, tests)
@@ -132,6 +135,8 @@ def _schema_problems(data: Any, ln: _Lines, validator: Draft202012Validator | No
             msg = "must not be empty"
         elif err.validator == "pattern" and path and path[-1] == "id":
             msg = f"{err.instance!r} is not a valid check id (dotted lowercase, e.g. fs.read.symlink)"
+        elif err.validator == "type" and path and path[-1] == "mode" and isinstance(err.instance, int):
+            msg = f"the number {err.instance!r} is not a mode: write it as a quoted octal string, e.g. \"0600\""
         elif err.validator == "type":
             shown = "an empty value" if err.instance is None else repr(err.instance)
             kinds = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
@@ -193,6 +198,14 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
             for name in placeholders.names(text) - placeholders.MATRIX_PLACEHOLDERS:
                 add(here + sub, f"unknown placeholder {{{name}}}"
                     f"{_suggest(name, placeholders.MATRIX_PLACEHOLDERS)}")
+        steps = raw.get("setup")
+        fds = _setup_fds(steps)
+        for sub, msg in _setup_problems(steps):
+            add(here + ("setup",) + sub, msg)
+        if not fds:
+            for sub, text in _strings({k: raw.get(k) for k in ("args", "argv", "agent")}):
+                if "fd" in placeholders.names(text):
+                    add(here + sub, "{fd} needs a 'setup' step with 'pass_fd' (the descriptor to inherit)")
         agent = raw.get("agent")
         if agent is not None:
             for sub, msg in agent_semantic_problems(agent):
@@ -256,6 +269,94 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
             except ValueError:
                 add(("waivers", i, "expires"), f"{w['expires']!r} is not a date (YYYY-MM-DD)")
     return problems
+
+
+#: The keys each setup action takes besides its own.
+_SETUP_KEYS: dict[str, frozenset[str]] = {
+    "file": frozenset({"content", "mode"}), "dir": frozenset({"mode"}),
+    "hardlink": frozenset({"to"}), "symlink": frozenset({"to"}),
+    "chmod": frozenset({"mode"}), "pass_fd": frozenset({"access", "fd"}),
+}
+#: The descriptor number of the first pass_fd step without one (then the next, ...).
+FIRST_FD = 7
+
+
+def _in_root(path: str) -> bool:
+    """Whether a setup path names an entry inside the throwaway root (by its placeholders)."""
+    start = next((r for r in placeholders.SETUP_ROOTS if path == r or path.startswith(r + "/")), None)
+    return start is not None and ".." not in path.split("/") \
+        and not (placeholders.names(path[len(start):]) - {"token"})
+
+
+def _setup_fds(steps: Any) -> list[int]:
+    """The descriptor numbers of a setup list's pass_fd steps (given, else FIRST_FD onwards)."""
+    out: list[int] = []
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict) and "pass_fd" in step:
+            n = step.get("fd")
+            out.append(n if isinstance(n, int) and not isinstance(n, bool) else
+                       max([FIRST_FD - 1, *out]) + 1)
+    return out
+
+
+def _setup_problems(steps: Any) -> list[tuple[Path_, str]]:
+    """What is wrong in a setup list beyond its schema: one action a step, keys that fit it,
+    paths inside the root, known placeholders, distinct descriptors."""
+    out: list[tuple[Path_, str]] = []
+    seen_fds: set[int] = set()
+    for j, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, dict):
+            continue
+        actions = [a for a in SETUP_ACTIONS if a in step]
+        if len(actions) != 1:
+            out.append(((j,), f"a setup step takes exactly one of: {', '.join(SETUP_ACTIONS)}"
+                              + (f" (found {', '.join(actions)})" if actions else "")))
+            continue
+        action = actions[0]
+        for key in sorted(set(step) - {action} - _SETUP_KEYS[action]):
+            if key in {k for ks in _SETUP_KEYS.values() for k in ks}:
+                out.append(((j, key), f"{action} takes no {key!r}"
+                                      f"{' (only ' + ', '.join(sorted(_SETUP_KEYS[action])) + ')' if _SETUP_KEYS[action] else ''}"))
+        path = step[action]
+        if isinstance(path, str) and not _in_root(path):
+            out.append(((j, action), f"{path!r}: setup acts only inside the throwaway root: start it with "
+                                     f"{', '.join(placeholders.SETUP_ROOTS)} (no '..')"))
+        if action in ("hardlink", "symlink") and "to" not in step:
+            out.append(((j,), f"{action} needs 'to' (" + ("the existing file inside the root)" if action == "hardlink"
+                                                           else "the link's target text)")))
+        to = step.get("to")
+        if action == "hardlink" and isinstance(to, str) and not _in_root(to):
+            out.append(((j, "to"), f"{to!r}: both ends of a hard link are inside the throwaway root: start it "
+                                   f"with {', '.join(placeholders.SETUP_ROOTS)} (no '..')"))
+        if action == "chmod" and "mode" not in step:
+            out.append(((j,), "chmod needs 'mode' (e.g. \"0600\")"))
+        for key in ("content", "to"):
+            text = step.get(key)
+            if isinstance(text, str):
+                for name in sorted(placeholders.names(text) - placeholders.MATRIX_PLACEHOLDERS):
+                    out.append(((j, key), f"unknown placeholder {{{name}}}"
+                                          f"{_suggest(name, placeholders.MATRIX_PLACEHOLDERS)}"))
+        if action == "pass_fd":
+            n = _setup_fds(steps[:j + 1])[-1]
+            if n in seen_fds:
+                out.append(((j, "fd") if "fd" in step else (j,), f"descriptor {n} is passed twice"))
+            seen_fds.add(n)
+    return out
+
+
+def _setup(raw: list[dict[str, Any]] | None, ln: _Lines, base: Path_) -> tuple[SetupStep, ...]:
+    """Setup steps from validated YAML data."""
+    steps = raw or []
+    fds = iter(_setup_fds(steps))
+    out = []
+    for j, step in enumerate(steps):
+        action = next(a for a in SETUP_ACTIONS if a in step)
+        mode = step.get("mode")
+        out.append(SetupStep(action=action, path=step[action], to=step.get("to"),
+                             content=step.get("content", ""), mode=int(mode, 8) if mode else None,
+                             access=step.get("access", "read"),
+                             fd=next(fds) if action == "pass_fd" else None, line=ln.line(base + (j,))))
+    return tuple(out)
 
 
 def _label_problems(raw: list[Any], kind: Any) -> list[tuple[Path_, str]]:
@@ -363,6 +464,7 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
             control="no_control" not in raw, control_reason=raw.get("no_control"),
             description=raw.get("description", ""), fix=raw.get("fix", ""),
             source=file, line=first, end_line=last, agent=raw.get("agent"),
+            setup=_setup(raw.get("setup"), ln, ("checks", i, "setup")),
         ))
     return Matrix(name=data.get("name") or Path(file).stem, path=file, checks=tuple(checks),
                   description=data.get("description", ""),
@@ -372,3 +474,105 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
 def load_matrix(path: str | Path) -> Matrix:
     """Load a matrix file; raises MatrixError (with file and line) on any problem."""
     return parse_matrix(read_text(path, "matrix"), str(path))
+
+
+# -- selecting checks: --only ID_OR_GLOB and -k EXPR -------------------------------------
+
+class SelectionError(ValueError):
+    """A selection names no check (the message says which part, with a suggestion)."""
+
+
+def matches_only(check_id: str, patterns: Iterable[str]) -> bool:
+    """Whether ``check_id`` is one of ``patterns`` (ids or shell globs such as ``fs.read.*``)."""
+    return any(fnmatch.fnmatchcase(check_id, p) for p in patterns)
+
+
+def unmatched_only(ids: Iterable[str], patterns: Iterable[str]) -> list[str]:
+    """One line for each pattern that matches none of ``ids``, with a "did you mean" when one is close."""
+    known = list(ids)
+    out = []
+    for p in patterns:
+        if not any(fnmatch.fnmatchcase(i, p) for i in known):
+            out.append(f"--only {p!r} matches no check{_suggest(p, known)}")
+    return out
+
+
+_KEYWORDS = ("and", "or", "not")
+
+
+def parse_keyword(expr: str) -> Callable[[Check], bool]:
+    """A predicate for ``-k EXPR``: words joined with ``and``, ``or``, ``not`` and parentheses,
+    as pytest's ``-k``; a word matches a check whose id, category or title contains it
+    (case-insensitive). SelectionError when the expression does not parse."""
+    tokens = re.findall(r"\(|\)|[^\s()]+", expr)
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> str:
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1]
+
+    def fail(why: str) -> SelectionError:
+        return SelectionError(f"-k {expr!r}: {why}")
+
+    def chain(word: str, operand: Callable[[], Callable[[Check], bool]],
+              combine: Callable[[Iterable[bool]], bool]) -> Callable[[Check], bool]:
+        parts = [operand()]
+        while peek() == word:
+            take()
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else (lambda c: combine(p(c) for p in parts))
+
+    def or_expr() -> Callable[[Check], bool]:
+        return chain("or", and_expr, any)
+
+    def and_expr() -> Callable[[Check], bool]:
+        return chain("and", not_expr, all)
+
+    def not_expr() -> Callable[[Check], bool]:
+        tok = peek()
+        if tok is None:
+            raise fail("expected a word after the end")
+        if tok == "not":
+            take()
+            inner = not_expr()
+            return lambda c: not inner(c)
+        if tok == "(":
+            take()
+            inner = or_expr()
+            if peek() != ")":
+                raise fail("missing ')'")
+            take()
+            return inner
+        if tok in (")", "and", "or"):
+            raise fail(f"unexpected {tok!r}")
+        word = take().lower()
+        return lambda c: any(word in text.lower() for text in (c.id, c.category, c.title))
+
+    if not tokens:
+        raise fail("empty expression")
+    pred = or_expr()
+    if pos != len(tokens):
+        raise fail(f"unexpected {tokens[pos]!r}")
+    return pred
+
+
+def select(matrix: Matrix, only: Sequence[str] = (), keyword: str | None = None) -> Matrix:
+    """``matrix`` with the checks that match every given filter: one of ``only`` (ids or
+    globs) and ``keyword`` (a ``-k`` expression). SelectionError when a pattern of ``only``
+    matches no check, or when nothing is left ("found 0 checks" is an error, not a pass)."""
+    if not only and not keyword:
+        return matrix
+    problems = unmatched_only((c.id for c in matrix.checks), only)
+    if problems:
+        raise SelectionError("; ".join(problems))
+    pred = parse_keyword(keyword) if keyword else None
+    checks = tuple(c for c in matrix.checks
+                   if (not only or matches_only(c.id, only)) and (pred is None or pred(c)))
+    if not checks:
+        asked = " and ".join([*(f"--only {p!r}" for p in only), *([f"-k {keyword!r}"] if keyword else [])])
+        raise SelectionError(f"{asked}: no check of matrix {matrix.name!r} matches")
+    return dataclasses.replace(matrix, checks=checks)

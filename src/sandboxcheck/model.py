@@ -11,6 +11,17 @@ CATEGORIES: tuple[str, ...] = (
 )
 EXPECTS: tuple[str, ...] = ("allowed", "denied")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+#: Every evidence kind and what it takes as proof that the action took effect.
+EVIDENCE_KINDS: dict[str, str] = {
+    "leak": "the check's canary crosses: in the target's output, in a file written in the workspace, "
+            "or at any sink",
+    "file": "a host path ('path') is created, changed or removed; with 'contains', only when it then "
+            "holds that text",
+    "sink": "a harness-owned sink ('sink': tcp, udp, dns, ssh-agent, docker) receives the check's canary",
+    "marker": "a string ('marker') that only exists once the action ran shows up in the output",
+    "survivor": "a process tagged with the check's canary outlives the target",
+    "signal": "the harness's witness process ({witness_pid}) receives a signal",
+}
 
 
 class Observed(str, Enum):
@@ -49,6 +60,32 @@ class EvidenceSpec:
     labels: tuple[str, ...] = ()
 
 
+#: The actions a ``setup:`` step can take, in the order the docs list them.
+SETUP_ACTIONS: tuple[str, ...] = ("file", "dir", "hardlink", "symlink", "chmod", "pass_fd")
+#: How a ``pass_fd`` step opens its file.
+FD_ACCESS: tuple[str, ...] = ("read", "write", "read-write")
+
+
+@dataclass(frozen=True, slots=True)
+class SetupStep:
+    """One host-side action in a check's root before the target starts.
+
+    ``path`` is a template naming an entry inside the root (the file, folder,
+    link or descriptor's file); ``to`` is a hard link's existing file (inside
+    the root too) or a symlink's target text (anything). ``fd`` is the number
+    the target inherits a ``pass_fd`` descriptor as.
+    """
+
+    action: str
+    path: str
+    to: str | None = None
+    content: str = ""
+    mode: int | None = None
+    access: str = "read"
+    fd: int | None = None
+    line: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """One row of a check matrix, as loaded and validated."""
@@ -74,6 +111,13 @@ class Check:
     #: An agent check's script and agent settings (the matrix's ``agent:`` mapping),
     #: read by agent targets; None for a plain probe check.
     agent: dict[str, Any] | None = field(default=None, hash=False)
+    #: Host-side actions in the root before the target starts (the matrix's ``setup:`` list).
+    setup: tuple[SetupStep, ...] = ()
+
+    @property
+    def passed_fds(self) -> dict[int, SetupStep]:
+        """The descriptors the target inherits: number -> the ``pass_fd`` step opening it."""
+        return {s.fd: s for s in self.setup if s.action == "pass_fd" and s.fd is not None}
 
     @property
     def args_dict(self) -> dict[str, Any]:

@@ -14,8 +14,27 @@ _TOKEN = re.compile(r"\{\{([a-z_]+)\}\}|\{([a-z_]+)\}")
 #: Placeholders a matrix may use in probe arguments and evidence paths.
 MATRIX_PLACEHOLDERS: frozenset[str] = frozenset({
     "workspace", "home", "outside", "root", "run", "probes", "python", "tmp",
-    "token", "tcp_port", "udp_port", "dns_port", "witness_pid",
+    "token", "tcp_port", "udp_port", "dns_port", "witness_pid", "fd",
 })
+#: What each matrix placeholder stands for (the matrix reference is generated from this).
+MATRIX_MEANINGS: dict[str, str] = {
+    "workspace": "the check's workspace folder (the sandbox's working folder)",
+    "home": "the fake HOME, seeded with dummy credentials",
+    "outside": "a folder beside the workspace that the sandbox should not reach (outside/secret.txt, outside/.env)",
+    "root": "the throwaway root holding workspace/, home/, outside/ and run/",
+    "run": "the root's run/ folder (the harness's unix-socket sinks: ssh-agent.sock, docker.sock)",
+    "probes": "the read-only folder of probe programs",
+    "python": "the interpreter the target runs probes with",
+    "tmp": "the host's temp folder",
+    "token": "the check's random token (part of every canary of the check)",
+    "tcp_port": "the port of the harness's TCP sink on 127.0.0.1",
+    "udp_port": "the port of the harness's UDP sink on 127.0.0.1",
+    "dns_port": "the port of the harness's DNS sink on 127.0.0.1",
+    "witness_pid": "the pid of the harness's witness process (signal evidence)",
+    "fd": "the number of the check's first pass_fd descriptor (setup)",
+}
+#: Where a ``setup:`` step's path may start: folders of the throwaway root.
+SETUP_ROOTS: tuple[str, ...] = ("{root}", "{workspace}", "{home}", "{outside}", "{run}")
 #: Target options: placeholders whose value the caller sets with ``--target-opt
 #: NAME=VALUE``, else the target's ``options:`` default (``settings``: a sandbox's
 #: own settings file, such as srt's ``--settings``).

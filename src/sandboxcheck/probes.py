@@ -25,6 +25,10 @@ class ProbeSpec:
 PROBES: dict[str, ProbeSpec] = {p.name: p for p in (
     ProbeSpec("read_file", "read a file and print its content", ("path",), ("max-bytes",),
               EvidenceSpec("leak")),
+    ProbeSpec("read_fd", "read from a descriptor the target inherited (setup: pass_fd)", ("fd",),
+              ("max-bytes",), EvidenceSpec("leak")),
+    ProbeSpec("write_fd", "write to a descriptor the target inherited (setup: pass_fd)", ("fd",),
+              ("content",), EvidenceSpec("file")),
     ProbeSpec("list_dir", "list a directory's entry names", ("path",), (), EvidenceSpec("leak")),
     ProbeSpec("write_file", "create, overwrite or append to a file", ("path",),
               ("content", "mode"), EvidenceSpec("file")),

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import pytest
 
-from .matrix import MatrixError, load_matrix
+from .matrix import MatrixError, load_matrix, matches_only, unmatched_only
 from .model import Check, Matrix, Result, Status
 from .redact import scrub_initial_environ
 from .runner import Harness, RunOptions, RunReport, check_temp_dir, run_targets
@@ -79,6 +79,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_control", "Skip the unsandboxed control runs (faster, weaker proof).", "bool"),
     Option("per_check_sessions", "Agent targets: start the agent once per check instead of running "
            "checks one after another in long-lived sessions.", "bool"),
+    Option("only", "Only this check id, or the ids a glob such as 'fs.read.*' matches; the other "
+           "checks are deselected (pytest's own -k selects too). Repeatable.", "linelist", "ID_OR_GLOB"),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -110,6 +112,7 @@ class _Layer:
     timeout: float | None = None
     control: bool | None = None
     sessions: bool | None = None
+    only: tuple[str, ...] = ()
 
 
 def _number(text: str, what: str, kind: type, low: float, high: float) -> Any:
@@ -143,7 +146,7 @@ def _layer(config: pytest.Config, from_ini: bool) -> _Layer:
         jobs=_number(str(jobs).strip(), source["jobs"], int, 1, 64) if jobs is not None else None,
         timeout=_number(str(timeout).strip(), source["timeout"], float, 0.1, 600) if timeout is not None else None,
         control=False if raw.get("no_control") else None,
-        sessions=False if raw.get("per_check_sessions") else None)
+        sessions=False if raw.get("per_check_sessions") else None, only=tuple(raw.get("only", ())))
 
 
 def _shown_path(path: Path, base: Path) -> str:
@@ -454,6 +457,22 @@ def pytest_make_collect_report(
         if runs is not None and runs.settings.active:
             report.result.extend(_command_line_nodes(collector, runs.settings))
     return report
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the checks --sandboxcheck-only leaves out; UsageError for a pattern that matches none."""
+    runs = config.stash.get(_RUNS, None)
+    only, layer = runs.settings._pick("only") if runs is not None else ((), None)
+    if not only:
+        return
+    checks = [i for i in items if isinstance(i, CheckItem)]
+    problems = unmatched_only({i.check.id for i in checks}, only)
+    if problems:
+        raise pytest.UsageError(*(p.replace("--only", layer.source["only"]) for p in problems))
+    keep = [i for i in items if not isinstance(i, CheckItem) or matches_only(i.check.id, only)]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in checks if not matches_only(i.check.id, only)])
+        items[:] = keep
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> SuiteFile | None:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,8 @@ from .redact import Redactor, caller_environ, default_redactor
 from .resources import probes_dir
 from .targets import DEFAULT_PATH, Target, TargetError, TargetSession, load_target
 from .verdict import judge
-from .workspace import (CANARY_PREFIX, HOME_FILES, Retired, Root, RunFolder, canary, copy_probes, new_token,
-                        reseed, seed)
+from .workspace import (CANARY_PREFIX, HOME_FILES, Retired, Root, RunFolder, SetupError, apply_setup, canary,
+                        copy_probes, new_token, reseed, seed)
 
 PROBE_PREFIX = "SANDBOXCHECK-PROBE "
 SCHEMA_VERSION = 1
@@ -511,8 +511,9 @@ class Harness:
         if self._closing:
             raise KeyboardInterrupt
         self._check_run_folder()
+        # A session's process is running already: it can inherit no descriptor of the check's.
         if (not control and self.options.sessions and not self.options.keep_workspace
-                and target.session_reason(check) is None):
+                and not check.passed_fds and target.session_reason(check) is None):
             return self._execute_in_session(check, target)
         roots = self.roots
         root = roots.take()
@@ -563,6 +564,7 @@ class Harness:
         sinks = self.sinks
         unix = {name: path / "run" / f"{name}.sock" for name in _Roots.UNIX}
         sinks.watch(token)
+        passed: dict[int, int] = {}
         try:
             values = self._values(root, target)
             ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
@@ -571,6 +573,15 @@ class Harness:
                 witness = Witness(canary(token, "witness"),
                                   lifetime=60 + (self.options.timeout or check.timeout) * 2)
                 values["witness_pid"] = str(witness.pid)
+            if check.passed_fds:
+                values["fd"] = str(next(iter(check.passed_fds)))
+            try:
+                passed = apply_setup(root, check.setup, values)
+            except (SetupError, placeholders.PlaceholderError) as exc:
+                why = (exc.strerror if isinstance(exc, SetupError) else None) or str(exc)
+                return Execution(target=target.name, argv=(), returncode=None, timed_out=False,
+                                 duration_s=0.0, stdout="", stderr="", probe=None, evidence=(), effect=False,
+                                 error="setup failed: " + self.redactor(why.replace(str(path), "{root}")))
             probe_argv = [values["python"], "-B", "-E", "-s", "-S",
                           str(self.probes / f"{check.probe}.py")]
             for key, val in check.args:
@@ -602,7 +613,8 @@ class Harness:
                     env = self._environment(root, target)
                     fork = control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES
                     launched = self._launch(argv, root.workspace, env, timeout, needles, fork=fork,
-                                            want_survivors=token if ev.kind == "survivor" else False)
+                                            want_survivors=token if ev.kind == "survivor" else False,
+                                            pass_fds=passed)
                     proc_out = launched
                     survivors = launched.survivors
                 finally:
@@ -683,6 +695,8 @@ class Harness:
                              evidence=tuple(evidence), effect=bool(evidence),
                              error=red(launch_error) if launch_error else launch_error)
         finally:
+            for fd in passed.values():
+                os.close(fd)
             sinks.forget(token)
             if witness is not None:
                 witness.stop()
@@ -769,11 +783,12 @@ class Harness:
         return target.environment(base, caller_environ())
 
     def _launch(self, argv: Sequence[str], cwd: Path, env: dict[str, str], timeout: float,
-                needles: Sequence[str] = (), fork: bool = False, want_survivors: bool | str = False
-                ) -> LaunchResult:
+                needles: Sequence[str] = (), fork: bool = False, want_survivors: bool | str = False,
+                pass_fds: Mapping[int, int] | None = None) -> LaunchResult:
         """Run ``argv`` under a keeper of its own (see ``controls``); everything it starts ends with it.
 
-        ``fork`` runs the probe's code in a fork of the launch server (a control run).
+        ``fork`` runs the probe's code in a fork of the launch server (a control run);
+        ``pass_fds`` are descriptors the target inherits (number -> the harness's descriptor).
         """
         start = time.monotonic()
         started: list[Keeper] = []
@@ -788,7 +803,8 @@ class Harness:
         try:
             server = self.forkserver(_server_python())
             return server.run(argv if fork else [*_LAUNCH, *argv], env, cwd, timeout, on_start,
-                              fork=fork, needles=needles, want_survivors=want_survivors)
+                              fork=fork, needles=needles, want_survivors=want_survivors,
+                              pass_fds=pass_fds)
         except OSError as exc:
             empty = Capture()
             return LaunchResult(None, empty, Capture(), False, time.monotonic() - start,

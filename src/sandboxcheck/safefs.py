@@ -145,6 +145,49 @@ def open_regular(dir_fd: int, name: str) -> int:
     return fd
 
 
+def open_file(dir_fd: int, name: str, access: int = os.O_RDONLY) -> int:
+    """A descriptor of the regular file ``name`` in ``dir_fd``, opened with ``access``
+    (``O_RDONLY``, ``O_WRONLY`` or ``O_RDWR``; inheritable, never truncating); refuses anything else."""
+    _check_name(name)
+    if not stat.S_ISREG(lstat_at(dir_fd, name).st_mode):
+        raise UnsafeEntry(errno.EINVAL, "not a regular file", name)
+    fd = _openat2(dir_fd, name, (_READ_FLAGS & ~os.O_RDONLY & ~os.O_CLOEXEC) | access)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeEntry(errno.EINVAL, "not a regular file", name)
+    return fd
+
+
+def chmod_at(dir_fd: int, name: str, mode: int) -> None:
+    """Set the mode of the folder or regular file ``name`` in ``dir_fd`` on a descriptor of it
+    (never a symlink's target, never across a mount)."""
+    _check_name(name)
+    st = lstat_at(dir_fd, name)
+    if stat.S_ISDIR(st.st_mode):
+        fd = open_dir(dir_fd, name)
+    elif stat.S_ISREG(st.st_mode):
+        fd = open_file(dir_fd, name)
+    else:
+        raise UnsafeEntry(errno.EINVAL, "neither a folder nor a regular file", name)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def link_at(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> None:
+    """A hard link ``dst`` in ``dst_dir_fd`` to the regular file ``src`` in ``src_dir_fd``
+    (the source itself, never what a symlink there names)."""
+    _check_name(src)
+    _check_name(dst)
+    st = lstat_at(src_dir_fd, src)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeEntry(errno.EINVAL, "not a regular file", src)
+    if st.st_dev != os.fstat(dst_dir_fd).st_dev:
+        raise UnsafeEntry(errno.EXDEV, "on another file system", src)
+    os.link(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=False)
+
+
 def read_fd(fd: int, cap: int) -> bytes:
     """At most ``cap`` bytes from ``fd``."""
     chunks, left = [], cap

@@ -500,10 +500,11 @@ def parse_target(data: Any, source: str) -> TargetSpec:
     for path in files:
         if not path.startswith("{root}/") or ".." in path.split("/"):
             problems.append(f"files: {path!r} must be a path under {{root}}/ (the throwaway root)")
-    extra = [*files, *files.values(), *options.values()]
     slots = placeholders.TARGET_PLACEHOLDERS - {"cmd", "cmd_shell"}
-    for bad in sorted(set().union(*(placeholders.names(t) for t in extra)) - slots if extra else ()):
-        problems.append(f"options/files: unknown placeholder {{{bad}}}")
+    # A file is written per check, so it may carry the check's token (a canary in a settings file).
+    for texts, known in ((options.values(), slots), ([*files, *files.values()], slots | {"token"})):
+        for bad in sorted(set().union(set(), *(placeholders.names(t) for t in texts)) - known):
+            problems.append(f"options/files: unknown placeholder {{{bad}}}")
     install = data.get("install")
     if install is not None and not (isinstance(install, dict) and set(install) == {"npm"}
                                     and isinstance(install["npm"], str) and "{version}" in install["npm"]):

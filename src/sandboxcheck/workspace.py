@@ -14,11 +14,12 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import safefs
+from . import placeholders, safefs
+from .model import SetupStep
 
 CANARY_PREFIX = "SCNRY"
 
@@ -265,6 +266,95 @@ def seed(path: Path, token: str, reseeding: bool = False, keep: frozenset[str] =
             os.close(d)
     root.env_canaries = {name: canary(token, "env-" + name.lower()) for name in ENV_CANARIES}
     return root
+
+
+class SetupError(OSError):
+    """A check's setup step could not be carried out in its root."""
+
+
+_FD_ACCESS = {"read": os.O_RDONLY, "write": os.O_WRONLY, "read-write": os.O_RDWR}
+
+
+def _rel_in_root(root: Root, path: str) -> str:
+    """``path`` relative to the root; SetupError unless it lies beneath it (by its text)."""
+    norm, base = os.path.normpath(path), os.path.normpath(str(root.path))
+    if not norm.startswith(base + "/") or ".." in path.split("/"):
+        raise SetupError(errno.EXDEV, f"{path}: not inside the throwaway root")
+    return norm[len(base) + 1:]
+
+
+def _parent(root: Root, rel: str, create: bool) -> tuple[int, str]:
+    """A descriptor of ``rel``'s folder (entered component by component) and its last name."""
+    parent, _, name = rel.rpartition("/")
+    return (safefs.mkdirs(root.fd, parent, create=create) if parent else os.dup(root.fd)), name
+
+
+def apply_setup(root: Root, steps: Sequence[SetupStep], values: Mapping[str, str]) -> dict[int, int]:
+    """Carry out a check's ``setup`` steps in ``root``, on the host, before the target starts.
+
+    Every path is a template (``values``) that must name an entry beneath the
+    root; each is reached through the root's descriptor, one component at a
+    time (``safefs``): nothing is followed, nothing outside the root is
+    touched. An entry already at a created path is replaced. Returns the
+    ``pass_fd`` descriptors, number the target inherits -> descriptor held
+    here (the caller closes them); SetupError when a step cannot be done.
+    """
+    opened: dict[int, int] = {}
+    try:
+        for step in steps:
+            path = placeholders.expand(step.path, values)
+            rel = _rel_in_root(root, path)
+            try:
+                pfd, name = _parent(root, rel, create=step.action in ("file", "dir", "hardlink", "symlink"))
+            except OSError as exc:
+                raise SetupError(exc.errno or errno.EIO, f"{step.action} {path}: {exc.strerror or exc}") from None
+            try:
+                _setup_step(root, step, pfd, name, values, opened)
+            except SetupError:
+                raise
+            except (OSError, ValueError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise SetupError(getattr(exc, "errno", None) or errno.EIO, f"{step.action} {path}: {why}") from None
+            finally:
+                os.close(pfd)
+    except BaseException:
+        for fd in opened.values():
+            os.close(fd)
+        raise
+    return opened
+
+
+def _setup_step(root: Root, step: SetupStep, pfd: int, name: str, values: Mapping[str, str],
+                opened: dict[int, int]) -> None:
+    if step.action in ("file", "hardlink", "symlink"):
+        left = safefs.remove_at(pfd, name)
+        if left:
+            raise SetupError(errno.EPERM, f"{left[0]}")
+    if step.action == "file":
+        mode = 0o644 if step.mode is None else step.mode
+        safefs.create_file(pfd, name, placeholders.expand(step.content, values).encode(), mode)
+        safefs.chmod_at(pfd, name, mode)  # exactly the mode asked for, whatever the umask
+    elif step.action == "dir":
+        try:
+            os.mkdir(name, 0o777, dir_fd=pfd)
+        except FileExistsError:
+            pass
+        if step.mode is not None:
+            safefs.chmod_at(pfd, name, step.mode)
+    elif step.action == "hardlink":
+        src_rel = _rel_in_root(root, placeholders.expand(step.to or "", values))
+        spfd, sname = _parent(root, src_rel, create=False)
+        try:
+            safefs.link_at(spfd, sname, pfd, name)
+        finally:
+            os.close(spfd)
+    elif step.action == "symlink":
+        os.symlink(placeholders.expand(step.to or "", values), name, dir_fd=pfd)
+    elif step.action == "chmod":
+        safefs.chmod_at(pfd, name, step.mode or 0)
+    elif step.action == "pass_fd":
+        assert step.fd is not None
+        opened[step.fd] = safefs.open_file(pfd, name, _FD_ACCESS[step.access])
 
 
 #: Entries of one folder that reseeding goes through at most; a root with more is retired.

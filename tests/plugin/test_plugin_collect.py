@@ -128,3 +128,23 @@ def test_agent_sessions_are_shared_unless_asked_per_check(pytester: pytest.Pytes
     assert cli.run_options().sessions is False
     pytester.makeini("[pytest]\nsandboxcheck_per_check_sessions = true\n")
     assert _runs(pytester.parseconfigure()).settings.run_options().sessions is False
+
+
+def test_only_deselects_the_other_checks_and_ids_may_be_globs(pytester: pytest.Pytester) -> None:
+    write_matrix(pytester)
+    args = ["--collect-only", "-q", "--sandboxcheck-matrix", "small.yaml", "--sandboxcheck-target", "none"]
+    result = run(pytester, *args, "--sandboxcheck-only", "fs.read.work*")
+    assert node_ids(result) == ["small.yaml::fs.read.workspace[none]"]
+    result.stdout.fnmatch_lines(["*1/2 tests collected (1 deselected)*"])
+    # pytest's own -k narrows further.
+    assert node_ids(run(pytester, *args, "--sandboxcheck-only", "fs.read.*", "-k", "outside")) == [
+        "small.yaml::fs.read.outside[none]"]
+
+
+def test_only_with_an_unknown_id_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    write_matrix(pytester)
+    result = run(pytester, "--collect-only", "-q", "--sandboxcheck-matrix", "small.yaml",
+                 "--sandboxcheck-target", "none", "--sandboxcheck-only", "fs.read.outsid")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--sandboxcheck-only 'fs.read.outsid' matches no check "
+                                 "(did you mean 'fs.read.outside'?)*"])

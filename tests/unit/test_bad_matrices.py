@@ -366,3 +366,10 @@ def test_readme_label_table_lists_every_label() -> None:
     table = readme.split("| label | the dummy secret that carries it |", 1)[1].split("\n\n", 1)[0]
     rows = re.findall(r"^\| `([a-z0-9_-]+)` \| (.+?) \|$", table, re.M)
     assert [label for label, _ in rows] == list(LABELS)
+
+
+def test_schema_evidence_kinds_match_the_model() -> None:
+    from sandboxcheck.model import EVIDENCE_KINDS
+
+    evidence = _schema()["$defs"]["check"]["properties"]["evidence"]["oneOf"]
+    assert list(evidence[0]["enum"]) == list(EVIDENCE_KINDS)

@@ -321,3 +321,37 @@ def test_describe() -> None:
     t = make(["wrap", "{cmd}"], description="d", source="s.yaml")
     assert t.describe() == {"name": "t", "description": "d", "command": ["wrap", "{cmd}"],
                             "source": "s.yaml"}
+
+
+# --- {token} in a target's files ---------------------------------------------------
+
+def test_files_may_use_the_checks_token_but_options_and_command_may_not() -> None:
+    spec = parse_target(ok(files={"{root}/run/{token}.json": '{"secret": "{token}"}'}), "t.yaml")
+    assert spec.files == (("{root}/run/{token}.json", '{"secret": "{token}"}'),)
+    assert target_error(ok(options={"settings": "{root}/{token}.json"})) == [
+        "my-target.yaml: options/files: unknown placeholder {token}"]
+    assert target_error(ok(files={"{root}/x": "{tokn}"})) == [
+        "my-target.yaml: options/files: unknown placeholder {tokn}"]
+
+
+def test_a_target_file_gets_the_runs_token_written_into_the_root(tmp_path: Path) -> None:
+    from sandboxcheck.matrix import parse_matrix
+    from sandboxcheck.model import Observed
+    from sandboxcheck.runner import RunOptions, run_matrix
+
+    target = tmp_path / "tok.yaml"
+    target.write_text('name: tok\ncommand: ["{cmd}"]\n'
+                      'files: {"{root}/workspace/from-target.txt": "SCNRY-{token}-from-target"}\n')
+    matrix = parse_matrix("""\
+checks:
+  - id: fs.read.target-file
+    category: fs-read
+    title: the target's file carries the check's canary
+    probe: read_file
+    args: {path: "{workspace}/from-target.txt"}
+    expect: denied
+""", "m.yaml")
+    (r,) = run_matrix(matrix, load_target(str(target)), RunOptions(jobs=1, control=False)).results
+    # Leak evidence matches only this check's token: the file held it, not the text "{token}".
+    assert r.observed is Observed.ALLOWED, r
+    assert r.evidence == ("canary of from-target in the target's stdout",)
