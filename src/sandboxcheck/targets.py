@@ -212,7 +212,11 @@ def _local_tool_dirs() -> list[Path]:
     tool folder.
     """
     project = project_dir()
-    bases = [project / NPM_BIN if project is not None else None, Path.cwd() / NPM_BIN,
+    try:
+        here: Path | None = Path.cwd() / NPM_BIN
+    except OSError:  # the working directory was removed
+        here = None
+    bases = [project / NPM_BIN if project is not None else None, here,
              user_tools_dir() / NPM_BIN.relative_to(Path(".tools") / "npm")]
     out: list[Path] = []
     for folder in bases:

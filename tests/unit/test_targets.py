@@ -386,3 +386,10 @@ def test_describe() -> None:
     t = make(["wrap", "{cmd}"], description="d", source="s.yaml")
     assert t.describe() == {"name": "t", "description": "d", "command": ["wrap", "{cmd}"],
                             "source": "s.yaml"}
+
+
+def test_lookup_survives_a_removed_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cwd, cache = _isolated_lookup(tmp_path, monkeypatch)
+    cwd.rmdir()
+    assert targets.tool_dirs() == [cache / "sandboxcheck" / "npm" / "node_modules" / ".bin"]
+    assert targets.find_tool(MISSING_TOOL) is None
