@@ -166,7 +166,7 @@ def parse_probe_line(stdout: str) -> ProbeReport | None:
                            errno=rec.get("errno"), message=str(rec.get("message", "")),
                            data={k: v for k, v in rec.items() if k not in known},
                            errno_number=number if isinstance(number, int) and not isinstance(number, bool) else None,
-                           precondition=str(step) if step else None)
+                           precondition=str(step)[:300] if step else None)
     return None
 
 
