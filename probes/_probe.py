@@ -3,8 +3,16 @@
 Every probe prints exactly one line ``SANDBOXCHECK-PROBE {json}`` on stdout.
 The line says what the probe tried and what it saw; the harness uses it only
 to explain a result, never to prove one.
+
+The line's fields: ``probe``, ``action``, ``attempted``, ``ok``, ``errno`` (the
+failure's name, ``EACCES``), ``errno_number`` (13), ``message``, plus the
+probe's own data. A probe whose action needs an earlier step (a symlink to
+read through, a program to start, an archive to open) reports that step's
+failure with ``precondition_failed``: ``attempted`` false and ``precondition``
+naming the step. The action never ran, so that is not a denial.
 """
 import errno as _errno
+import os
 import sys
 
 # The C string encoder alone: importing the json package costs more start-up
@@ -17,15 +25,36 @@ PREFIX = "SANDBOXCHECK-PROBE "
 def emit(probe, action, ok, exc=None, **data):
     """Print the probe's one JSON line and exit 0 (the probe itself ran)."""
     rec = {"probe": probe, "action": action, "attempted": True, "ok": bool(ok),
-           "errno": None, "message": ""}
+           "errno": None, "errno_number": None, "message": ""}
     if exc is not None:
         num = getattr(exc, "errno", None)
         rec["errno"] = _errno.errorcode.get(num, str(num)) if num else type(exc).__name__
+        rec["errno_number"] = num if isinstance(num, int) else None
         rec["message"] = str(exc)[:300]
     rec.update(data)
     sys.stdout.write(PREFIX + _dumps(rec) + "\n")
     sys.stdout.flush()
     sys.exit(0)
+
+
+def precondition_failed(probe, action, step, exc=None, **data):
+    """Report that ``step``, which ``action`` needs, failed: the action never ran (exits 0)."""
+    emit(probe, action, False, exc, attempted=False, precondition=step, **data)
+
+
+def through_symlink(probe, action, link, target):
+    """The path to act on: ``target``, or a new symlink ``link`` to it when ``link`` is given.
+
+    Creating the link is a precondition: when the sandbox refuses it, the
+    action through the link never happens, which proves nothing about it.
+    """
+    if not link:
+        return target
+    try:
+        os.symlink(target, link)
+    except OSError as exc:
+        precondition_failed(probe, action, "symlink %s -> %s" % (link, target), exc)
+    return link
 
 
 def _dumps(obj):

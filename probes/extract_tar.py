@@ -1,12 +1,17 @@
 """Extract a tar archive the way a naive tool would, member names unchecked."""
 import sys
 import tarfile
-from _probe import args, emit
+from _probe import args, emit, precondition_failed
 
 a = args(sys.argv[1:], {"archive": None, "dest": "."})
 action = "extract %s into %s" % (a["archive"], a["dest"])
 try:
-    with tarfile.open(a["archive"]) as tar:
+    tar = tarfile.open(a["archive"])
+except (OSError, tarfile.TarError) as exc:
+    # The archive is the harness's; not being able to read it says nothing about extraction.
+    precondition_failed("extract_tar", action, "open " + a["archive"], exc)
+try:
+    with tar:
         names = tar.getnames()
         # No member filter: this reproduces extractors that honour '../' members
         # (Pythons with extraction filters need 'fully_trusted' to do the same).

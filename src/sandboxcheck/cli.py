@@ -509,8 +509,9 @@ def targets() -> None:
     """List the bundled target presets and whether each is available here.
 
     A preset's tools are looked up in $SANDBOXCHECK_TOOLS (folders separated
-    by ':'), then on PATH, then in the checkout's .tools/npm/node_modules/.bin
-    (where .ci/run installs srt and codex).
+    by ':'), then on PATH, then in .tools/npm/node_modules/.bin of the checkout
+    (where .ci/run installs srt and codex) and of the current directory, then
+    in ~/.cache/sandboxcheck/npm/node_modules/.bin.
     """
     from rich.console import Console
     from rich.table import Table

@@ -159,6 +159,11 @@ class ProbeReport:
     errno: str | None
     message: str
     data: dict[str, Any] = field(default_factory=dict)
+    #: The errno's number (13 for EACCES), when the failure had one.
+    errno_number: int | None = None
+    #: The step the action needed that failed (the action never ran), e.g.
+    #: ``symlink {workspace}/link -> ~/.ssh/id_ed25519``; None when there was none.
+    precondition: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +204,10 @@ class Result:
     layer: str | None = None
     waived: str | None = None
     accepted: bool = False
+    #: The probe's own account of a failure (errno name and number, message, a
+    #: spawned program's exit status, signal and first stderr line, a failed
+    #: precondition): explains a denial or an inconclusive result, proves nothing.
+    probe_report: dict[str, Any] | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping (the canonical report's result entry)."""
@@ -211,6 +220,7 @@ class Result:
             "target": self.target, "control": self.control,
             "probe_action": self.probe_action, "layer": self.layer,
             "waived": self.waived, "accepted": self.accepted,
+            "probe_report": self.probe_report,
         }
 
     @property

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,11 +159,14 @@ def parse_probe_line(stdout: str) -> ProbeReport | None:
             continue
         if not isinstance(rec, dict):
             continue
-        known = {"probe", "action", "attempted", "ok", "errno", "message"}
+        known = {"probe", "action", "attempted", "ok", "errno", "message", "errno_number", "precondition"}
+        number, step = rec.get("errno_number"), rec.get("precondition")
         return ProbeReport(probe=str(rec.get("probe", "")), action=str(rec.get("action", "")),
                            attempted=bool(rec.get("attempted")), ok=bool(rec.get("ok")),
                            errno=rec.get("errno"), message=str(rec.get("message", "")),
-                           data={k: v for k, v in rec.items() if k not in known})
+                           data={k: v for k, v in rec.items() if k not in known},
+                           errno_number=number if isinstance(number, int) and not isinstance(number, bool) else None,
+                           precondition=str(step)[:300] if step else None)
     return None
 
 
@@ -634,8 +637,7 @@ class Harness:
                 (p for p in (parse_probe_line(text) for _, text in extra) if p), None)
             if probe is not None:
                 # Throwaway paths are noise in a report line: show them as {root}.
-                probe = dataclasses.replace(probe, action=probe.action.replace(str(path), "{root}"),
-                                            message=probe.message.replace(str(path), "{root}"))
+                probe = _rewrite(probe, lambda text: text.replace(str(path), "{root}"))
             evidence: list[str] = []
             if ev.kind == "leak":
                 evidence = self._leaks(check, root, outputs, ws_before)
@@ -690,8 +692,7 @@ class Harness:
             red = self.redactor
             return Execution(target=target.name, argv=tuple(red(a) for a in argv), returncode=rc,
                              timed_out=timed_out, duration_s=duration, stdout=red(out), stderr=red(err),
-                             probe=probe if probe is None else dataclasses.replace(
-                                 probe, message=red(probe.message), action=red(probe.action)),
+                             probe=probe if probe is None else _rewrite(probe, red),
                              evidence=tuple(evidence), effect=bool(evidence),
                              error=red(launch_error) if launch_error else launch_error)
         finally:
@@ -974,6 +975,22 @@ def _labels(text: str, prefix: str) -> list[str]:
             out.append(text[start:end])
         at = text.find(prefix, end)
     return out
+
+
+def _rewrite(probe: ProbeReport, fn: Callable[[str], str]) -> ProbeReport:
+    """``probe`` with ``fn`` applied to its texts, every string in its data included."""
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return fn(value)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return dataclasses.replace(probe, action=fn(probe.action), message=fn(probe.message),
+                               precondition=fn(probe.precondition) if probe.precondition else None,
+                               data=walk(probe.data))
 
 
 def _flat(args: tuple[tuple[str, Any], ...]) -> list[str]:

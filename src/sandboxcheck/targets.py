@@ -47,9 +47,16 @@ class Requirement:
     name: str
     install: str = ""
 
-    def hint(self) -> str:
-        """Human message for a missing requirement."""
-        return f"{self.name} not found on PATH" + (f": {self.install}" if self.install else "")
+    def hint(self, first: Sequence[Path] = ()) -> str:
+        """Human message for a missing requirement: every place searched, then the install command.
+
+        ``first`` are the folders searched before the usual ones (a pinned
+        install's), as given to ``find_tool``.
+        """
+        where = ", ".join(str(d) for d in [*first, *tool_dirs()])
+        unset = "" if os.environ.get(TOOLS_ENV) else f"; ${TOOLS_ENV} unset"
+        return (f"{self.name} not found on PATH" + (f": {self.install}" if self.install else "")
+                + f" [also searched: {where}{unset}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,23 +195,51 @@ def project_dir() -> Path | None:
     return root if (root / "pyproject.toml").is_file() else None
 
 
+def user_tools_dir() -> Path:
+    """The caller's own tool folder: ``$XDG_CACHE_HOME/sandboxcheck`` or ``~/.cache/sandboxcheck``.
+
+    ``npm install --prefix`` this folder to make the npm sandboxes visible from
+    any working directory.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sandboxcheck" / "npm"
+
+
 def _local_tool_dirs() -> list[Path]:
+    """The npm bin folders searched after PATH, without duplicates.
+
+    The checkout's (a source tree or an editable install), the working
+    directory's (``npm install --prefix .tools/npm`` run where sandboxcheck
+    runs: an installed copy has no checkout of its own), then the caller's
+    tool folder.
+    """
     project = project_dir()
-    return [project / NPM_BIN] if project is not None else []
+    try:
+        here: Path | None = Path.cwd() / NPM_BIN
+    except OSError:  # the working directory was removed
+        here = None
+    bases = [project / NPM_BIN if project is not None else None, here,
+             user_tools_dir() / NPM_BIN.relative_to(Path(".tools") / "npm")]
+    out: list[Path] = []
+    for folder in bases:
+        if folder is not None and folder not in out:
+            out.append(folder)
+    return out
 
 
 def tool_dirs() -> list[Path]:
-    """Folders searched for requirements besides PATH: $SANDBOXCHECK_TOOLS, then the project's npm bin."""
+    """Folders searched for requirements besides PATH: $SANDBOXCHECK_TOOLS, then the npm bins."""
     return [*(Path(d) for d in os.environ.get(TOOLS_ENV, "").split(os.pathsep) if d),
             *_local_tool_dirs()]
 
 
 def find_tool(name: str, first: Sequence[Path] = ()) -> str | None:
-    """Absolute path of an executable: $SANDBOXCHECK_TOOLS first, then PATH, then ``.tools/npm``.
+    """Absolute path of an executable: $SANDBOXCHECK_TOOLS first, then PATH, then the npm bins.
 
     The explicit variable wins over PATH so a pinned build can be tested next
-    to a system one; the project-local npm folder (where ``.ci/run`` installs
-    srt and codex) is the last resort.
+    to a system one; the npm folders (``.tools/npm`` of the checkout and of the
+    working directory, where ``.ci/run`` and the install hints put srt, codex
+    and claude, then the caller's tool folder) are the last resort.
     """
     local = _local_tool_dirs()
     explicit = [*first, *(d for d in tool_dirs() if d not in local)]
@@ -320,7 +355,8 @@ class CommandTarget(Target):
         return dict(self._options)
 
     def unavailable(self) -> str | None:
-        missing = [r.hint() for r in self.spec.requires if not find_tool(r.name, self.spec.bin_dirs)]
+        missing = [r.hint(self.spec.bin_dirs) for r in self.spec.requires
+                   if not find_tool(r.name, self.spec.bin_dirs)]
         if "landlock" in self.spec.kernel and landlock_abi() < 1:
             missing.append("the kernel does not offer Landlock (needs Linux >= 5.13 with lsm=landlock)")
         if "state" in self.uses() and state_dir(self.name, create=False) is None:

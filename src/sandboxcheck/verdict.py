@@ -1,7 +1,10 @@
 """Judge one check from what was observed: a pure function, no I/O."""
 from __future__ import annotations
 
-from .model import Check, Execution, Observed, Result, Status
+import os
+from typing import Any
+
+from .model import Check, Execution, Observed, ProbeReport, Result, Status
 
 #: What an errno most likely says about the layer that stopped the probe.
 LAYERS: dict[str, str] = {
@@ -42,11 +45,60 @@ def observe(ex: Execution) -> Observed:
     return Observed.DENIED
 
 
+def _first_line(text: Any) -> str:
+    """The first non-blank line of ``text``, bounded (a spawned program's stderr)."""
+    if not isinstance(text, str):
+        return ""
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:200]
+
+
+def _exit_status(p: ProbeReport) -> int | None:
+    rc = p.data.get("returncode")
+    return rc if isinstance(rc, int) and not isinstance(rc, bool) else None
+
+
+def failure(p: ProbeReport) -> str:
+    """How a probe's step failed, in its own words: ``EACCES [errno 13] (layer)``, or a
+    spawned program's ``exit status 1, stderr: '...'`` / ``killed by SIGSYS``."""
+    if p.errno:
+        layer = layer_for(p.errno)
+        return (f"with {p.errno}" + (f" [errno {p.errno_number}]" if p.errno_number else "")
+                + (f" ({layer})" if layer else ""))
+    rc, sig = _exit_status(p), p.data.get("signal")
+    if rc is None and not sig:
+        return "with no errno reported" + (f": {p.message}" if p.message else "")
+    how = f"killed by {sig}" if sig else f"exit status {rc}"
+    first = _first_line(p.data.get("stderr"))
+    return f"({how}" + (f", stderr: {first!r}" if first else ", nothing on stderr") + ")"
+
+
+def probe_report(p: ProbeReport | None) -> dict[str, Any] | None:
+    """The JSON record of a probe's failure or failed precondition (None when it succeeded)."""
+    if p is None or (p.ok and p.attempted):
+        return None
+    rc = _exit_status(p)
+    return {"errno": p.errno, "errno_number": p.errno_number,
+            "strerror": _strerror(p.errno_number), "message": p.message,
+            "exit_status": rc, "signal": p.data.get("signal"),
+            "stderr": _first_line(p.data.get("stderr")) if rc is not None else None,
+            "precondition": p.precondition}
+
+
+def _strerror(number: int | None) -> str | None:
+    return os.strerror(number) if number else None
+
+
 def _why_unknown(ex: Execution) -> str:
     if ex.error:
         return ex.error
     if ex.timed_out:
         return f"timed out after {ex.duration_s:.1f}s; the target's process tree was killed"
+    p = ex.probe
+    if p is not None and p.precondition:
+        return (f"precondition failed: '{p.precondition}' failed {failure(p)}; "
+                f"'{p.action}' never ran, so this proves nothing")
+    if p is not None and not p.attempted:
+        return f"the probe did not attempt '{p.action}'" + (f": {p.message}" if p.message else "")
     first = next((ln.strip() for ln in ex.stderr.splitlines() if ln.strip()), "")
     rc = ex.returncode
     hint = " (command not found)" if rc == 127 else " (could not execute)" if rc == 126 else ""
@@ -66,9 +118,7 @@ def explain(ex: Execution) -> str:
     if p.ok:
         return (f"probe reported '{p.action}' succeeded, but nothing took effect outside "
                 "(it acted on a private view)")
-    layer = layer_for(p.errno)
-    return (f"'{p.action}' failed with {p.errno}" + (f" ({layer})" if layer else "")
-            + "; nothing took effect outside")
+    return f"'{p.action}' failed {failure(p)}; nothing took effect outside"
 
 
 def judge(check: Check, ex: Execution | None, control: Execution | None,
@@ -111,7 +161,8 @@ def judge(check: Check, ex: Execution | None, control: Execution | None,
                   reason=reason, duration_s=ex.duration_s, target=ex.target,
                   control=control_obs.value if control_obs else None,
                   probe_action=ex.probe.action if ex.probe else "",
-                  layer=_denial_layer(ex) if obs is Observed.DENIED else None)
+                  layer=_denial_layer(ex) if obs is Observed.DENIED else None,
+                  probe_report=probe_report(ex.probe))
 
 
 def _denial_layer(ex: Execution) -> str | None:

@@ -467,6 +467,6 @@ def test_presets_load_and_describe_themselves() -> None:
 
 def test_unavailable_names_the_install() -> None:
     missing = load_agent_target({**CODEX, "requires": [{"name": "codex-not-here", "install": "npm i x"}]}, "t.yaml")
-    assert missing.unavailable() == "codex-not-here not found on PATH: npm i x"
+    assert missing.unavailable().startswith("codex-not-here not found on PATH: npm i x [also searched: ")
     (codex, _node) = load_target("codex-agent").spec.requires
     assert codex.name == "codex" and "@openai/codex@0.169.0" in codex.install

@@ -88,6 +88,6 @@ def test_unavailable_target(sandboxcheck):
         "invalid matrix:",
         "*/bad.yaml:16: checks[[]1[]].expect: 'alowed' is not one of: allowed, denied",
         "unknown target 'nope'*",
-        "SKIPPED*target 'missing-tool' is not available here: no-such-sandbox-tool not found on PATH",
+        "SKIPPED*target 'missing-tool' is not available here: no-such-sandbox-tool not found on PATH*",
     ])
     run(pytester, "--sandboxcheck-strict", "-k", "test_unavailable_target").assert_outcomes(failed=1, deselected=3)

@@ -86,3 +86,15 @@ def test_known_fields_never_land_in_data() -> None:
     r = parse_probe_line(line(GOOD))
     assert r is not None
     assert set(r.data) == {"path", "bytes"}
+
+
+def test_errno_number_and_precondition_are_parsed_and_bounded() -> None:
+    r = parse_probe_line(line({"probe": "read_file", "action": "read x", "attempted": False, "ok": False,
+                               "errno": "EROFS", "errno_number": 30, "message": "",
+                               "precondition": "symlink " + "l" * 1000}))
+    assert r is not None and (r.errno_number, r.attempted, r.data) == (30, False, {})
+    assert r.precondition is not None and len(r.precondition) == 300 and r.precondition.startswith("symlink l")
+    # A forged report cannot pass a non-number as the errno's number.
+    for bad in ("13", True, 1.5, None):
+        forged = parse_probe_line(line(dict(GOOD, errno_number=bad)))
+        assert forged is not None and forged.errno_number is None

@@ -270,13 +270,16 @@ def test_a_name_that_is_not_a_requirement_is_left_as_written(fake_tool: Path) ->
 
 def test_unavailable_requirement_names_the_install_hint() -> None:
     t = make(["{cmd}"], requires=(Requirement(MISSING_TOOL, "apt-get install no-such-tool"),))
-    assert t.unavailable() == f"{MISSING_TOOL} not found on PATH: apt-get install no-such-tool"
+    assert t.unavailable() == Requirement(MISSING_TOOL, "apt-get install no-such-tool").hint()
+    assert t.unavailable().startswith(f"{MISSING_TOOL} not found on PATH: apt-get install no-such-tool [also searched: ")
 
 
 def test_unavailable_lists_every_missing_requirement() -> None:
-    t = make(["{cmd}"], requires=(Requirement(MISSING_TOOL), Requirement(MISSING_TOOL + "2", "get it")))
-    assert t.unavailable() == (f"{MISSING_TOOL} not found on PATH; "
-                               f"{MISSING_TOOL}2 not found on PATH: get it")
+    first, second = Requirement(MISSING_TOOL), Requirement(MISSING_TOOL + "2", "get it")
+    t = make(["{cmd}"], requires=(first, second))
+    assert t.unavailable() == f"{first.hint()}; {second.hint()}"
+    assert t.unavailable().count(" [also searched: ") == 2
+    assert f"{MISSING_TOOL}2 not found on PATH: get it [also searched: " in t.unavailable()
 
 
 def test_missing_landlock_makes_a_target_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,10 +291,73 @@ def test_missing_landlock_makes_a_target_unavailable(monkeypatch: pytest.MonkeyP
     assert t.unavailable() is None
 
 
-def test_requirement_hint() -> None:
-    assert Requirement("bwrap").hint() == "bwrap not found on PATH"
-    assert Requirement("bwrap", "apt-get install bubblewrap").hint() == (
-        "bwrap not found on PATH: apt-get install bubblewrap")
+def _isolated_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A lookup as an installed copy sees it: no checkout, an empty PATH; returns (cwd, cache)."""
+    cwd, cache = tmp_path / "work", tmp_path / "cache"
+    cwd.mkdir()
+    monkeypatch.setattr(targets, "project_dir", lambda: None)
+    monkeypatch.delenv("SANDBOXCHECK_TOOLS", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.chdir(cwd)
+    return cwd, cache
+
+
+def _fake_tool(folder: Path, name: str = MISSING_TOOL) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    tool = folder / name
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    tool.chmod(0o755)
+    return tool
+
+
+def test_requirement_hint_lists_every_folder_searched_and_the_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cwd, cache = _isolated_lookup(tmp_path, monkeypatch)
+    npm = "npm install --prefix .tools/npm @anthropic-ai/sandbox-runtime@0.0.78"
+    assert Requirement("srt", npm).hint() == (
+        f"srt not found on PATH: {npm} [also searched: {cwd}/.tools/npm/node_modules/.bin, "
+        f"{cache}/sandboxcheck/npm/node_modules/.bin; $SANDBOXCHECK_TOOLS unset]")
+    monkeypatch.setenv("SANDBOXCHECK_TOOLS", "/opt/a:/opt/b")
+    assert Requirement("bwrap").hint([Path("/pinned/bin")]) == (
+        f"bwrap not found on PATH [also searched: /pinned/bin, /opt/a, /opt/b, "
+        f"{cwd}/.tools/npm/node_modules/.bin, {cache}/sandboxcheck/npm/node_modules/.bin]")
+
+
+def test_an_installed_copy_finds_tools_under_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `npm install --prefix .tools/npm ...` run where sandboxcheck runs, as the hint says.
+    cwd, _ = _isolated_lookup(tmp_path, monkeypatch)
+    assert targets.find_tool(MISSING_TOOL) is None
+    tool = _fake_tool(cwd / ".tools" / "npm" / "node_modules" / ".bin")
+    assert targets.find_tool(MISSING_TOOL) == str(tool)
+
+
+def test_an_installed_copy_finds_tools_in_the_callers_tool_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, cache = _isolated_lookup(tmp_path, monkeypatch)
+    tool = _fake_tool(cache / "sandboxcheck" / "npm" / "node_modules" / ".bin")
+    assert targets.user_tools_dir() == cache / "sandboxcheck" / "npm"
+    assert targets.find_tool(MISSING_TOOL) == str(tool)
+    # The working directory's folder comes first, then the caller's.
+    nearer = _fake_tool(Path.cwd() / ".tools" / "npm" / "node_modules" / ".bin")
+    assert targets.find_tool(MISSING_TOOL) == str(nearer)
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert targets.user_tools_dir() == tmp_path / "home" / ".cache" / "sandboxcheck" / "npm"
+
+
+def test_a_missing_preset_tool_names_the_folders_and_the_npm_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = os.environ["PATH"]
+    cwd, _ = _isolated_lookup(tmp_path, monkeypatch)
+    monkeypatch.setenv("PATH", path)  # node, bwrap, socat, rg from the system; srt from npm only
+    why = load_target("srt").unavailable()
+    assert why is not None and why.startswith(
+        "srt not found on PATH: npm install --prefix .tools/npm @anthropic-ai/sandbox-runtime@0.0.78 (or run .ci/run)")
+    assert f"{cwd}/.tools/npm/node_modules/.bin" in why
+    _fake_tool(cwd / ".tools" / "npm" / "node_modules" / ".bin", "srt")
+    assert load_target("srt").unavailable() is None
 
 
 # --- environment ---------------------------------------------------------------------
@@ -355,3 +421,10 @@ checks:
     # Leak evidence matches only this check's token: the file held it, not the text "{token}".
     assert r.observed is Observed.ALLOWED, r
     assert r.evidence == ("canary of from-target in the target's stdout",)
+
+
+def test_lookup_survives_a_removed_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cwd, cache = _isolated_lookup(tmp_path, monkeypatch)
+    cwd.rmdir()
+    assert targets.tool_dirs() == [cache / "sandboxcheck" / "npm" / "node_modules" / ".bin"]
+    assert targets.find_tool(MISSING_TOOL) is None

@@ -279,3 +279,93 @@ def test_judge_is_pure() -> None:
     first = judge(c, ex, ctl)
     assert judge(c, ex, ctl) == first
     assert (dataclasses.asdict(ex), dataclasses.asdict(ctl)) == snapshot
+
+
+# --- denials explained: errno numbers, a spawned program's exit, failed preconditions ----------
+
+def test_denial_reason_and_report_carry_the_errno_name_and_number() -> None:
+    r = judge(check(), denied(probe=report(errno="EACCES", errno_number=13,
+                                           message="[Errno 13] Permission denied: '/o/secret.txt'")),
+              allowed())
+    assert r.status is Status.PASS and r.errno == "EACCES"
+    assert r.reason.startswith("'open' failed with EACCES [errno 13] (policy ")
+    assert r.to_dict()["probe_report"] == {
+        "errno": "EACCES", "errno_number": 13, "strerror": "Permission denied",
+        "message": "[Errno 13] Permission denied: '/o/secret.txt'", "exit_status": None,
+        "signal": None, "stderr": None, "precondition": None}
+
+
+def spawned(returncode: int, stderr: str, signal: str | None = None, **kw) -> ProbeReport:
+    return report(probe="spawn", action="spawn /usr/bin/python3", errno=None, message="",
+                  data={"returncode": returncode, "signal": signal, "stdout": "", "stderr": stderr}, **kw)
+
+
+def test_spawn_denial_names_the_exit_status_and_first_stderr_line() -> None:
+    c = check(probe="spawn", evidence=EvidenceSpec("marker", marker="RAN-{token}"))
+    stderr = "\n  Traceback (most recent call last):\n  File x\nPermissionError: denied\n"
+    r = judge(c, denied(probe=spawned(1, stderr)), allowed())
+    assert r.status is Status.PASS and "None" not in r.reason
+    assert r.reason == ("'spawn /usr/bin/python3' failed (exit status 1, stderr: "
+                        "'Traceback (most recent call last):'); nothing took effect outside")
+    rep = r.to_dict()["probe_report"]
+    assert (rep["exit_status"], rep["signal"], rep["stderr"], rep["errno"]) == (
+        1, None, "Traceback (most recent call last):", None)
+
+
+def test_spawn_killed_by_a_signal_says_which() -> None:
+    r = judge(check(probe="spawn"), denied(probe=spawned(-31, "", signal="SIGSYS")), allowed())
+    assert r.reason == ("'spawn /usr/bin/python3' failed (killed by SIGSYS, nothing on stderr); "
+                        "nothing took effect outside")
+    assert r.to_dict()["probe_report"]["signal"] == "SIGSYS"
+
+
+def test_a_failure_without_errno_or_exit_says_so() -> None:
+    r = judge(check(probe="daemon"), denied(probe=report(action="double fork a daemon", errno=None, message="")),
+              allowed())
+    assert r.reason == "'double fork a daemon' failed with no errno reported; nothing took effect outside"
+
+
+def precondition(**kw) -> ProbeReport:
+    base = dict(action="read ~/.ssh/id_ed25519 through symlink {root}/workspace/link", attempted=False,
+                errno="EROFS", errno_number=30, message="[Errno 30] Read-only file system",
+                precondition="symlink {root}/workspace/link -> ~/.ssh/id_ed25519")
+    base.update(kw)
+    return report(**base)
+
+
+def test_a_failed_precondition_is_inconclusive_with_its_reason_never_a_pass() -> None:
+    r = judge(check(), denied(probe=precondition()), allowed())
+    assert (r.status, r.observed, r.layer) == (Status.INCONCLUSIVE, Observed.UNKNOWN, None)
+    assert r.reason == ("precondition failed: 'symlink {root}/workspace/link -> ~/.ssh/id_ed25519' failed "
+                        "with EROFS [errno 30] (read-only mount); 'read ~/.ssh/id_ed25519 through symlink "
+                        "{root}/workspace/link' never ran, so this proves nothing")
+    rep = r.to_dict()["probe_report"]
+    assert (rep["precondition"], rep["errno"], rep["errno_number"]) == (
+        "symlink {root}/workspace/link -> ~/.ssh/id_ed25519", "EROFS", 30)
+
+
+def test_a_failed_precondition_of_a_spawned_shell_shows_its_exit() -> None:
+    p = spawned(127, "sh: 1: cat: not found\n", attempted=False, precondition="start /bin/sh (a command it "
+                "runs could not be executed)")
+    r = judge(check(probe="spawn"), denied(probe=p), allowed())
+    assert r.status is Status.INCONCLUSIVE
+    assert r.reason.startswith("precondition failed: 'start /bin/sh (a command it runs could not be executed)' "
+                               "failed (exit status 127, stderr: 'sh: 1: cat: not found'); ")
+
+
+def test_an_escape_seen_outside_wins_over_a_reported_precondition() -> None:
+    # The probe's word never overrides evidence: a leak is a leak.
+    r = judge(check(), allowed(probe=precondition()), allowed())
+    assert (r.status, r.observed) == (Status.FAIL, Observed.ALLOWED)
+
+
+def test_a_control_whose_precondition_failed_makes_the_check_inconclusive() -> None:
+    r = judge(check(), denied(), denied(probe=precondition()))
+    assert r.status is Status.INCONCLUSIVE
+    assert r.reason.startswith("control without a sandbox could not do it either (precondition failed: ")
+
+
+def test_a_probe_that_did_not_attempt_without_a_precondition_says_so() -> None:
+    r = judge(check(), denied(probe=report(attempted=False, errno=None, message="no path given")), allowed())
+    assert r.status is Status.INCONCLUSIVE
+    assert r.reason == "the probe did not attempt 'open': no path given"
