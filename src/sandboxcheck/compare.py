@@ -321,14 +321,13 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
                 cells[1] = f"`{cells[1]}`"
                 out.write("| " + " | ".join(cells) + " |\n")
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from .report import console_for
+
     style = {"regression": "bold red", "improvement": "green"}
-    console = Console(file=out)
-    if not console.is_terminal:
-        console.width = 160
+    console = console_for(out)
     console.print(f"[bold]{escape(head)}[/]: {escape(before.title())} -> {escape(after.title())}")
     if comparison.note:
         console.print(f"[bold yellow]warning:[/] {escape(comparison.note)}")
