@@ -280,8 +280,8 @@ def _matrix_problem(ref: str) -> str | None:
 
     if not ref.strip():
         return "empty matrix reference: give a matrix file or a bundled matrix name such as 'baseline'"
-    if resolve_matrix(ref).exists():
-        return None
+    if os.path.lexists(ref) or "/" in ref or ref.endswith((".yaml", ".yml")) or resolve_matrix(ref).exists():
+        return None  # a path: loading it says what is wrong with it
     names = bundled_matrices()
     return (f"unknown matrix {ref!r}: not a file and not a bundled matrix{_did_you_mean(ref, names)}; "
             f"bundled: {', '.join(names)}")

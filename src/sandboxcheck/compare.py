@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .model import SEVERITIES
-from .policy import REPORT_MAX_BYTES, BaselineError, load_baseline
-from .safeyaml import InputError, read_text
+# The CLI imports this module at start-up for its vocabulary (--fail-on): what reads
+# report files (policy, safeyaml: yaml) is imported where it is used.
 
 #: Every kind of observed change, in the order reports list them.
 KINDS: tuple[str, ...] = ("loosened", "now-inconclusive", "now-skipped", "failure-mode-changed",
@@ -142,6 +141,8 @@ def results_by_id(report: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 def load_results(path: str | Path) -> dict[str, Mapping[str, Any]]:
     """A JSON report file's results keyed by id (raises BaselineError on a bad file)."""
+    from .policy import load_baseline
+
     return load_baseline(path)
 
 
@@ -149,6 +150,9 @@ def load_report(path: str | Path) -> dict[str, Any]:
     """A whole canonical JSON report (raises BaselineError on a bad file, as ``load_results``)."""
     # policy.load_baseline is the one place that says what is wrong with a report file;
     # it keeps only the results, so the file is read again for the matrix and target.
+    from .policy import REPORT_MAX_BYTES, BaselineError
+    from .safeyaml import InputError, read_text
+
     load_results(path)
     try:
         data = json.loads(read_text(path, "JSON report", limit=REPORT_MAX_BYTES))
@@ -281,6 +285,8 @@ def _status_cell(status: str | None, observed: str | None) -> str:
 
 def _order(c: Change) -> tuple[int, int, int, str]:
     """Regressions first, the most severe first within a verdict."""
+    from .model import SEVERITIES
+
     severity = SEVERITIES.index(c.severity) if c.severity in SEVERITIES else -1
     return VERDICTS.index(c.verdict), -severity, KINDS.index(c.kind), c.id
 
@@ -331,7 +337,9 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
     console.print(f"[bold]{escape(head)}[/]: {escape(before.title())} -> {escape(after.title())}")
     if comparison.note:
         console.print(f"[bold yellow]warning:[/] {escape(comparison.note)}")
-    table = Table(*_COLUMNS)
+    table = Table()
+    for name in _COLUMNS:  # check ids are never split; the detail wraps instead
+        table.add_column(name, no_wrap=name in ("verdict", "check", "before", "after"))
     for c in shown:
         cells = [escape(cell) for cell in _row(c)]
         cells[0] = f"[{style.get(c.verdict, '')}]{cells[0]}[/]" if c.verdict in style else cells[0]
@@ -341,7 +349,7 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
     console.print(escape(summary_line(changes)))
 
 
-__all__ = ["BaselineError", "Change", "Comparison", "DEFAULT_FAIL_ON", "FAIL_ON_WORDS", "KINDS", "Side",
+__all__ = ["Change", "Comparison", "DEFAULT_FAIL_ON", "FAIL_ON_WORDS", "KINDS", "Side",
            "VERDICTS", "classify", "counts", "diff_reports", "exit_code", "load_report", "load_results",
            "matrix_mismatch", "render", "results_by_id", "side", "summary_line", "target_version", "verdict",
            "verdict_counts", "versions_of"]
