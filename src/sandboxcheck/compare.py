@@ -328,24 +328,25 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
                 out.write("| " + " | ".join(cells) + " |\n")
         return
     from rich.markup import escape
-    from rich.table import Table
 
-    from .report import console_for
+    from .report import Columns, console_for, cut, labelled
 
     style = {"regression": "bold red", "improvement": "green"}
     console = console_for(out)
     console.print(f"[bold]{escape(head)}[/]: {escape(before.title())} -> {escape(after.title())}")
     if comparison.note:
         console.print(f"[bold yellow]warning:[/] {escape(comparison.note)}")
-    table = Table()
-    for name in _COLUMNS:  # check ids are never split; the detail wraps instead
-        table.add_column(name, no_wrap=name in ("verdict", "check", "before", "after"))
-    for c in shown:
-        cells = [escape(cell) for cell in _row(c)]
-        cells[0] = f"[{style.get(c.verdict, '')}]{cells[0]}[/]" if c.verdict in style else cells[0]
-        table.add_row(*cells)
-    if shown:
-        console.print(table)
+    if shown:  # one line per check, check ids never cut: the detail is cut to what room is left
+        rows = [_row(c) for c in shown]
+        layout = Columns(_COLUMNS[:-1], [row[:-1] for row in rows], console.width)
+        console.print(layout.line(_COLUMNS[:-1], _COLUMNS[-1], bold=True), no_wrap=True, overflow="ignore",
+                      crop=False)
+        for c, row in zip(shown, rows):
+            console.print(layout.line(row[:-1], cut(row[-1], layout.room) if layout.room else "",
+                                      {0: style.get(c.verdict, "")}), no_wrap=True, overflow="ignore", crop=False)
+            if not layout.room:  # too narrow for the detail beside the columns: it goes below them
+                console.print(labelled("detail", row[-1], console.width, indent="    "), no_wrap=True,
+                              overflow="ignore", crop=False, markup=False, highlight=False)
     console.print(escape(summary_line(changes)))
 
 

@@ -5,7 +5,7 @@ import json
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -115,6 +115,27 @@ def cut(text: str, width: int) -> str:
     return one if len(one) <= width else one[:max(0, width - 1)] + "…"
 
 
+class Columns:
+    """Aligned columns of one line per row, never cut, then a last column cut to what room is left."""
+
+    def __init__(self, heads: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> None:
+        self.widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(heads)]
+        room = width - sum(self.widths) - 2 * len(self.widths)
+        #: Characters left for the last column; 0 when too few to be worth showing.
+        self.room = room if room >= MIN_REASON else 0
+
+    def line(self, cells: Sequence[str], last: str = "", styles: Mapping[int, str] | None = None,
+             bold: bool = False) -> Text:
+        """``cells`` aligned (styled by index), then ``last`` as it is (cut it with ``cut``)."""
+        text = Text(style="bold" if bold else "")
+        for i, (cell, width) in enumerate(zip(cells, self.widths)):
+            text.append(("  " if i else "") + cell.ljust(width), style=(styles or {}).get(i, ""))
+        if last:
+            text.append("  " + last)
+        text.rstrip()
+        return text
+
+
 def render_table(report: RunReport, out: IO[str], color: bool | None = None, verbose: bool = False,
                  width: int | None = None) -> None:
     """One line per check (check ids never cut), grouped by category, then a summary line.
@@ -140,34 +161,20 @@ def render_table(report: RunReport, out: IO[str], color: bool | None = None, ver
     labels = {r.id: r.status.value.upper() + (" (waived)" if r.waived else " (accepted)" if r.accepted else "")
               for r in report.results}
     heads = ("check", "expect", "observed", "status", "severity")
-    cols = [max([len(heads[0])] + [len(r.id) + 2 for r in report.results]),
-            max([len(heads[1])] + [len(r.expect) for r in report.results]),
-            max([len(heads[2])] + [len(r.observed.value) for r in report.results]),
-            max([len(heads[3])] + list(map(len, labels.values()))),
-            max([len(heads[4])] + [len(r.severity) for r in report.results])]
-    fixed = sum(cols) + 2 * len(cols)
-    reason_width = console.width - fixed
-    if reason_width < MIN_REASON:
-        reason_width = 0
-    head = "  ".join(h.ljust(w) for h, w in zip(heads, cols)) + ("  reason" if reason_width else "")
-    console.print(Text(head.rstrip(), style="bold"), no_wrap=True, crop=False)
+    rows = {r.id: ("  " + r.id, r.expect, r.observed.value, labels[r.id], r.severity) for r in report.results}
+    layout = Columns(heads, list(rows.values()), console.width)
+    console.print(layout.line(heads, "reason" if layout.room else "", bold=True), no_wrap=True,
+                  overflow="ignore", crop=False)
     cats = sorted({r.category for r in report.results}, key=lambda c: order.get(c, 99))
     for cat in cats:
         console.print(Text(cat, style="bold cyan"))
         for r in (r for r in report.results if r.category == cat):
-            line = Text(("  " + r.id).ljust(cols[0]) + "  " + r.expect.ljust(cols[1]) + "  "
-                        + r.observed.value.ljust(cols[2]) + "  ")
-            line.append(labels[r.id].ljust(cols[3]),
-                        style="dim" if r.excused else STATUS_STYLE[r.status.value])
-            line.append("  " + r.severity.ljust(cols[4]))
             whole = " ".join(_result_line(r).split())
-            shown = cut(whole, reason_width) if reason_width else ""
+            shown = cut(whole, layout.room) if layout.room else ""
             if verbose and shown != whole:
                 shown = ""  # shown whole on the lines below instead
-            if shown:
-                line.append("  " + shown)
-            line.rstrip()
-            console.print(line, no_wrap=True, overflow="ignore", crop=False)
+            style = "dim" if r.excused else STATUS_STYLE[r.status.value]
+            console.print(layout.line(rows[r.id], shown, {3: style}), no_wrap=True, overflow="ignore", crop=False)
             if verbose:
                 _print_detail(console, r, fixes.get(r.id), full_shown=shown == whole)
     s = report.summary()
