@@ -211,7 +211,7 @@ def _print_detail(console: Console, r: Result, fix: str | None, full_shown: bool
 
 
 def _result_line(r: Result) -> str:
-    extra = f" ({r.waived})" if r.waived else " (accepted in the baseline)" if r.accepted else ""
+    extra = f" ({r.waived})" if r.waived else " (as in the accepted report)" if r.accepted else ""
     return r.reason + extra
 
 
@@ -317,7 +317,7 @@ def render_markdown(report: RunReport, out: IO[str]) -> None:
     out.write(f"**{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
               f"{s['skip']} skipped**")
     if s["waived"] or s["accepted"]:
-        out.write(f" ({s['waived']} waived, {s['accepted']} accepted in the baseline)")
+        out.write(f" ({s['waived']} waived, {s['accepted']} as in the accepted report)")
     out.write(f" in {report.duration_s:.1f}s\n\n")
     pf = report.preflight
     if pf is not None:
