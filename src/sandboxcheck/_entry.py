@@ -14,7 +14,6 @@ too.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -60,6 +59,8 @@ def reexec_clean() -> None:
     """Re-execute this process with only the variables it needs (no-op when already clean)."""
     if only_prints_help(sys.argv[1:]):
         return
+    import json
+
     from . import redact
 
     fd_text = os.environ.pop(_FD_VAR, None)
@@ -104,6 +105,11 @@ def main() -> None:
         reexec_clean()
         signal.signal(signal.SIGTERM, _interrupt)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        if sys.argv[1:] == ["--version"]:  # answered without loading the command line at all
+            from . import __version__
+
+            sys.stdout.write(f"sandboxcheck, version {__version__}\n")
+            sys.exit(0)
         # The commands that launch targets make this process a child subreaper (cli._harness).
         from .cli import entry
     except KeyboardInterrupt:

@@ -6,7 +6,6 @@ click and the standard library at the top; the engine, the matrix loader
 """
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import signal
@@ -80,6 +79,8 @@ def _harness() -> None:
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    import difflib
+
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

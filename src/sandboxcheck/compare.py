@@ -10,14 +10,13 @@ and went denied -> allowed is loosened *and* an improvement.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-# The CLI imports this module at start-up for its vocabulary (--fail-on): what reads
-# report files (policy, safeyaml: yaml) is imported where it is used.
+# The CLI imports this module at start-up for its vocabulary (--fail-on): what reads and
+# writes report files (json, policy, safeyaml: yaml) is imported where it is used.
 
 #: Every kind of observed change, in the order reports list them.
 KINDS: tuple[str, ...] = ("loosened", "now-inconclusive", "now-skipped", "failure-mode-changed",
@@ -150,6 +149,8 @@ def load_report(path: str | Path) -> dict[str, Any]:
     """A whole canonical JSON report (raises BaselineError on a bad file, as ``load_results``)."""
     # policy.load_baseline is the one place that says what is wrong with a report file;
     # it keeps only the results, so the file is read again for the matrix and target.
+    import json
+
     from .policy import REPORT_MAX_BYTES, BaselineError
     from .safeyaml import InputError, read_text
 
@@ -305,6 +306,8 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
     shown = sorted((c for c in changes if show_unchanged or c.moved), key=_order)
     before, after = comparison.before, comparison.after
     if fmt == "json":
+        import json
+
         json.dump({"schema_version": 1, "command": comparison.command,
                    "matrix": after.matrix or before.matrix, "before": before.label, "after": after.label,
                    "before_target": before.to_dict(), "after_target": after.to_dict(),
