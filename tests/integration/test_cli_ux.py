@@ -138,3 +138,12 @@ def test_targets_name_and_verbose_show_the_preset_in_full() -> None:
     every = sc("targets", "-v")
     assert every.returncode == 0
     assert sum(line in preset_names() for line in every.stdout.splitlines()) == len(preset_names())
+
+
+@pytest.mark.parametrize("env, coloured", [({"FORCE_COLOR": "1"}, True),
+                                           ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False)])
+def test_survey_grid_follows_NO_COLOR_too(matrix: Path, env: dict[str, str], coloured: bool) -> None:
+    proc = sc("survey", str(matrix), "-t", "none", "--no-control", env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert LONG_ID in proc.stdout
+    assert bool(COLOUR.search(proc.stdout)) is coloured
