@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from marks import requires_bwrap, requires_landlock
+from test_cli import private_tmp  # noqa: F401 - autouse: each test's runs get their own temp folder
 from sandboxcheck.targets import preset_names
 
 pytestmark = pytest.mark.integration
@@ -38,14 +36,6 @@ checks:
     expect: allowed
 """
 COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])[;m]")
-
-
-@pytest.fixture(autouse=True)
-def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="sct-", dir="/tmp"))
-    monkeypatch.setenv("TMPDIR", str(tmp))
-    yield tmp
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture
