@@ -248,3 +248,22 @@ def test_run_without_target_says_which_sandbox_it_tests() -> None:
 ])
 def test_only_help_and_version_skip_the_clean_reexecution(argv: list[str], only: bool) -> None:
     assert only_prints_help(argv) is only
+
+
+def test_debug_after_the_command_shows_the_traceback_of_an_internal_error(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sandboxcheck.matrix
+
+    def broken(_path: object) -> None:
+        raise RuntimeError("loader broke")
+
+    monkeypatch.setattr(sandboxcheck.matrix, "load_matrix", broken)
+    monkeypatch.delenv("SANDBOXCHECK_DEBUG", raising=False)
+    monkeypatch.setattr("sys.argv", ["sandboxcheck", "validate", "baseline"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.entry()
+    assert exit_info.value.code == cli.EXIT_INTERNAL
+    assert "internal error: RuntimeError: loader broke" in capsys.readouterr().err
+    monkeypatch.setattr("sys.argv", ["sandboxcheck", "validate", "baseline", "--debug"])
+    with pytest.raises(RuntimeError, match="loader broke"):
+        cli.entry()
