@@ -14,7 +14,6 @@ too.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -41,8 +40,27 @@ def kept(name: str) -> bool:
     return name in KEEP or name in KEEP_OWN or name.startswith("LC_")
 
 
+#: Command lines that only print text (help, version): they start no target and read no
+#: file, so they skip the re-execution and start in one interpreter instead of two.
+_HELP_WORDS = frozenset({"--help", "-h", "--version"})
+
+
+def only_prints_help(argv: list[str]) -> bool:
+    """Whether ``argv`` (without the program) asks only for help or the version.
+
+    Exactly ``[]``, ``[--help]``, ``[--version]`` or ``[COMMAND, --help]``:
+    anything longer might give ``--help`` as the value of an option and run.
+    """
+    return (not argv or (len(argv) == 1 and argv[0] in _HELP_WORDS)
+            or (len(argv) == 2 and not argv[0].startswith("-") and argv[1] in ("--help", "-h")))
+
+
 def reexec_clean() -> None:
     """Re-execute this process with only the variables it needs (no-op when already clean)."""
+    if only_prints_help(sys.argv[1:]):
+        return
+    import json
+
     from . import redact
 
     fd_text = os.environ.pop(_FD_VAR, None)
@@ -87,9 +105,12 @@ def main() -> None:
         reexec_clean()
         signal.signal(signal.SIGTERM, _interrupt)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-        from .controls import become_subreaper
+        if sys.argv[1:] == ["--version"]:  # answered without loading the command line at all
+            from . import __version__
 
-        become_subreaper()  # this process is only a harness: orphans of its targets come back here
+            sys.stdout.write(f"sandboxcheck, version {__version__}\n")
+            sys.exit(0)
+        # The commands that launch targets make this process a child subreaper (cli._harness).
         from .cli import entry
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -1,4 +1,9 @@
-"""Command line: ``sandboxcheck run|validate|targets|probes``."""
+"""Command line: ``sandboxcheck run|validate|targets|probes``.
+
+Start-up stays fast (``--help`` well under 0.1 s): this module imports only
+click and the standard library at the top; the engine, the matrix loader
+(jsonschema, yaml) and rich are imported inside the commands that use them.
+"""
 from __future__ import annotations
 
 import math
@@ -6,49 +11,29 @@ import os
 import signal
 import stat
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from . import __version__
-from .matrix import MatrixError, SelectionError, load_matrix, select
-from .model import Matrix, Result
-from .compare import DEFAULT_FAIL_ON, FAIL_ON_WORDS, Comparison, diff_reports, load_report, matrix_mismatch
-from .compare import render as render_diff
-from .compare import results_by_id, side
-from .policy import BaselineError, apply_baseline, load_baseline
-from .probes import PROBES
-from .resources import resolve_matrix
-from .runner import Progress, RunOptions, check_temp_dir, run_matrix, run_targets
-from .targets import TargetError, load_target, parse_target_opts, preset_names, requirement_versions
-from .validate import KINDS, validate_file
+from .compare import DEFAULT_FAIL_ON, FAIL_ON_WORDS
 
 REPORT_FORMATS = ["table", "json", "junit", "sarif", "markdown"]
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+#: The target of ``run`` without --target: sandboxcheck's own Landlock launcher.
+DEFAULT_TARGET = "landlock"
 
 
-class RichProgress(Progress):
-    """A progress bar on stderr, only when stderr is a terminal."""
+def _progress() -> Any:
+    """A progress bar on stderr when stderr is a terminal, else the silent default."""
+    if sys.stderr.isatty():
+        from .report import RichProgress
 
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        return RichProgress()
+    from .runner import Progress
 
-        self._bar = Bar(TextColumn("[bold]checks"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("{task.description}"),
-                        console=Console(stderr=True), transient=True)
-        self._task: Any = None
-
-    def start(self, total: int) -> None:
-        self._bar.start()
-        self._task = self._bar.add_task("", total=total)
-
-    def advance(self, result: Result) -> None:
-        self._bar.update(self._task, advance=1, description=f"{result.id}: {result.status.value}")
-
-    def finish(self) -> None:
-        self._bar.stop()
+    return Progress()
 
 
 class _Seconds(click.FloatRange):
@@ -94,9 +79,11 @@ def _selection(command: Any) -> Any:
                              "Repeatable.")(command)
 
 
-def _load_selected(ref: str, only: tuple[str, ...], keyword: str | None) -> Matrix:
+def _load_selected(ref: str, only: tuple[str, ...], keyword: str | None) -> Any:
     """The matrix ``ref`` with the checks --only and -k select (MatrixError, or exit 2 for a selection)."""
-    m = load_matrix(resolve_matrix(ref))
+    from .matrix import SelectionError, load_matrix, select
+
+    m = load_matrix(_matrix_path(ref))
     try:
         return select(m, only, keyword)
     except SelectionError as exc:
@@ -104,24 +91,66 @@ def _load_selected(ref: str, only: tuple[str, ...], keyword: str | None) -> Matr
         raise  # not reached: _fail_usage exits
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sandboxcheck")
-@click.option("--debug", is_flag=True, envvar="SANDBOXCHECK_DEBUG", help="Show tracebacks.")
+def _harness() -> None:
+    """Set up this process to launch targets: SIGTERM ends a run cleanly, and orphans come back here."""
+    from .controls import become_subreaper
+
+    signal.signal(signal.SIGTERM, _sigterm)
+    become_subreaper()
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_DEBUG_HELP = "Show tracebacks of internal errors (before or after the command name)."
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(dict)["debug"] = True
+
+
+class _Commands(click.Group):
+    """The command group: every command also takes ``--debug``, so it works after the command name."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register ``cmd`` with a ``--debug`` option of its own."""
+        if not any(p.name == "debug" for p in cmd.params):
+            cmd.params.append(click.Option(["--debug"], is_flag=True, expose_value=False, callback=_set_debug,
+                                           help=_DEBUG_HELP))
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sandboxcheck", help="Show the version and exit.")
+@click.option("--debug", is_flag=True, envvar="SANDBOXCHECK_DEBUG", help=_DEBUG_HELP)
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Prove, from evidence seen outside, whether an AI agent's sandbox holds.
 
-    Exit codes: 0 every check passed, 1 a check failed, 2 bad input,
-    3 no failure but a check was inconclusive, 4 internal error.
+    \b
+    Exit codes:
+      0    every check passed
+      1    a check failed
+      2    bad input (matrix, target or options)
+      3    no failure, but a check was inconclusive
+      4    internal error (rerun with --debug for the traceback)
+      130  interrupted (everything the run created was removed)
     """
-    ctx.obj = {"debug": debug}
+    ctx.ensure_object(dict)["debug"] = debug
 
 
 @main.command()
 @click.argument("matrix", envvar="SANDBOXCHECK_MATRIX")
-@click.option("--target", "-t", "target_ref", default="landlock", show_default=True,
+@click.option("--target", "-t", "target_ref", default=None, show_default=DEFAULT_TARGET,
               envvar="SANDBOXCHECK_TARGET",
-              help="Preset name, target file, or inline command containing {cmd}.")
+              help="Preset name ('sandboxcheck targets' lists them), target file, or inline command "
+                   "containing {cmd}. Without it, sandboxcheck's own Landlock launcher is tested.")
 @click.option("--format", "-f", "fmt", type=click.Choice(REPORT_FORMATS), default="table",
               show_default=True, help="Report format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -129,8 +158,14 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--report", "reports", multiple=True, metavar="FORMAT:FILE",
               help="Also write a report, e.g. --report junit:out.xml --report sarif:out.sarif "
                    f"(formats: {', '.join(REPORT_FORMATS)}). Repeatable.")
-@click.option("--baseline", type=click.Path(dir_okay=False), default=None,
-              help="Accepted JSON report: fail only on deviations it does not already have.")
+@click.option("--accepted", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Accepted JSON report (of the same target): fail only on deviations it does not already have.")
+@click.option("--baseline", "baseline_alias", type=click.Path(dir_okay=False), default=None, hidden=True,
+              metavar="FILE", help="Deprecated name of --accepted.")
+@click.option("--accepted-any-target", is_flag=True,
+              help="Apply an --accepted report made for another target too.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Table: under each check, its full reason and, for a deviation, how to fix it.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1,
               show_default="cores", envvar="SANDBOXCHECK_JOBS", help="Checks run in parallel.")
 @click.option("--timeout", type=TIMEOUT, default=None,
@@ -152,35 +187,53 @@ def main(ctx: click.Context, debug: bool) -> None:
               help="Repository root that SARIF locations are relative to [default: current folder].")
 @_selection
 @click.pass_context
-def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None,
-        reports: tuple[str, ...], baseline: str | None, jobs: int,
+def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, output: str | None,
+        reports: tuple[str, ...], accepted: str | None, jobs: int,
         timeout: float | None, keep_workspace: bool, no_control: bool,
         target_opts: tuple[str, ...],
         require_isolation: bool = False, no_preflight: bool = False,
         agent_sessions: str = "shared", sarif_base: str | None = None,
-        only: tuple[str, ...] = (), keyword: str | None = None) -> None:
+        only: tuple[str, ...] = (), keyword: str | None = None, baseline_alias: str | None = None,
+        accepted_any_target: bool = False, verbose: bool = False) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
+    from .matrix import MatrixError
+    from .policy import BaselineError, apply_baseline, load_accepted
+    from .runner import RunOptions, check_temp_dir, run_matrix
+    from .targets import TargetError, load_target, parse_target_opts
+
+    if baseline_alias is not None:
+        if accepted is not None:
+            _fail_usage("--baseline is the old name of --accepted: give only --accepted")
+        click.echo("warning: --baseline FILE is deprecated (it reads like the bundled matrix 'baseline'): "
+                   "use --accepted FILE", err=True)
+        accepted = baseline_alias
     extra = _parse_reports(reports)
     _check_writable([output, *(path for _, path in extra)])
-    _check_matrix_ref(matrix)
     if sarif_base is not None and not os.path.isdir(sarif_base):
         _fail_usage(f"--sarif-base {sarif_base!r}: no such folder (give the repository root)")
+    if target_ref is None:
+        click.echo(f"testing sandboxcheck's built-in {DEFAULT_TARGET} launcher; use --target NAME|'cmd {{cmd}}'|FILE "
+                   "to test your sandbox or agent ('sandboxcheck targets' lists presets)", err=True)
+        target_ref = DEFAULT_TARGET
+    _harness()
     try:
         m = _load_selected(matrix, only, keyword)
         target = load_target(target_ref, parse_target_opts(target_opts))
-        accepted = load_baseline(baseline) if baseline else None
+        accepted_for, accepted_results = load_accepted(accepted) if accepted else (None, None)
     except MatrixError as exc:
         _fail_usage(f"invalid matrix:\n{exc}")
     except (TargetError, BaselineError) as exc:
         _fail_usage(str(exc))
+    if accepted_results is not None and accepted_for != target.name and not accepted_any_target:
+        _fail_usage(f"--accepted {accepted} is a report of target {accepted_for!r}, not of {target.name!r}: "
+                    "accept deviations per target, or pass --accepted-any-target")
     unavailable = target.unavailable()
     if unavailable:
         _fail_usage(f"target {target.name!r} is not available here: {unavailable}")
     temp_problem = check_temp_dir()
     if temp_problem:
         _fail_usage(temp_problem)
-    signal.signal(signal.SIGTERM, _sigterm)
-    progress = RichProgress() if sys.stderr.isatty() else Progress()
+    progress = _progress()
     if require_isolation and no_preflight:
         _fail_usage("--require-isolation needs the preflight: drop --no-preflight")
     options = RunOptions(jobs=jobs, timeout=timeout, keep_workspace=keep_workspace,
@@ -190,11 +243,11 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
         report = run_matrix(m, target, options, progress)
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     _housekeeping(report)
-    if accepted is not None:
-        report.results = apply_baseline(report.results, accepted)
-    write_reports(report, fmt, output, extra, sarif_base)
+    if accepted_results is not None:
+        report.results = apply_baseline(report.results, accepted_results)
+    write_reports(report, fmt, output, extra, verbose, sarif_base)
     pf = report.preflight
     fell_open = pf is not None and not pf.get("isolated")
     if fell_open:
@@ -251,10 +304,27 @@ def _check_writable(paths: list[str | None]) -> None:
             _fail_usage(f"cannot write {path!r}: {problem}")
 
 
-def _check_matrix_ref(ref: str) -> None:
-    """An empty reference would resolve to the current folder: say what is wrong instead."""
+def _matrix_problem(ref: str) -> str | None:
+    """Why ``ref`` names no matrix (an empty reference, or neither a file nor a bundled name), else None."""
+    from .resources import bundled_matrices, resolve_matrix
+
     if not ref.strip():
-        _fail_usage("empty matrix reference: give a matrix file or a bundled matrix name such as 'baseline'")
+        return "empty matrix reference: give a matrix file or a bundled matrix name such as 'baseline'"
+    if os.path.lexists(ref) or "/" in ref or ref.endswith((".yaml", ".yml")) or resolve_matrix(ref).exists():
+        return None  # a path: loading it says what is wrong with it
+    names = bundled_matrices()
+    return (f"unknown matrix {ref!r}: not a file and not a bundled matrix{_did_you_mean(ref, names)}; "
+            f"bundled: {', '.join(names)}")
+
+
+def _matrix_path(ref: str) -> Any:
+    """The path of matrix ``ref``; exit 2 with one line when there is none."""
+    from .resources import resolve_matrix
+
+    problem = _matrix_problem(ref)
+    if problem:
+        _fail_usage(problem)
+    return resolve_matrix(ref)
 
 
 def _parse_reports(reports: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -269,19 +339,28 @@ def _parse_reports(reports: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[str, str]],
-                  sarif_base: str | None = None) -> None:
-    """The main report (stdout or --output), every --report file, and a summary on stderr."""
+                  verbose: bool = False, sarif_base: str | None = None) -> None:
+    """The main report (stdout or --output), every --report file, and a summary on stderr.
+
+    A table written to a file has every check's full reason and fix, as ``-v`` shows them.
+    """
     from functools import partial
 
-    from .report import FORMATTERS
+    from .report import FORMATTERS, render_table
 
     formatters = {**FORMATTERS, "sarif": partial(FORMATTERS["sarif"], base=sarif_base)}
     for f, path in ([(fmt, output)] if output else []) + extra:
         with open(path, "w", encoding="utf-8") as fh:
-            formatters[f](report, fh)
+            if f == "table":
+                render_table(report, fh, verbose=True)
+            else:
+                formatters[f](report, fh)
         click.echo(f"{f} report written to {path}", err=True)
     if not output:
-        formatters[fmt](report, sys.stdout)
+        if fmt == "table":
+            render_table(report, sys.stdout, verbose=verbose)
+        else:
+            formatters[fmt](report, sys.stdout)
     if output or fmt != "table":
         s = report.summary()
         click.echo(f"{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
@@ -311,6 +390,10 @@ def diff(before: str, after: str, fmt: str, output: str | None, fail_on: str, sh
 
     Exit 1 when a check regressed (its status got worse), 0 otherwise, 2 on bad input.
     """
+    from .compare import Comparison, diff_reports, load_report, matrix_mismatch, results_by_id, side
+    from .compare import render as render_diff
+    from .policy import BaselineError
+
     kinds = _fail_on(fail_on)
     _check_writable([output])
     try:
@@ -371,8 +454,12 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
 
     Exit 1 when a check regressed (its status got worse), 0 otherwise, 2 on bad input.
     """
-    from .compare import versions_of
+    from .compare import Comparison, diff_reports, results_by_id, side, versions_of
+    from .compare import render as render_diff
+    from .matrix import MatrixError
+    from .runner import RunOptions, check_temp_dir, run_targets
     from .survey import load_targets
+    from .targets import TargetError, parse_target_opts
 
     kinds = _fail_on(fail_on)
     keep: dict[str, str] = {}
@@ -382,10 +469,10 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
             _fail_usage(f"--report {spec!r}: expected before:FILE or after:FILE")
         keep[which] = path
     _check_writable([output, *keep.values()])
-    _check_matrix_ref(matrix)
     temp_problem = check_temp_dir()
     if temp_problem:
         _fail_usage(temp_problem)
+    _harness()
     try:
         m = _load_selected(matrix, only, keyword)
         targets = [t for _, t in load_targets([before_ref, after_ref], parse_target_opts(target_opts))]
@@ -397,15 +484,14 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
         why = t.unavailable()
         if why:
             _fail_usage(f"target {t.name!r} is not available here: {why}")
-    signal.signal(signal.SIGTERM, _sigterm)
-    progress = RichProgress() if sys.stderr.isatty() else Progress()
+    progress = _progress()
     try:
         runs = run_targets(m, targets, RunOptions(jobs=jobs, timeout=timeout), progress)
         if runs:
             _housekeeping(runs[0])
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     from .report import render_json
 
     for which, target, run_report in zip(("before", "after"), targets, runs):
@@ -448,9 +534,13 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     import shlex
 
     from . import survey as sv
+    from .matrix import MatrixError
+    from .report import RichProgress
+    from .runner import RunOptions, check_temp_dir
+    from .targets import TargetError, parse_target_opts
 
     _check_writable([output])
-    _check_matrix_ref(matrix)
+    _harness()
     try:
         m = _load_selected(matrix, only, keyword)
         loaded = sv.load_targets(target_refs, parse_target_opts(target_opts))
@@ -461,7 +551,6 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     temp_problem = check_temp_dir()
     if temp_problem:
         _fail_usage(temp_problem)
-    signal.signal(signal.SIGTERM, _sigterm)
     tty = sys.stderr.isatty()
     command = shlex.join(["sandboxcheck", *sys.argv[1:]])
     try:
@@ -469,7 +558,7 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
                                (lambda _name: RichProgress()) if tty else None, command=command)
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             sv.FORMATTERS[fmt](result, fh)
@@ -481,16 +570,20 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--kind", type=click.Choice(KINDS), default=None,
+@click.option("--kind", type=click.Choice(["matrix", "suite", "target", "report", "workflow"]), default=None,
               help="Validate every file as this kind instead of telling it from its name and keys.")
 def validate(files: tuple[str, ...], kind: str | None = None) -> None:
     """Validate FILES (matrices, suites, target files, JSON reports, workflows running sandboxcheck),
     reporting every problem with file and line."""
+    from .matrix import MatrixError
+    from .validate import validate_file
+
     bad = 0
     for f in files:
-        if not f.strip():
+        problem = _matrix_problem(f)
+        if problem:
             bad += 1
-            click.echo("error: empty matrix reference: give a matrix file or a bundled matrix name", err=True)
+            click.echo(f"error: {problem}", err=True)
             continue
         try:
             done = validate_file(f, kind)
@@ -505,31 +598,53 @@ def validate(files: tuple[str, ...], kind: str | None = None) -> None:
 
 
 @main.command()
-def targets() -> None:
-    """List the bundled target presets and whether each is available here.
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--verbose", "-v", is_flag=True, help="Every preset in full: why not available, version, description.")
+def targets(names: tuple[str, ...], verbose: bool) -> None:
+    """List the bundled target presets and whether each is available here, one line each.
 
-    A preset's tools are looked up in $SANDBOXCHECK_TOOLS (folders separated
-    by ':'), then on PATH, then in .tools/npm/node_modules/.bin of the checkout
-    (where .ci/run installs srt and codex) and of the current directory, then
-    in ~/.cache/sandboxcheck/npm/node_modules/.bin.
+    With NAME (a preset, target file or inline command), or with -v, show it in
+    full. A preset's tools are looked up in $SANDBOXCHECK_TOOLS (folders
+    separated by ':'), then on PATH, then in .tools/npm/node_modules/.bin of
+    the checkout (where .ci/run installs srt and codex) and of the current
+    directory, then in ~/.cache/sandboxcheck/npm/node_modules/.bin.
     """
-    from rich.console import Console
-    from rich.table import Table
+    from .report import console_for, cut, target_lines
+    from .targets import TargetError, load_target, preset_names, requirement_versions
 
-    table = Table("preset", "available", "version", "description")
-    for name in preset_names():
-        t = load_target(name)
+    console = console_for(sys.stdout)
+    try:
+        loaded = [load_target(name) for name in (names or preset_names())]
+    except TargetError as exc:
+        _fail_usage(str(exc))
+    if verbose or names:
+        for i, t in enumerate(loaded):
+            if i:
+                console.print()
+            for line in target_lines(t.name, t.unavailable(), requirement_versions(t), t.description,
+                                     console.width):
+                console.print(line, no_wrap=True, crop=False, markup=False, highlight=False)
+        return
+    width = max(len(t.name) for t in loaded)
+    for t in loaded:
         why = t.unavailable()
-        version = "; ".join(requirement_versions(t)) or "-"
-        table.add_row(name, "yes" if not why else f"no: {why}", version, t.description)
-    Console().print(table)
+        status = "yes" if not why else "no: " + why
+        summary = t.description.split(". ")[0].rstrip(".")
+        left = f"{t.name.ljust(width)}  "
+        room = max(24, console.width - len(left))
+        text = cut(status, room) if why else cut(f"yes  {summary}", room)
+        console.print(left + text, no_wrap=True, crop=False, markup=False, highlight=False)
+    console.print(f"{len(loaded)} presets; 'sandboxcheck targets NAME' or -v shows one in full", style="dim",
+                  markup=False, highlight=False)
 
 
 @main.command()
 def probes() -> None:
     """List the probe catalogue."""
-    from rich.console import Console
     from rich.table import Table
+
+    from .probes import PROBES
+    from .report import console_for
 
     table = Table("probe", "arguments", "evidence", "what it does")
     for p in PROBES.values():
@@ -537,7 +652,7 @@ def probes() -> None:
                         + (["-- ARGV"] if p.passthrough else []))
         table.add_row(p.name, args, p.evidence.kind + (f":{p.evidence.sink}" if p.evidence.sink else ""),
                       p.summary)
-    Console().print(table)
+    console_for(sys.stdout).print(table)
 
 
 def entry() -> None:

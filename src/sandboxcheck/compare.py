@@ -10,15 +10,13 @@ and went denied -> allowed is loosened *and* an improvement.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .model import SEVERITIES
-from .policy import REPORT_MAX_BYTES, BaselineError, load_baseline
-from .safeyaml import InputError, read_text
+# The CLI imports this module at start-up for its vocabulary (--fail-on): what reads and
+# writes report files (json, policy, safeyaml: yaml) is imported where it is used.
 
 #: Every kind of observed change, in the order reports list them.
 KINDS: tuple[str, ...] = ("loosened", "now-inconclusive", "now-skipped", "failure-mode-changed",
@@ -142,6 +140,8 @@ def results_by_id(report: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 def load_results(path: str | Path) -> dict[str, Mapping[str, Any]]:
     """A JSON report file's results keyed by id (raises BaselineError on a bad file)."""
+    from .policy import load_baseline
+
     return load_baseline(path)
 
 
@@ -149,6 +149,11 @@ def load_report(path: str | Path) -> dict[str, Any]:
     """A whole canonical JSON report (raises BaselineError on a bad file, as ``load_results``)."""
     # policy.load_baseline is the one place that says what is wrong with a report file;
     # it keeps only the results, so the file is read again for the matrix and target.
+    import json
+
+    from .policy import REPORT_MAX_BYTES, BaselineError
+    from .safeyaml import InputError, read_text
+
     load_results(path)
     try:
         data = json.loads(read_text(path, "JSON report", limit=REPORT_MAX_BYTES))
@@ -281,6 +286,8 @@ def _status_cell(status: str | None, observed: str | None) -> str:
 
 def _order(c: Change) -> tuple[int, int, int, str]:
     """Regressions first, the most severe first within a verdict."""
+    from .model import SEVERITIES
+
     severity = SEVERITIES.index(c.severity) if c.severity in SEVERITIES else -1
     return VERDICTS.index(c.verdict), -severity, KINDS.index(c.kind), c.id
 
@@ -299,6 +306,8 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
     shown = sorted((c for c in changes if show_unchanged or c.moved), key=_order)
     before, after = comparison.before, comparison.after
     if fmt == "json":
+        import json
+
         json.dump({"schema_version": 1, "command": comparison.command,
                    "matrix": after.matrix or before.matrix, "before": before.label, "after": after.label,
                    "before_target": before.to_dict(), "after_target": after.to_dict(),
@@ -321,28 +330,30 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
                 cells[1] = f"`{cells[1]}`"
                 out.write("| " + " | ".join(cells) + " |\n")
         return
-    from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
+
+    from .report import Columns, console_for, cut, labelled
 
     style = {"regression": "bold red", "improvement": "green"}
-    console = Console(file=out)
-    if not console.is_terminal:
-        console.width = 160
+    console = console_for(out)
     console.print(f"[bold]{escape(head)}[/]: {escape(before.title())} -> {escape(after.title())}")
     if comparison.note:
         console.print(f"[bold yellow]warning:[/] {escape(comparison.note)}")
-    table = Table(*_COLUMNS)
-    for c in shown:
-        cells = [escape(cell) for cell in _row(c)]
-        cells[0] = f"[{style.get(c.verdict, '')}]{cells[0]}[/]" if c.verdict in style else cells[0]
-        table.add_row(*cells)
-    if shown:
-        console.print(table)
+    if shown:  # one line per check, check ids never cut: the detail is cut to what room is left
+        rows = [_row(c) for c in shown]
+        layout = Columns(_COLUMNS[:-1], [row[:-1] for row in rows], console.width)
+        console.print(layout.line(_COLUMNS[:-1], _COLUMNS[-1], bold=True), no_wrap=True, overflow="ignore",
+                      crop=False)
+        for c, row in zip(shown, rows):
+            console.print(layout.line(row[:-1], cut(row[-1], layout.room) if layout.room else "",
+                                      {0: style.get(c.verdict, "")}), no_wrap=True, overflow="ignore", crop=False)
+            if not layout.room:  # too narrow for the detail beside the columns: it goes below them
+                console.print(labelled("detail", row[-1], console.width, indent="    "), no_wrap=True,
+                              overflow="ignore", crop=False, markup=False, highlight=False)
     console.print(escape(summary_line(changes)))
 
 
-__all__ = ["BaselineError", "Change", "Comparison", "DEFAULT_FAIL_ON", "FAIL_ON_WORDS", "KINDS", "Side",
+__all__ = ["Change", "Comparison", "DEFAULT_FAIL_ON", "FAIL_ON_WORDS", "KINDS", "Side",
            "VERDICTS", "classify", "counts", "diff_reports", "exit_code", "load_report", "load_results",
            "matrix_mismatch", "render", "results_by_id", "side", "summary_line", "target_version", "verdict",
            "verdict_counts", "versions_of"]

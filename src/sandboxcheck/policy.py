@@ -47,6 +47,11 @@ def apply_waivers(results: Iterable[Result], waivers: Iterable[Waiver], target: 
 
 def load_baseline(path: str | Path) -> dict[str, Mapping[str, Any]]:
     """Results of an accepted JSON report, by check id."""
+    return load_accepted(path)[1]
+
+
+def load_accepted(path: str | Path) -> tuple[str | None, dict[str, Mapping[str, Any]]]:
+    """The target name of an accepted JSON report (None when it names none), and its results by check id."""
     try:
         data = json.loads(read_text(path, "JSON report", limit=REPORT_MAX_BYTES))
     except InputError as exc:
@@ -59,7 +64,10 @@ def load_baseline(path: str | Path) -> dict[str, Mapping[str, Any]]:
         raise BaselineError(f"{path}: not a sandboxcheck JSON report (no 'results')")
     if data.get("schema_version") != 1:
         raise BaselineError(f"{path}: unsupported schema_version {data.get('schema_version')!r}")
-    return {r["id"]: r for r in data["results"] if isinstance(r, dict) and "id" in r}
+    target = data.get("target")
+    name = target.get("name") if isinstance(target, dict) else None
+    return (name if isinstance(name, str) else None,
+            {r["id"]: r for r in data["results"] if isinstance(r, dict) and "id" in r})
 
 
 def apply_baseline(results: Iterable[Result], accepted: Mapping[str, Mapping[str, Any]]) -> list[Result]:

@@ -47,3 +47,8 @@ def resolve_matrix(ref: str) -> Path:
     if bundled.exists():
         return bundled
     return path
+
+
+def bundled_matrices() -> list[str]:
+    """Names of the bundled matrices (what ``resolve_matrix`` takes besides a path)."""
+    return sorted(p.stem for p in matrices_dir().glob("*.yaml"))

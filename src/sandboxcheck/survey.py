@@ -284,12 +284,15 @@ def render_json(survey: Survey, out: IO[str]) -> None:
 
 def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> None:
     """A terminal grid: checks down, targets across, cells coloured by status."""
-    from rich.console import Console
+    import os
+
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=out, force_terminal=color, no_color=color is False, soft_wrap=False)
-    if not console.is_terminal:
+    from .report import console_for
+
+    console = console_for(out, color)  # NO_COLOR, FORCE_COLOR and COLUMNS as every rich program
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
         console.width = max(160, 40 + 16 * len(survey.columns))
     console.print(f"[bold]{_title(survey)}[/]")
     console.print(_generated(survey))

@@ -579,7 +579,9 @@ def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool
                                            "command": ref}, "--target"), options, strict)
     path = preset if preset.exists() else Path(ref)
     if not path.exists():
-        raise TargetError(f"unknown target {ref!r}: not a preset ({', '.join(preset_names())}), "
+        close = difflib.get_close_matches(ref, preset_names(), n=1)
+        raise TargetError(f"unknown target {ref!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                          + f": not a preset ({', '.join(preset_names())}), "
                           "not a file, and not an inline command containing {cmd}")
     try:
         data, _ = safeyaml.load(path, "target file")

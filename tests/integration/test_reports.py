@@ -109,13 +109,13 @@ def test_baseline_accepts_known_deviations_only(tmp_path: Path) -> None:
                             "--format", "json", "--output", str(accepted)], capture_output=True, text=True)
     assert first.returncode == 1
     again = subprocess.run([sys.executable, "-m", "sandboxcheck.cli", "run", "baseline", "--target", "landlock",
-                            "--baseline", str(accepted), "--format", "json"], capture_output=True, text=True)
+                            "--accepted", str(accepted), "--format", "json"], capture_output=True, text=True)
     assert again.returncode == 0, [(r["id"], r["status"], r["reason"]) for r in json.loads(again.stdout)["results"]
                                    if r["status"] != "pass" and not r["accepted"]]
     assert json.loads(again.stdout)["summary"]["accepted"] == 13
     # bwrap-loose fails more than landlock did: the new deviations are not accepted.
     looser = subprocess.run([sys.executable, "-m", "sandboxcheck.cli", "run", "baseline", "--target",
-                             "bwrap-loose", "--baseline", str(accepted), "--format", "json"],
+                             "bwrap-loose", "--accepted", str(accepted), "--accepted-any-target", "--format", "json"],
                             capture_output=True, text=True)
     assert looser.returncode == 1
     live = [r["id"] for r in json.loads(looser.stdout)["results"] if r["status"] == "fail" and not r["accepted"]]

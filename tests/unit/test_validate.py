@@ -85,7 +85,7 @@ def test_broken_target_files(tmp_path: Path) -> None:
     n = line_of(path, "command:")
     assert problems(path) == [
         f"{{file}}:{n}: command: unknown placeholder {{cmnd}}",
-        f"{{file}}:{n}: command: must contain {{cmd}} (as its own element) or {{cmd_shell}}",
+        f"{{file}}:{n}: command: must contain {{cmd}} (as its own element) or {{cmd_shell}}, or a file must hold {{cmd_json}}",
     ]
 
 
