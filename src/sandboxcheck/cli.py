@@ -445,6 +445,53 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 
 
 @main.command()
+@click.argument("matrix")
+@click.option("--target", "-t", "target_name", required=True, help="A pinnable preset or target file (no @VERSION).")
+@click.option("--old", "old", required=True, help="The release known to behave the old way.")
+@click.option("--new", "new", required=True, help="The release known to behave the new way.")
+@click.option("--check", "checks", multiple=True, metavar="ID", help="Check to follow (repeatable; default: all).")
+@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE", help="Target option. Repeatable.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format on stdout (or --output).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
+              help="Checks run in parallel.")
+@click.option("--timeout", type=TIMEOUT, default=None, help="Per-check timeout in seconds, overriding the matrix.")
+def bisect(matrix: str, target_name: str, old: str, new: str, checks: tuple[str, ...], target_opts: tuple[str, ...],
+           fmt: str, output: str | None, jobs: int, timeout: float | None) -> None:
+    """Find the adjacent releases of TARGET between --old and --new where the checks' verdicts change.
+
+    Releases that cannot run here are skipped (reported, never taken for a
+    change). Exit 0 when a change was found, 1 when the ends agree, 2 on bad input.
+    """
+    from . import bisect as bs
+    from .targets import pin_spec
+
+    _check_writable([output])
+    _check_matrix_ref(matrix)
+    if "@" in target_name and not Path(target_name).exists():
+        _fail_usage(f"--target {target_name}: give the target without a version; --old and --new choose releases")
+    try:
+        m = bs.select_checks(load_matrix(resolve_matrix(matrix)), checks)
+        install, _, _ = pin_spec(target_name)
+        options = parse_target_opts(target_opts)
+        evaluate = bs.evaluator(target_name, m, options, RunOptions(jobs=jobs, timeout=timeout),
+                                lambda line: click.echo(line, err=True))
+        signal.signal(signal.SIGTERM, _sigterm)
+        result = bs.bisect(target_name, m.name, [c.id for c in m.checks], old, new, evaluate,
+                           package=install.name)
+    except MatrixError as exc:
+        _fail_usage(f"invalid matrix:\n{exc}")
+    except (TargetError, bs.BisectError) as exc:
+        _fail_usage(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
+        sys.exit(130)
+    _emit(lambda fh: bs.render(result, fmt, fh), output)
+    sys.exit(EXIT_OK if result.found else EXIT_FAIL)
+
+
+@main.command()
 @click.argument("files", nargs=-1, required=True)
 def validate(files: tuple[str, ...]) -> None:
     """Validate matrix FILES, reporting every problem with file and line."""
@@ -466,16 +513,29 @@ def validate(files: tuple[str, ...]) -> None:
 
 
 @main.command()
-def targets() -> None:
+@click.argument("name", required=False)
+def targets(name: str | None) -> None:
     """List the bundled target presets and whether each is available here.
 
     A preset's tools are looked up in $SANDBOXCHECK_TOOLS (folders separated
     by ':'), then on PATH, then in the checkout's .tools/npm/node_modules/.bin
-    (where .ci/run installs srt and codex).
+    (where .ci/run installs srt and codex). With NAME (a pinnable preset, or
+    NAME@VERSION, NAME@latest): which releases it drives, how, and which node
+    a release would run under.
     """
     from rich.console import Console
     from rich.table import Table
 
+    if name:
+        from .pinning import PinError
+        from .targets import pin_details
+
+        try:
+            lines = pin_details(name)
+        except (TargetError, PinError) as exc:
+            _fail_usage(str(exc))
+        click.echo("\n".join(lines))
+        return
     table = Table("preset", "available", "version", "description")
     for name in preset_names():
         t = load_target(name)

@@ -240,7 +240,8 @@ def _npm() -> str:
     return npm
 
 
-def _npm_view(package: str, fields: Sequence[str], timeout: float = 120) -> Any:
+def npm_view(package: str, fields: Sequence[str], timeout: float = 120) -> Any:
+    """``npm view PACKAGE FIELDS --json``, parsed; PinError when the registry has no answer."""
     proc = subprocess.run([_npm(), "view", package, *fields, "--json"], capture_output=True, text=True,
                           timeout=timeout, env=dict(caller_environ()))  # the caller's registry and proxies
     if proc.returncode != 0:
@@ -255,7 +256,7 @@ def _npm_view(package: str, fields: Sequence[str], timeout: float = 120) -> Any:
 @lru_cache(maxsize=None)
 def registry_versions(package: str) -> tuple[str, ...]:
     """Every published version of ``package`` in semver order (prereleases included)."""
-    found = _npm_view(package, ["versions"])
+    found = npm_view(package, ["versions"])
     found = [found] if isinstance(found, str) else found
     if not isinstance(found, list):
         raise PinError(f"npm view {package} versions: unexpected answer")
@@ -266,7 +267,7 @@ def resolve(spec: InstallSpec, version: str) -> str:
     """``latest`` -> the newest release the registry tags so; any other version as given."""
     if version != LATEST:
         return version
-    found = _npm_view(f"{spec.name}@latest", ["version"])
+    found = npm_view(f"{spec.name}@latest", ["version"])
     if not isinstance(found, str) or not _VERSION.match(found):
         raise PinError(f"the registry gave no latest release of {spec.name}")
     return found
@@ -415,3 +416,22 @@ def prepare(spec: InstallSpec, version: str, tool: str, timeout: float = 600) ->
     if not got or (wanted and not satisfies(got, wanted)):
         raise PinError(f"{spec.package(version)} needs node {wanted}; the registry's node is {got or 'broken'}")
     return Installed(version, bin_dir, node, got, wanted)
+
+
+def planned_node(spec: InstallSpec, version: str, tool: str) -> str:
+    """Which node release ``version`` would run under, without installing anything new."""
+    if is_installed(spec, version):
+        return prepare(spec, version, tool).describe()
+    meta = npm_view(spec.package(version), ["engines", "bin"])
+    meta = meta if isinstance(meta, dict) else {}
+    engines = meta.get("engines") if isinstance(meta.get("engines"), dict) else {}
+    wanted = str(engines.get("node") or "")
+    bins = meta.get("bin") if isinstance(meta.get("bin"), dict) else {}
+    entry = str(bins.get(tool, ""))
+    if entry and not entry.endswith((".js", ".mjs", ".cjs")):
+        return f"{version} ({entry}: a native binary if its install step provides one, else node {wanted or 'any'})"
+    have = system_node()
+    if have and (not wanted or satisfies(have, wanted)):
+        return f"{version} (node {have}, system; engines.node {wanted or 'any'})"
+    major = node_major_for(wanted or ">=18")
+    return f"{version} (node {major} from the registry, {NODE_PACKAGE}@{major} into the cache; system node {have or 'none'} does not meet {wanted})"

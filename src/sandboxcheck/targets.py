@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import placeholders, safefs, safeyaml
-from .pinning import Installed, InstallSpec, PinError, parse_install, prepare, resolve, split_ref
+from .pinning import Installed, InstallSpec, PinError, parse_install, planned_node, prepare, resolve, split_ref
 from .resources import presets_dir
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -641,6 +641,24 @@ def release_data(install: InstallSpec, data: Mapping[str, Any], version: str, re
     if variant is not None:
         out.update(variant.keys)
     return out
+
+
+def pin_details(ref: str) -> list[str]:
+    """Lines saying how target ``ref`` (NAME, NAME@VERSION or NAME@latest) is pinned, and the
+    release and node it would run (the newest release when no version is given)."""
+    name, version = split_ref(ref)
+    install, data, source = pin_spec(name)
+    lines = [f"{name} ({source})", f"  package:   {install.name}",
+             f"  supported: {install.supported or 'every release'}",
+             f"  command:   {' '.join(map(str, data.get('command') or [pinned_tool(data)]))}"]
+    for variant in install.variants:
+        keys = "; ".join(f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in variant.keys.items())
+        lines.append(f"  releases {variant.range}: {keys}")
+    release = resolve(install, version or "latest")
+    why = install.unsupported(release)
+    lines.append(f"  {name}@{release}: " + (why if why else planned_node(install, release, pinned_tool(data))))
+    return lines
 
 
 def _load_pinned(ref: str, options: Mapping[str, str] | None, strict: bool) -> Target:
