@@ -215,7 +215,7 @@ def render(result: BisectResult, fmt: str, out: IO[str]) -> None:
     for t in sorted(result.tried, key=lambda t: version_key(t.version)):
         cells = t.summary.get("checks", {})
         if t.status == SKIPPED:
-            text = t.reason
+            text = t.reason if len(t.reason) <= 110 else t.reason[:107] + "..."
         elif len(cells) <= 3:
             text = ", ".join(f"{cid} {cell}" for cid, cell in cells.items())
         else:
