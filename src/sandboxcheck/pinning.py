@@ -371,9 +371,10 @@ class Installed:
 
     version: str
     bin_dir: Path
-    node: Path | None = None  # a node from the registry, when the system's does not meet engines.node
-    node_version: str = ""  # the node that runs it ("" for a native binary)
+    node: Path | None = None  # the node that runs a script entry point (None: a native binary)
+    node_version: str = ""  # that node's version ("" for a native binary)
     engines: str = ""
+    cached_node: bool = False  # the node came from the registry (the system's does not meet engines.node)
 
     def launcher(self, name: str) -> list[str] | None:
         """The argv prefix that starts executable ``name`` of this release, None when it has none."""
@@ -389,7 +390,7 @@ class Installed:
         """``0.0.83 (node 22.22.0 from the cache)`` or ``2.1.332 (native binary)``."""
         if not self.node_version:
             return f"{self.version} (native binary, no node)"
-        where = "from the cache" if self.node is not None else "system"
+        where = "from the cache" if self.cached_node else "system"
         return f"{self.version} (node {self.node_version}, {where})"
 
 
@@ -408,14 +409,15 @@ def prepare(spec: InstallSpec, version: str, tool: str, timeout: float = 600) ->
     wanted = engines_node(bin_dir.parent.parent, spec.name)
     if not node_script(entry.resolve()):
         return Installed(version, bin_dir, None, "", wanted)
-    have = system_node()
-    if have and (not wanted or satisfies(have, wanted)):
-        return Installed(version, bin_dir, None, have, wanted)
+    have, found = system_node(), shutil.which("node")
+    if have and found and (not wanted or satisfies(have, wanted)):
+        # Named explicitly: the node checked here is the one that runs it, whatever PATH the target gets.
+        return Installed(version, bin_dir, Path(found).resolve(), have, wanted)
     node = install_node(node_major_for(wanted or ">=18"), timeout)
     got = node_version(node)
     if not got or (wanted and not satisfies(got, wanted)):
         raise PinError(f"{spec.package(version)} needs node {wanted}; the registry's node is {got or 'broken'}")
-    return Installed(version, bin_dir, node, got, wanted)
+    return Installed(version, bin_dir, node, got, wanted, cached_node=True)
 
 
 def planned_node(spec: InstallSpec, version: str, tool: str) -> str:

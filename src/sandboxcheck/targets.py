@@ -593,6 +593,9 @@ def _build_target(data: dict[str, Any], source: str, options: Mapping[str, str] 
             raise TargetError("\n".join(unreadable))
         target = load_agent_target({k: v for k, v in data.items() if k not in PIN_KEYS}, source, options, strict)
         target.pin = pin
+        view = getattr(target, "spec", None)
+        if pin is not None and isinstance(view, TargetSpec):  # reports name the pinned release, not PATH's
+            target.spec = dataclasses.replace(view, version=pin.version, pin=pin)  # type: ignore[attr-defined]
         return target
     spec = parse_target(data, source)
     if pin is not None:

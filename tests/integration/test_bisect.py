@@ -78,3 +78,15 @@ def test_unsupported_release_exits_2_naming_the_range() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: srt@0.0.8: release 0.0.8 is not supported (supported: >=0.0.10); "
                                    "pick a release in that range")
+
+
+def test_pinned_agent_runs_its_own_release_and_reports_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandboxcheck.compare import versions_of
+    from sandboxcheck.targets import load_target
+
+    monkeypatch.setenv("SANDBOXCHECK_CACHE", str(ROOT / ".tools" / "cache"))
+    target = load_target("claude-code@2.1.0")
+    argv = target.tool_argv("claude")
+    assert str(ROOT / ".tools" / "cache" / "npm" / "@anthropic-ai_claude-code@2.1.0") in argv[-1]
+    assert versions_of(target) == {"version": "2.1.0"}
+    assert target.unavailable() is None

@@ -92,7 +92,7 @@ def _fake_release(tmp_path: Path, body: bytes) -> Installed:
     tool.write_bytes(body)
     tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
     os.symlink("../tool.js", bin_dir / "tool")
-    return Installed("1.0.0", bin_dir, tmp_path / "node22" / "node", "22.0.0", ">=22")
+    return Installed("1.0.0", bin_dir, tmp_path / "node22" / "node", "22.0.0", ">=22", cached_node=True)
 
 
 def test_a_node_script_runs_under_the_pinned_node_a_native_binary_alone(tmp_path: Path) -> None:
@@ -101,6 +101,7 @@ def test_a_node_script_runs_under_the_pinned_node_a_native_binary_alone(tmp_path
                                        str(tmp_path / "a" / "node_modules" / "tool.js")]
     native = _fake_release(tmp_path / "b", b"\x7fELF\x02\x01\x01")
     assert native.launcher("tool") == [str(tmp_path / "b" / "node_modules" / "tool.js")]
+    assert script.describe() == "1.0.0 (node 22.0.0, from the cache)"
     assert native.launcher("absent") is None
     assert node_script(tmp_path / "a" / "node_modules" / "tool.js")
 
@@ -119,7 +120,6 @@ def test_pinned_command_target_launches_the_release_with_its_node(tmp_path: Path
     from sandboxcheck.targets import CommandTarget, parse_target
 
     pin = _fake_release(tmp_path, b"#!/usr/bin/env node\n")
-    pin = dataclasses.replace(pin, bin_dir=pin.bin_dir)
     (pin.bin_dir / "srt").symlink_to("../tool.js")
     spec = parse_target({"name": "x", "requires": ["srt"], "command": ["srt", "-c", "{cmd_shell}"]}, "t")
     target = CommandTarget(dataclasses.replace(spec, pin=pin))
