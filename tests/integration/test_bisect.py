@@ -90,3 +90,9 @@ def test_pinned_agent_runs_its_own_release_and_reports_it(monkeypatch: pytest.Mo
     assert str(ROOT / ".tools" / "cache" / "npm" / "@anthropic-ai_claude-code@2.1.0") in argv[-1]
     assert versions_of(target) == {"version": "2.1.0"}
     assert target.unavailable() is None
+
+
+def test_bisect_names_an_unpublished_end_with_its_neighbours() -> None:
+    proc = _cli("bisect", "baseline", "--target", "srt", "--old", "0.0.9", "--new", "0.0.78", timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: 0.0.9 is not a published release (near it: 0.0.8, 0.0.10")

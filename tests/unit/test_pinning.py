@@ -63,7 +63,7 @@ def test_codex_sandbox_lost_its_platform_word_in_0_134() -> None:
 
 @pytest.mark.parametrize("ref,supported", [("srt@0.0.5", ">=0.0.10"), ("srt-settings@0.0.8", ">=0.0.10"),
                                            ("codex-read-only@0.40.0", ">=0.45.0"),
-                                           ("codex-agent@0.160.0", ">=0.169.0"),
+                                           ("codex-agent@0.95.0", ">=0.96.0"),
                                            ("claude-code@1.0.100", ">=2.0.0"),
                                            ("claude-code-sandbox@2.0.30", ">=2.1.0")])
 def test_unsupported_release_is_refused_before_any_install(ref: str, supported: str, tmp_path: Path,
