@@ -569,6 +569,56 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 
 
 @main.command()
+@click.argument("matrix")
+@click.option("--target", "-t", "target_name", required=True, help="A pinnable preset or target file (no @VERSION).")
+@click.option("--old", "old", required=True, help="The release known to behave the old way.")
+@click.option("--new", "new", required=True, help="The release known to behave the new way.")
+@click.option("--check", "checks", multiple=True, metavar="ID", help="Check to follow (repeatable; default: all).")
+@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE", help="Target option. Repeatable.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format on stdout (or --output).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
+              help="Checks run in parallel.")
+@click.option("--timeout", type=TIMEOUT, default=None, help="Per-check timeout in seconds, overriding the matrix.")
+def bisect(matrix: str, target_name: str, old: str, new: str, checks: tuple[str, ...], target_opts: tuple[str, ...],
+           fmt: str, output: str | None, jobs: int, timeout: float | None) -> None:
+    """Find the adjacent releases of TARGET between --old and --new where the checks' verdicts change.
+
+    Releases that cannot run here are skipped (reported, never taken for a
+    change). Exit 0 when a change was found, 1 when the ends agree, 2 on bad input.
+    """
+    from pathlib import Path
+
+    from . import bisect as bs
+    from .matrix import MatrixError, load_matrix
+    from .runner import RunOptions
+    from .targets import TargetError, parse_target_opts, pin_spec
+
+    _check_writable([output])
+    if "@" in target_name and not Path(target_name).exists():
+        _fail_usage(f"--target {target_name}: give the target without a version; --old and --new choose releases")
+    try:
+        m = bs.select_checks(load_matrix(_matrix_path(matrix)), checks)
+        install, _, _ = pin_spec(target_name)
+        options = parse_target_opts(target_opts)
+        evaluate = bs.evaluator(target_name, m, options, RunOptions(jobs=jobs, timeout=timeout),
+                                lambda line: click.echo(line, err=True))
+        _harness()
+        result = bs.bisect(target_name, m.name, [c.id for c in m.checks], old, new, evaluate,
+                           package=install.name)
+    except MatrixError as exc:
+        _fail_usage(f"invalid matrix:\n{exc}")
+    except (TargetError, bs.BisectError) as exc:
+        _fail_usage(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    _emit(lambda fh: bs.render(result, fmt, fh), output)
+    sys.exit(EXIT_OK if result.found else EXIT_FAIL)
+
+
+@main.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("--kind", type=click.Choice(["matrix", "suite", "target", "report", "workflow"]), default=None,
               help="Validate every file as this kind instead of telling it from its name and keys.")
@@ -598,24 +648,32 @@ def validate(files: tuple[str, ...], kind: str | None = None) -> None:
 
 
 @main.command()
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.argument("names", nargs=-1, metavar="[NAME[@VERSION]]...")
 @click.option("--verbose", "-v", is_flag=True, help="Every preset in full: why not available, version, description.")
 def targets(names: tuple[str, ...], verbose: bool) -> None:
     """List the bundled target presets and whether each is available here, one line each.
 
     With NAME (a preset, target file or inline command), or with -v, show it in
-    full. A preset's tools are looked up in $SANDBOXCHECK_TOOLS (folders
-    separated by ':'), then on PATH, then in .tools/npm/node_modules/.bin of
-    the checkout (where .ci/run installs srt and codex) and of the current
-    directory, then in ~/.cache/sandboxcheck/npm/node_modules/.bin.
+    full; a pinnable preset, NAME@VERSION or NAME@latest also shows which
+    releases it drives, how, and which node a release would run under (nothing
+    is installed). A preset's tools are looked up in $SANDBOXCHECK_TOOLS
+    (folders separated by ':'), then on PATH, then in
+    .tools/npm/node_modules/.bin of the checkout (where .ci/run installs srt and
+    codex) and of the current directory, then in
+    ~/.cache/sandboxcheck/npm/node_modules/.bin.
     """
+    from .pinning import PinError
     from .report import console_for, cut, target_lines
-    from .targets import TargetError, load_target, preset_names, requirement_versions
+    from .targets import TargetError, load_target, pin_details, pinnable_presets, preset_names, requirement_versions
 
     console = console_for(sys.stdout)
+    pinned = [n for n in names if "@" in n]
     try:
-        loaded = [load_target(name) for name in (names or preset_names())]
-    except TargetError as exc:
+        loaded = [load_target(n) for n in names if "@" not in n] if names else \
+            [load_target(n) for n in preset_names()]
+        pins = [pin_details(n) for n in pinned]
+        pins += [pin_details(t.name) for t in loaded if names and t.name in pinnable_presets()]
+    except (TargetError, PinError) as exc:
         _fail_usage(str(exc))
     if verbose or names:
         for i, t in enumerate(loaded):
@@ -623,6 +681,10 @@ def targets(names: tuple[str, ...], verbose: bool) -> None:
                 console.print()
             for line in target_lines(t.name, t.unavailable(), requirement_versions(t), t.description,
                                      console.width):
+                console.print(line, no_wrap=True, crop=False, markup=False, highlight=False)
+        for lines in pins:
+            console.print()
+            for line in lines:
                 console.print(line, no_wrap=True, crop=False, markup=False, highlight=False)
         return
     width = max(len(t.name) for t in loaded)

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import placeholders, safefs, safeyaml
-from .pinning import InstallSpec, PinError, split_ref
-from .pinning import install as install_pinned
+from .pinning import Installed, InstallSpec, PinError, parse_install, planned_node, prepare, resolve, split_ref
 from .resources import presets_dir
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -77,6 +76,7 @@ class TargetSpec:
     install: InstallSpec | None = None
     bin_dirs: tuple[Path, ...] = ()  # searched first for requirements (a pinned install)
     version: str | None = None
+    pin: Installed | None = None  # the pinned release and the node that runs it
 
 
 class Target(ABC):
@@ -87,6 +87,18 @@ class Target(ABC):
     #: Seconds added to a check's own timeout (unless --timeout is given) for the
     #: target's start-up: an agent target starts a CLI that talks to a model.
     extra_timeout: float = 0.0
+    #: The pinned release this target runs (``--target NAME@VERSION``), else None.
+    pin: Installed | None = None
+
+    def tool_argv(self, name: str) -> list[str]:
+        """The argv prefix that starts executable ``name``: the pinned release's (with the
+        node it needs) when there is one, else the one found on the tool path."""
+        launch = self.pin.launcher(name) if self.pin is not None else None
+        return launch or [find_tool(name) or name]
+
+    def missing_tool(self, name: str) -> bool:
+        """Whether executable ``name`` is neither in the pinned release nor on the tool path."""
+        return (self.pin is None or self.pin.launcher(name) is None) and not find_tool(name)
 
     @abstractmethod
     def unavailable(self) -> str | None:
@@ -339,6 +351,7 @@ class CommandTarget(Target):
         self.name = spec.name
         self.description = spec.description
         self._options = _option_values(spec, dict(options or {}), strict)
+        self.pin = spec.pin
         self._uses: frozenset[str] | None = None
         self._resolved: dict[str, str | None] | None = None  # requirement -> its path, once found
 
@@ -356,7 +369,7 @@ class CommandTarget(Target):
 
     def unavailable(self) -> str | None:
         missing = [r.hint(self.spec.bin_dirs) for r in self.spec.requires
-                   if not find_tool(r.name, self.spec.bin_dirs)]
+                   if not find_tool(r.name, self.spec.bin_dirs) and self.missing_tool(r.name)]
         if "landlock" in self.spec.kernel and landlock_abi() < 1:
             missing.append("the kernel does not offer Landlock (needs Linux >= 5.13 with lsm=landlock)")
         if "state" in self.uses() and state_dir(self.name, create=False) is None:
@@ -392,8 +405,11 @@ class CommandTarget(Target):
             resolved = self._resolved = {r.name: find_tool(r.name, self.spec.bin_dirs) for r in self.spec.requires}
         out: list[str] = []
         for part in self.spec.command:
+            launch = self.pin.launcher(part) if self.pin is not None else None
             if part == "{cmd}":
                 out.extend(cmd)
+            elif launch:
+                out.extend(launch)  # the pinned release, under the node it needs
             elif part in resolved and resolved[part]:
                 out.append(resolved[part])  # type: ignore[arg-type]
             else:
@@ -426,7 +442,9 @@ class CommandTarget(Target):
 
 
 _TARGET_KEYS = {"name", "description", "requires", "kernel", "command", "python", "env", "pass_env", "install",
-                "options", "files"}
+                "versions", "options", "files"}
+#: Keys of any target file that say how to pin it (see ``pinning``).
+PIN_KEYS = ("install", "versions")
 
 
 def _option_values(spec: TargetSpec, overrides: dict[str, str], strict: bool = True) -> dict[str, str]:
@@ -541,14 +559,11 @@ def parse_target(data: Any, source: str) -> TargetSpec:
     for texts, known in ((options.values(), slots), ([*files, *files.values()], slots | {"token"})):
         for bad in sorted(set().union(set(), *(placeholders.names(t) for t in texts)) - known):
             problems.append(f"options/files: unknown placeholder {{{bad}}}")
-    install = data.get("install")
-    if install is not None and not (isinstance(install, dict) and set(install) == {"npm"}
-                                    and isinstance(install["npm"], str) and "{version}" in install["npm"]):
-        problems.append("'install' must be {npm: \"package@{version}\"} (how to install one version)")
-        install = None
+    install, pin_problems = parse_install(data.get("install"), data.get("versions"))
+    problems += pin_problems
     if problems:
         raise TargetError("\n".join(f"{source}: {p}" for p in problems))
-    return TargetSpec(install=InstallSpec(install["npm"]) if install else None,
+    return TargetSpec(install=install,
                       name=name, command=tuple(command), description=str(data.get("description", "")),
                       requires=tuple(reqs), kernel=tuple(kernel), python=data.get("python"),
                       env=tuple((str(k), str(v)) for k, v in env.items()),
@@ -567,6 +582,7 @@ def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool
 
     ``options`` sets target options (``--target-opt KEY=VALUE``); a key the
     target does not take is a TargetError unless ``strict`` is false.
+    ``NAME@VERSION`` (or ``NAME@latest``) runs that release of a pinnable target.
     """
     if not ref.strip():
         raise TargetError(f"empty target reference {ref!r}: give a preset ({', '.join(preset_names())}), "
@@ -577,6 +593,13 @@ def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool
     if "{cmd" in ref and not Path(ref).exists():
         return CommandTarget(parse_target({"name": "inline", "description": "inline command",
                                            "command": ref}, "--target"), options, strict)
+    data, source = _read_target(ref)
+    return _build_target(data, source, options, strict)
+
+
+def _read_target(ref: str) -> tuple[dict[str, Any], str]:
+    """The mapping of a preset or target file, and where it came from."""
+    preset = presets_dir() / f"{ref}.yaml"
     path = preset if preset.exists() else Path(ref)
     if not path.exists():
         close = difflib.get_close_matches(ref, preset_names(), n=1)
@@ -588,23 +611,105 @@ def load_target(ref: str, options: Mapping[str, str] | None = None, strict: bool
     except safeyaml.InputError as exc:
         where = f"{exc.file}:{exc.line}" if exc.line else exc.file
         raise TargetError(f"{where}: cannot load target: {exc.message}") from None
-    kind = data.get("kind") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise TargetError(f"{path}: a target is a mapping with 'name' and 'command'")
+    return data, str(path)
+
+
+def _build_target(data: dict[str, Any], source: str, options: Mapping[str, str] | None, strict: bool,
+                  pin: Installed | None = None) -> Target:
+    kind = data.get("kind")
     if kind is not None and kind != "agent":
-        raise TargetError(f"{path}: kind: {kind!r} is not a kind of target (known: agent; "
+        raise TargetError(f"{source}: kind: {kind!r} is not a kind of target (known: agent; "
                           "leave 'kind' out for a command target)")
     if kind == "agent":
         from .agent import load_agent_target  # agent targets are a package of their own
         from .agent.spec import DRIVER_OPTIONS, option_file_problems
 
+        _, problems = parse_install(data.get("install"), data.get("versions"))
+        if problems:
+            raise TargetError("\n".join(f"{source}: {p}" for p in problems))
         # Only the options this driver takes: an unknown one is reported as such below.
         driver = data.get("agent", "claude-code")
         taken = DRIVER_OPTIONS.get(driver, ()) if isinstance(driver, str) else ()
         unreadable = option_file_problems({k: v for k, v in (options or {}).items() if k in taken})
         if unreadable:
             raise TargetError("\n".join(unreadable))
+        target = load_agent_target({k: v for k, v in data.items() if k not in PIN_KEYS}, source, options, strict)
+        target.pin = pin
+        view = getattr(target, "spec", None)
+        if pin is not None and isinstance(view, TargetSpec):  # reports name the pinned release, not PATH's
+            target.spec = dataclasses.replace(view, version=pin.version, pin=pin)  # type: ignore[attr-defined]
+        return target
+    spec = parse_target(data, source)
+    if pin is not None:
+        spec = dataclasses.replace(spec, pin=pin, bin_dirs=(pin.bin_dir,), version=pin.version)
+    return CommandTarget(spec, options, strict)
 
-        return load_agent_target(data, str(path), options, strict)
-    return CommandTarget(parse_target(data, str(path)), options, strict)
+
+def pin_spec(name: str) -> tuple[InstallSpec, dict[str, Any], str]:
+    """How target ``name`` (a preset or file) is pinned: its install spec, mapping and source.
+
+    TargetError when it cannot be pinned.
+    """
+    data, source = _read_target(name)
+    install, problems = parse_install(data.get("install"), data.get("versions"))
+    if problems:
+        raise TargetError("\n".join(f"{source}: {p}" for p in problems))
+    if install is None:
+        raise TargetError(f"target {name!r} cannot be pinned to a version: it has no 'install' "
+                          "(e.g. install: {npm: \"package@{version}\"}); pinnable presets: "
+                          + ", ".join(pinnable_presets()))
+    return install, data, source
+
+
+def pinnable_presets() -> list[str]:
+    """The bundled presets that can run a chosen release (they say how to install one)."""
+    return [n for n in preset_names() if "install" in _read_target(n)[0]]
+
+
+def pinned_tool(data: Mapping[str, Any]) -> str:
+    """The executable a pinnable target runs: an agent's CLI, else its first requirement."""
+    if data.get("kind") == "agent":
+        from .agent.spec import DRIVER_EXECUTABLES
+
+        return DRIVER_EXECUTABLES.get(str(data.get("agent", "claude-code")), "claude")
+    reqs = data.get("requires") or []
+    first = reqs[0] if reqs else None
+    return str(first.get("name") if isinstance(first, dict) else first or "")
+
+
+def release_data(install: InstallSpec, data: Mapping[str, Any], version: str, ref: str) -> dict[str, Any]:
+    """The target mapping that drives release ``version``: its ``versions`` entry applied.
+
+    TargetError (before anything is installed) when the target does not support the release.
+    """
+    why = install.unsupported(version)
+    if why:
+        raise TargetError(f"{ref}: {why}; pick a release in that range")
+    variant = install.variant(version)
+    out = {k: v for k, v in data.items() if k != "versions"}
+    if variant is not None:
+        out.update(variant.keys)
+    return out
+
+
+def pin_details(ref: str) -> list[str]:
+    """Lines saying how target ``ref`` (NAME, NAME@VERSION or NAME@latest) is pinned, and the
+    release and node it would run (the newest release when no version is given)."""
+    name, version = split_ref(ref)
+    install, data, source = pin_spec(name)
+    lines = [f"{name} ({source})", f"  package:   {install.name}",
+             f"  supported: {install.supported or 'every release'}",
+             f"  command:   {' '.join(map(str, data.get('command') or [pinned_tool(data)]))}"]
+    for variant in install.variants:
+        keys = "; ".join(f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in variant.keys.items())
+        lines.append(f"  releases {variant.range}: {keys}")
+    release = resolve(install, version or "latest")
+    why = install.unsupported(release)
+    lines.append(f"  {name}@{release}: " + (why if why else planned_node(install, release, pinned_tool(data))))
+    return lines
 
 
 def _load_pinned(ref: str, options: Mapping[str, str] | None, strict: bool) -> Target:
@@ -615,18 +720,16 @@ def _load_pinned(ref: str, options: Mapping[str, str] | None, strict: bool) -> T
         raise TargetError(str(exc)) from None
     if version is None:
         raise TargetError(f"unknown target {ref!r}")
-    target = load_target(name, options, strict)
-    spec = getattr(target, "spec", None)
-    if not isinstance(target, CommandTarget) or spec is None or spec.install is None:
-        raise TargetError(f"target {name!r} cannot be pinned to a version: it has no 'install' "
-                          "(e.g. install: {npm: \"package@{version}\"})")
+    install, data, source = pin_spec(name)
     try:
-        bin_dir = install_pinned(spec.install, version)
+        version = resolve(install, version)
+        data = release_data(install, data, version, ref)
+        pin = prepare(install, version, pinned_tool(data))
     except PinError as exc:
         raise TargetError(f"{ref}: {exc}") from None
-    pinned = dataclasses.replace(spec, name=f"{name}@{version}", bin_dirs=(bin_dir,), version=version,
-                                 description=f"{spec.description} (pinned to {version})")
-    return CommandTarget(pinned, options, strict)
+    data = {**data, "name": f"{name}@{version}",
+            "description": f"{data.get('description', '')} (pinned to {pin.describe()})".strip()}
+    return _build_target(data, source, options, strict, pin)
 
 
 def parse_target_opts(pairs: Sequence[str]) -> dict[str, str]:

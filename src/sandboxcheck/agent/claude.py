@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import placeholders, safefs
-from ..targets import DEFAULT_PATH, Requirement, Target, TargetError, TargetSession, TargetSpec, find_tool
+from ..targets import DEFAULT_PATH, Requirement, Target, TargetError, TargetSession, TargetSpec
 from .model_server import SESSION_TAG, Feed, ModelServer, Script, Step, ToolCall, Transcript
 from .spec import AgentSpec, AgentSpecError, CheckAgent, expand_all, merge, offline, parse_check_agent
 
@@ -318,7 +318,7 @@ class ClaudeCodeTarget(Target):
 
     # -- Target interface ----------------------------------------------------
     def unavailable(self) -> str | None:
-        missing = [Requirement(r.name, r.install).hint() for r in self.agent.requires if not find_tool(r.name)]
+        missing = [Requirement(r.name, r.install).hint() for r in self.agent.requires if self.missing_tool(r.name)]
         return "; ".join(missing) or None
 
     def python(self) -> str:
@@ -414,11 +414,10 @@ class ClaudeCodeTarget(Target):
                 "--output-format", "json", "-p"]
 
     def _argv(self, plan: CheckAgent) -> list[str]:
-        claude = find_tool("claude") or "claude"
         allowed = plan.allowed_tools if plan.allowed_tools is not None else self._allowed
         # The prompt goes in on stdin: -p takes no value, and a variadic flag such as
         # --allowedTools could otherwise swallow a positional prompt.
-        return [claude, *self._flags, *plan.flags,
+        return [*self.tool_argv("claude"), *self._flags, *plan.flags,
                 *(["--allowedTools", ",".join(allowed)] if allowed else []),
                 "--output-format", "json", "-p"]
 

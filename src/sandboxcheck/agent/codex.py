@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import safefs
-from ..targets import TargetError, find_tool, state_dir
+from ..targets import TargetError, state_dir
 from .claude import ClaudeCodeTarget, _read_json, _Run, _shim_path
 from .model_server import SESSION_TAG, Script, Step, Transcript
 from .responses_model import ResponsesServer
@@ -328,7 +328,7 @@ class CodexTarget(ClaudeCodeTarget):
         env = {"CODEX_HOME": str(home), **dict(plan.env)}
         if plan.path_without:
             env["PATH"] = _shim_path(folder / "path", plan.path_without)
-        codex = [find_tool("codex") or "codex", *self._argv_tail(model)]
+        codex = [*self.tool_argv("codex"), *self._argv_tail(model)]
         # codex exec logs every command and its output on stderr: that goes to a file of
         # the harness's, so what a command returned is found where the model got it (the
         # recorded tool result), as with any agent, not in the target's stderr.
