@@ -74,6 +74,34 @@ def _housekeeping(report: Any) -> None:
         click.echo(f"WARNING: left behind: {line}", err=True)
 
 
+_SHARD_HELP = ("Run only part K of N of the work (K from 1 to N), split by check id (run) or by target and "
+               "check (survey); N jobs with 1/N .. N/N cover it once; join them with 'sandboxcheck merge'.")
+_ANON_HELP = ("Record a stable salted hash of the host ($SANDBOXCHECK_HOST_SALT) in the report instead of "
+              "its name.")
+
+
+def _parse_shard(spec: str | None) -> Any:
+    from .shard import Shard, ShardError
+
+    if spec is None:
+        return None
+    try:
+        return Shard.parse(spec)
+    except ShardError as exc:
+        _fail_usage(str(exc))
+
+
+def _shard_facts(report: Any, whole: Any, shard: Any, anonymise: bool) -> None:
+    """Record the shard and the whole matrix's digest in a report; hide the host name if asked."""
+    from .hostfacts import anonymised, matrix_digest
+
+    if shard is not None:
+        report.shard = shard.describe(whole, len(report.results))
+        report.matrix_digest = matrix_digest(whole)
+    if anonymise and report.host is not None:
+        report.host = anonymised(report.host)
+
+
 def _fail_usage(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_USAGE)
@@ -126,14 +154,18 @@ def main(ctx: click.Context, debug: bool) -> None:
               show_default=True,
               help="Agent targets: run the checks that allow it one after another in long-lived "
                    "sessions (shared), or start the agent once per check (per-check).")
+@click.option("--shard", "shard_spec", default=None, metavar="K/N", envvar="SANDBOXCHECK_SHARD",
+              help=_SHARD_HELP)
+@click.option("--anonymise-host", is_flag=True, envvar="SANDBOXCHECK_ANONYMISE_HOST", help=_ANON_HELP)
 @click.pass_context
 def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str | None,
         reports: tuple[str, ...], baseline: str | None, jobs: int,
         timeout: float | None, keep_workspace: bool, no_control: bool,
         target_opts: tuple[str, ...],
         require_isolation: bool = False, no_preflight: bool = False,
-        agent_sessions: str = "shared") -> None:
+        agent_sessions: str = "shared", shard_spec: str | None = None, anonymise_host: bool = False) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
+    shard = _parse_shard(shard_spec)
     extra = _parse_reports(reports)
     _check_writable([output, *(path for _, path in extra)])
     _check_matrix_ref(matrix)
@@ -141,6 +173,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
         m = load_matrix(resolve_matrix(matrix))
         target = load_target(target_ref, parse_target_opts(target_opts))
         accepted = load_baseline(baseline) if baseline else None
+        whole, m = m, (shard.checks(m) if shard else m)
     except MatrixError as exc:
         _fail_usage(f"invalid matrix:\n{exc}")
     except (TargetError, BaselineError) as exc:
@@ -164,6 +197,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str, fmt: str, output: str 
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(130)
     _housekeeping(report)
+    _shard_facts(report, whole, shard, anonymise_host)
     if accepted is not None:
         report.results = apply_baseline(report.results, accepted)
     write_reports(report, fmt, output, extra)
@@ -498,6 +532,41 @@ def probes() -> None:
         table.add_row(p.name, args, p.evidence.kind + (f":{p.evidence.sink}" if p.evidence.sink else ""),
                       p.summary)
     Console().print(table)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown", "html"]), default="table",
+              show_default=True, help="Report format on stdout (or --output).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the merged report to this file instead of stdout.")
+@click.option("--allow-different-matrices", is_flag=True, help="Merge reports of matrices with different digests.")
+def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_matrices: bool) -> None:
+    """Join JSON reports: shards of one run into the report an unsharded run writes, or
+    reports from many hosts (runs or surveys) into a fleet view: checks down, target@host across,
+    differences between hosts of the same target release first.
+
+    Exit codes as for run: 1 a check failed, 3 no failure but an inconclusive, missing or conflicting
+    result, 0 otherwise, 2 bad input.
+    """
+    from . import merge as mg
+
+    _check_writable([output])
+    try:
+        fleet = mg.load(files, allow_different_matrices)
+    except mg.MergeError as exc:
+        _fail_usage(str(exc))
+    if mg.single_run(fleet) and not fleet.incomplete():
+        report = mg.run_report(fleet)
+        if fmt == "json":
+            _emit(lambda fh: mg.render_run_json(fleet, report, fh), output)
+        elif fmt in REPORT_FORMATS:
+            write_reports(report, fmt, output, [])
+        else:
+            _emit(lambda fh: mg.FORMATTERS[fmt](fleet, fh), output)
+        sys.exit(report.exit_code())
+    _emit(lambda fh: mg.FORMATTERS[fmt](fleet, fh), output)
+    sys.exit(fleet.exit_code())
 
 
 def entry() -> None:
