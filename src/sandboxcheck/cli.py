@@ -437,8 +437,12 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
               help="Per-check timeout in seconds, overriding the matrix.")
 @click.option("--no-control", is_flag=True,
               help="Skip the unsandboxed control runs (faster, weaker proof).")
+@click.option("--shard", "shard_spec", default=None, metavar="K/N", envvar="SANDBOXCHECK_SHARD",
+              help=_SHARD_HELP)
+@click.option("--anonymise-host", is_flag=True, envvar="SANDBOXCHECK_ANONYMISE_HOST", help=_ANON_HELP)
 def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ...], fmt: str,
-           output: str | None, jobs: int, timeout: float | None, no_control: bool) -> None:
+           output: str | None, jobs: int, timeout: float | None, no_control: bool,
+           shard_spec: str | None = None, anonymise_host: bool = False) -> None:
     """Run MATRIX against several targets and print a grid: checks down, targets across.
 
     A target that is not available here becomes a column of n/a with the
@@ -448,6 +452,7 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 
     from . import survey as sv
 
+    shard = _parse_shard(shard_spec)
     _check_writable([output])
     _check_matrix_ref(matrix)
     try:
@@ -465,10 +470,11 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     command = shlex.join(["sandboxcheck", *sys.argv[1:]])
     try:
         result = sv.run_survey(m, loaded, RunOptions(jobs=jobs, timeout=timeout, control=not no_control),
-                               (lambda _name: RichProgress()) if tty else None, command=command)
+                               (lambda _name: RichProgress()) if tty else None, command=command, shard=shard)
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(130)
+    _shard_facts(result, m, None, anonymise_host)
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             sv.FORMATTERS[fmt](result, fh)

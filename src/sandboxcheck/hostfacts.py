@@ -25,6 +25,9 @@ from .targets import Target, landlock_abi, requirement_versions
 
 #: Environment variable holding the salt of anonymised host ids (a fleet shares one salt).
 SALT_ENV = "SANDBOXCHECK_HOST_SALT"
+#: Environment variable naming the host in a fleet instead of its host name: CI jobs that
+#: run the shards of one runner image each land on another machine with another name.
+LABEL_ENV = "SANDBOXCHECK_HOST_LABEL"
 _DEFAULT_SALT = "sandboxcheck-host-id-v1"
 _CLONE_NEWUSER = 0x10000000
 #: Fields of a check or waiver that say where it was written, not what it is.
@@ -115,11 +118,14 @@ def host_facts(targets: Iterable[Target] = (), anonymise: bool = False) -> dict[
     """The facts of this host for a report's ``host`` entry.
 
     ``tools`` holds the versions of the tools the given targets require.
-    With ``anonymise`` the entry has an ``id`` and no ``name``.
+    With ``anonymise`` the entry has an ``id`` and no ``name``; ``$SANDBOXCHECK_HOST_LABEL``
+    adds a ``label`` that names the host in a fleet view.
     """
     uname = os.uname()
     facts: dict[str, Any] = ({"id": anonymous_id(uname.nodename), "anonymised": True} if anonymise
                              else {"name": uname.nodename, "anonymised": False})
+    if os.environ.get(LABEL_ENV, "").strip():
+        facts["label"] = os.environ[LABEL_ENV].strip()
     tools = sorted({v for t in targets for v in requirement_versions(t)})
     facts.update({
         "os": os_release(), "system": platform.system(), "kernel": uname.release,
@@ -140,5 +146,5 @@ def anonymised(facts: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def host_key(facts: Mapping[str, Any]) -> str:
-    """What names a host in a fleet: its name, else its anonymous id, else ``unknown host``."""
-    return str(facts.get("name") or facts.get("id") or "unknown host")
+    """What names a host in a fleet: its label, else its name, else its anonymous id."""
+    return str(facts.get("label") or facts.get("name") or facts.get("id") or "unknown host")
