@@ -21,6 +21,7 @@ from typing import Any
 
 from . import __version__
 from .model import Matrix
+from .redact import caller_environ
 from .targets import Target, landlock_abi, requirement_versions
 
 #: Environment variable holding the salt of anonymised host ids (a fleet shares one salt).
@@ -109,7 +110,7 @@ def anonymous_id(name: str | None = None, salt: str | None = None) -> str:
     salt (give every host of a fleet the same one).
     """
     name = socket.gethostname() if name is None else name
-    salt = os.environ.get(SALT_ENV, _DEFAULT_SALT) if salt is None else salt
+    salt = caller_environ().get(SALT_ENV, _DEFAULT_SALT) if salt is None else salt
     machine = _read("/etc/machine-id") or ""
     return "host-" + hashlib.sha256(f"{salt}\0{name}\0{machine}".encode()).hexdigest()[:16]
 
@@ -124,8 +125,9 @@ def host_facts(targets: Iterable[Target] = (), anonymise: bool = False) -> dict[
     uname = os.uname()
     facts: dict[str, Any] = ({"id": anonymous_id(uname.nodename), "anonymised": True} if anonymise
                              else {"name": uname.nodename, "anonymised": False})
-    if os.environ.get(LABEL_ENV, "").strip():
-        facts["label"] = os.environ[LABEL_ENV].strip()
+    label = caller_environ().get(LABEL_ENV, "").strip()
+    if label:
+        facts["label"] = label
     tools = sorted({v for t in targets for v in requirement_versions(t)})
     facts.update({
         "os": os_release(), "system": platform.system(), "kernel": uname.release,
