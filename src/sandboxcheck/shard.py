@@ -1,9 +1,11 @@
 """Shards: split a matrix's work into N parts that N jobs run once each.
 
-A run splits by check id, a survey by (target, check): the work items are
-sorted and dealt out in turn, so every part gets its share whatever the
-order of the matrix, every job computes the same split on its own, and
-the parts together cover the work exactly once.
+A run splits by check id: the ids are sorted and dealt out in turn, so every
+part gets a mix of categories (slow checks cluster in a few) whatever the
+order of the matrix. A survey splits by (target, check) into runs of
+consecutive pairs, so a target's preflight is paid in as few parts as
+possible. Every job computes the same split on its own, and the parts
+together cover the work exactly once.
 """
 from __future__ import annotations
 
@@ -58,9 +60,15 @@ class Shard:
         return dataclasses.replace(matrix, checks=tuple(c for c in matrix.checks if c.id in mine))
 
     def cells(self, matrix: Matrix, targets: Sequence[str]) -> set[tuple[str, str]]:
-        """This part's (target, check id) pairs of a survey of ``matrix`` against ``targets``."""
-        keys = [f"{t}\0{c.id}" for t in targets for c in matrix.checks]
-        return {tuple(k.split("\0", 1)) for k in self.take(keys)}  # type: ignore[misc]
+        """This part's (target, check id) pairs of a survey of ``matrix`` against ``targets``.
+
+        The pairs, sorted by target then check, are cut into N runs of equal
+        length (give or take one): a part touches as few targets as it can,
+        so each target's fixed cost (its preflight) is paid in as few parts.
+        """
+        pairs = sorted({(t, c.id) for t in targets for c in matrix.checks})
+        start, end = (len(pairs) * i // self.count for i in (self.index - 1, self.index))
+        return set(pairs[start:end])
 
     def describe(self, matrix: Matrix, covered: int) -> dict[str, Any]:
         """The report's ``shard`` entry: which part, how much it ran, and the whole matrix's order
