@@ -87,7 +87,8 @@ class Fleet:
                 verdicts = {c.host: _verdict(c.cells.get(cid)) for c in cols}
                 if len(set(verdicts.values())) > 1:
                     out.append({"target": target, "release": release, "check": cid,
-                                "expect": self.checks.get(cid, {}).get("expect"), "hosts": verdicts})
+                                "expect": self.checks.get(cid, {}).get("expect"), "hosts": verdicts,
+                                "facts": {c.host: _facts_line(c.facts) for c in cols}})
         return out
 
     def incomplete(self) -> list[str]:
@@ -145,6 +146,18 @@ def _release(target: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
     return target_version(target) or ", ".join(facts.get("tools") or []) or "unknown release"
 
 
+def _targets_of(data: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, target info) of each target a run report or a survey ran, its cells' targets included."""
+    found: dict[str, dict[str, Any]] = {}
+    if data.get("kind") == "survey":
+        found.update((str(t.get("name")), dict(t)) for t in data.get("targets", []) if isinstance(t, dict))
+    elif isinstance(data.get("target"), dict):
+        found[str(data["target"].get("name", "unknown target"))] = dict(data["target"])
+    for name, info, _ in _cells_of(data):
+        found.setdefault(name, info)
+    return list(found.items())
+
+
 def _cells_of(data: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(target name, target info, cell) for every cell of a run report or a survey."""
     if data.get("kind") == "survey":
@@ -192,17 +205,19 @@ def build(reports: Sequence[tuple[str, Mapping[str, Any]]], allow_different_matr
             if cid not in checks:
                 order.append(cid)
                 checks[cid] = {"id": cid}
-        for name, info, cell in _cells_of(data):
+        # Every target the report ran is a column, even when its part held none of that target's checks.
+        for name, info in _targets_of(data):
             col = columns.get((name, host))
             if col is None:
                 col = columns[(name, host)] = Column(name, host, _release(info, facts), dict(facts), info)
-            if path not in col.files:
-                col.files.append(path)
-                if shard:
-                    col.shards.setdefault(int(shard["count"]), set()).add(int(shard["index"]))
-                    col.expected = max(col.expected, int(shard.get("matrix_checks") or 0))
-                if col.preflight is None:
-                    col.preflight = data.get("preflight") or info.get("preflight")
+            col.files.append(path)
+            if shard:
+                col.shards.setdefault(int(shard["count"]), set()).add(int(shard["index"]))
+                col.expected = max(col.expected, int(shard.get("matrix_checks") or 0))
+            if col.preflight is None:
+                col.preflight = data.get("preflight") or info.get("preflight")
+        for name, _info, cell in _cells_of(data):
+            col = columns[(name, host)]
             cid = str(cell.get("id"))
             cell["excused"] = _excused(cell)
             if cid not in checks:
@@ -341,7 +356,8 @@ def _problems(fleet: Fleet) -> list[str]:
 def _sections(fleet: Fleet) -> list[tuple[str, list[str]]]:
     """What a reader needs before the grid: differences between hosts, problems, each host's facts."""
     diffs = [f"{d['check']} on {d['target']} ({d['release']}), expect {d['expect']}: "
-             + ", ".join(f"{h} {v}" for h, v in d["hosts"].items()) for d in fleet.differences()]
+             + ", ".join(f"{h} {v}" for h, v in d["hosts"].items())
+             + " [" + "; ".join(f"{h}: {f}" for h, f in d["facts"].items()) + "]" for d in fleet.differences()]
     hosts = [f"{host}: {_facts_line(facts)}" for host, facts in fleet.hosts().items()]
     return [(title, lines) for title, lines in (
         ("Differences between hosts (same target and release)", diffs),

@@ -69,8 +69,11 @@ def test_fleet_puts_differences_between_hosts_of_one_release_first() -> None:
     fleet = mg.build(reports)
     assert not mg.single_run(fleet)
     diffs = fleet.differences()
-    assert diffs == [{"target": "bwrap-strict", "release": "bwrap 0.9.0", "check": "fs.read.b", "expect": "denied",
-                      "hosts": {"alpha": "pass (denied)", "beta": "fail (allowed)"}}]
+    assert [{k: v for k, v in d.items() if k != "facts"} for d in diffs] == [
+        {"target": "bwrap-strict", "release": "bwrap 0.9.0", "check": "fs.read.b", "expect": "denied",
+         "hosts": {"alpha": "pass (denied)", "beta": "fail (allowed)"}}]
+    # each host's facts beside its verdict: here the kernels differ
+    assert "kernel 6.8" in diffs[0]["facts"]["alpha"] and "kernel 6.1" in diffs[0]["facts"]["beta"]
     out = io.StringIO()
     mg.render_markdown(fleet, out)
     text = out.getvalue()
@@ -113,3 +116,10 @@ def test_surveys_become_columns_per_target() -> None:
     out = io.StringIO()
     mg.render_html(fleet, out)
     assert "<th>none@h</th>" in out.getvalue()
+
+
+def test_a_shard_with_no_checks_of_a_target_still_counts() -> None:
+    empty = _report("h", [], shard=(2, 2))
+    fleet = mg.build([("s1.json", _report("h", [_result(c) for c in IDS], shard=(1, 2))), ("s2.json", empty)])
+    assert fleet.incomplete() == [] and fleet.exit_code() == 0
+    assert fleet.columns[0].files == ["s1.json", "s2.json"]
