@@ -248,8 +248,10 @@ def _versions(col: Column) -> str:
 
 
 def _notes(survey: Survey) -> list[str]:
-    notes = [f"{col.name}: not available here: {col.unavailable}"
-             for col in survey.columns if col.unavailable]
+    notes = [f"shard {survey.shard['spec']}: only this part's cells ran (the others show n/a); "
+             "join the parts with 'sandboxcheck merge'"] if survey.shard else []
+    notes += [f"{col.name}: not available here: {col.unavailable}"
+              for col in survey.columns if col.unavailable]
     notes += [f"{col.name}: --target-opt {k}={v}" for col in survey.columns for k, v in col.options]
     notes += [f"{col.name}: the preflight saw no isolation at all" for col in survey.columns
               if col.isolation() == "NO ISOLATION SEEN" and col.name != "none"]

@@ -60,3 +60,22 @@ def test_survey_shards_cover_every_cell_once(baseline: Matrix) -> None:
 def test_describe_records_the_whole_matrix(baseline: Matrix) -> None:
     entry = Shard(2, 3).describe(baseline, 13)
     assert entry["spec"] == "2/3" and entry["matrix_checks"] == len(baseline.checks) == len(entry["check_ids"])
+
+
+def test_a_survey_shard_runs_and_reports_only_its_cells(baseline: Matrix) -> None:
+    import io
+
+    from sandboxcheck.survey import Column, Survey, render_markdown
+
+    cols = [Column(name=n, ref=n, description="", versions=(), unavailable="not here", report=None)
+            for n in ("landlock", "none")]
+    shard = Shard(1, 2)
+    assigned = frozenset(shard.cells(baseline, ["landlock", "none"]))
+    survey = Survey(matrix=baseline, columns=cols, started="", duration_s=0.0, assigned=assigned,
+                    shard=shard.describe(baseline, len(assigned)))
+    data = survey.to_dict()
+    cells = {(c["id"], t) for c in data["checks"] for t in c["cells"]}
+    assert {(cid, t) for t, cid in assigned} == cells and data["shard"]["spec"] == "1/2"
+    out = io.StringIO()
+    render_markdown(survey, out)
+    assert "shard 1/2: only this part's cells ran" in out.getvalue()
