@@ -562,7 +562,7 @@ def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_
         fleet = mg.load(files, allow_different_matrices)
     except mg.MergeError as exc:
         _fail_usage(str(exc))
-    if mg.single_run(fleet) and not fleet.incomplete():
+    if mg.single_run(fleet):
         report = mg.run_report(fleet)
         if fmt == "json":
             _emit(lambda fh: mg.render_run_json(fleet, report, fh), output)

@@ -277,8 +277,9 @@ def _load_any(path: str) -> dict[str, Any]:
 # -- one run, merged back ---------------------------------------------------
 
 def single_run(fleet: Fleet) -> bool:
-    """All inputs are run reports of one target on one host: the merge is a run report."""
-    return fleet.kinds == {"run"} and len(fleet.columns) == 1
+    """All inputs are run reports of one target on one host, each check once and none missing:
+    the merge is a run report (otherwise the fleet view names what does not add up)."""
+    return fleet.kinds == {"run"} and len(fleet.columns) == 1 and not fleet.duplicates and not fleet.incomplete()
 
 
 def _result(cell: Mapping[str, Any]) -> Result:
