@@ -62,7 +62,12 @@ def main() -> int:
     args = ap.parse_args()
     targets = [t for t in (args.targets or DEFAULT_TARGETS) if not load_target(t).unavailable()]
     refs = [x for t in targets for x in ("-t", t)]
-    work = tempfile.mkdtemp(prefix="sandboxcheck-bench-shard-")
+    with tempfile.TemporaryDirectory(prefix="sandboxcheck-bench-shard-") as work:
+        return _bench(args, refs, targets, work)
+
+
+def _bench(args: argparse.Namespace, refs: list[str], targets: list[str], work: str) -> int:
+    """Run the rounds in ``work`` and print the figures; 0 when the goal is met and the cells agree."""
     whole = _sandboxcheck("survey", "baseline", *refs, "-j", str(args.jobs), "-f", "json", "-o", "whole.json")
     parts = [_sandboxcheck("survey", "baseline", *refs, "-j", str(args.jobs), "--shard", f"{k}/{args.shards}",
                            "-f", "json", "-o", f"part{k}.json") for k in range(1, args.shards + 1)]
