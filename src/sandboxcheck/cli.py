@@ -60,6 +60,34 @@ def _housekeeping(report: Any) -> None:
         click.echo(f"WARNING: left behind: {line}", err=True)
 
 
+_SHARD_HELP = ("Run only part K of N of the work (K from 1 to N), split by check id (run) or by target and "
+               "check (survey); N jobs with 1/N .. N/N cover it once; join them with 'sandboxcheck merge'.")
+_ANON_HELP = ("Record a stable salted hash of the host ($SANDBOXCHECK_HOST_SALT) in the report instead of "
+              "its name.")
+
+
+def _parse_shard(spec: str | None) -> Any:
+    from .shard import Shard, ShardError
+
+    if spec is None:
+        return None
+    try:
+        return Shard.parse(spec)
+    except ShardError as exc:
+        _fail_usage(str(exc))
+
+
+def _shard_facts(report: Any, whole: Any, shard: Any, anonymise: bool) -> None:
+    """Record the shard and the whole matrix's digest in a report; hide the host name if asked."""
+    from .hostfacts import anonymised, matrix_digest
+
+    if shard is not None:
+        report.shard = shard.describe(whole, len(report.results))
+        report.matrix_digest = matrix_digest(whole)
+    if anonymise and report.host is not None:
+        report.host = anonymised(report.host)
+
+
 def _fail_usage(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_USAGE)
@@ -186,6 +214,9 @@ def main(ctx: click.Context, debug: bool) -> None:
               envvar="SANDBOXCHECK_SARIF_BASE",
               help="Repository root that SARIF locations are relative to [default: current folder].")
 @_selection
+@click.option("--shard", "shard_spec", default=None, metavar="K/N", envvar="SANDBOXCHECK_SHARD",
+              help=_SHARD_HELP)
+@click.option("--anonymise-host", is_flag=True, envvar="SANDBOXCHECK_ANONYMISE_HOST", help=_ANON_HELP)
 @click.pass_context
 def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, output: str | None,
         reports: tuple[str, ...], accepted: str | None, jobs: int,
@@ -194,13 +225,15 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         require_isolation: bool = False, no_preflight: bool = False,
         agent_sessions: str = "shared", sarif_base: str | None = None,
         only: tuple[str, ...] = (), keyword: str | None = None, baseline_alias: str | None = None,
-        accepted_any_target: bool = False, verbose: bool = False) -> None:
+        accepted_any_target: bool = False, verbose: bool = False, shard_spec: str | None = None,
+        anonymise_host: bool = False) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     from .matrix import MatrixError
     from .policy import BaselineError, apply_baseline, load_accepted
     from .runner import RunOptions, check_temp_dir, run_matrix
     from .targets import TargetError, load_target, parse_target_opts
 
+    shard = _parse_shard(shard_spec)
     if baseline_alias is not None:
         if accepted is not None:
             _fail_usage("--baseline is the old name of --accepted: give only --accepted")
@@ -220,6 +253,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         m = _load_selected(matrix, only, keyword)
         target = load_target(target_ref, parse_target_opts(target_opts))
         accepted_for, accepted_results = load_accepted(accepted) if accepted else (None, None)
+        whole, m = m, (shard.checks(m) if shard else m)
     except MatrixError as exc:
         _fail_usage(f"invalid matrix:\n{exc}")
     except (TargetError, BaselineError) as exc:
@@ -245,6 +279,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
     _housekeeping(report)
+    _shard_facts(report, whole, shard, anonymise_host)
     if accepted_results is not None:
         report.results = apply_baseline(report.results, accepted_results)
     write_reports(report, fmt, output, extra, verbose, sarif_base)
@@ -522,9 +557,13 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
               help="Per-check timeout in seconds, overriding the matrix.")
 @click.option("--no-control", is_flag=True,
               help="Skip the unsandboxed control runs (faster, weaker proof).")
+@click.option("--shard", "shard_spec", default=None, metavar="K/N", envvar="SANDBOXCHECK_SHARD",
+              help=_SHARD_HELP)
+@click.option("--anonymise-host", is_flag=True, envvar="SANDBOXCHECK_ANONYMISE_HOST", help=_ANON_HELP)
 @_selection
 def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ...], fmt: str,
            output: str | None, jobs: int, timeout: float | None, no_control: bool,
+           shard_spec: str | None = None, anonymise_host: bool = False,
            only: tuple[str, ...] = (), keyword: str | None = None) -> None:
     """Run MATRIX against several targets and print a grid: checks down, targets across.
 
@@ -539,6 +578,7 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     from .runner import RunOptions, check_temp_dir
     from .targets import TargetError, parse_target_opts
 
+    shard = _parse_shard(shard_spec)
     _check_writable([output])
     _harness()
     try:
@@ -555,10 +595,11 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     command = shlex.join(["sandboxcheck", *sys.argv[1:]])
     try:
         result = sv.run_survey(m, loaded, RunOptions(jobs=jobs, timeout=timeout, control=not no_control),
-                               (lambda _name: RichProgress()) if tty else None, command=command)
+                               (lambda _name: RichProgress()) if tty else None, command=command, shard=shard)
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    _shard_facts(result, m, None, anonymise_host)
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             sv.FORMATTERS[fmt](result, fh)
@@ -715,6 +756,41 @@ def probes() -> None:
         table.add_row(p.name, args, p.evidence.kind + (f":{p.evidence.sink}" if p.evidence.sink else ""),
                       p.summary)
     console_for(sys.stdout).print(table)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown", "html"]), default="table",
+              show_default=True, help="Report format on stdout (or --output).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the merged report to this file instead of stdout.")
+@click.option("--allow-different-matrices", is_flag=True, help="Merge reports of matrices with different digests.")
+def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_matrices: bool) -> None:
+    """Join JSON reports: shards of one run into the report an unsharded run writes, or
+    reports from many hosts (runs or surveys) into a fleet view: checks down, target@host across,
+    differences between hosts of the same target release first.
+
+    Exit codes as for run: 1 a check failed, 3 no failure but an inconclusive, missing or conflicting
+    result, 0 otherwise, 2 bad input.
+    """
+    from . import merge as mg
+
+    _check_writable([output])
+    try:
+        fleet = mg.load(files, allow_different_matrices)
+    except mg.MergeError as exc:
+        _fail_usage(str(exc))
+    if mg.single_run(fleet):
+        report = mg.run_report(fleet)
+        if fmt == "json":
+            _emit(lambda fh: mg.render_run_json(fleet, report, fh), output)
+        elif fmt in REPORT_FORMATS:
+            write_reports(report, fmt, output, [])
+        else:
+            _emit(lambda fh: mg.FORMATTERS[fmt](fleet, fh), output)
+        sys.exit(report.exit_code())
+    _emit(lambda fh: mg.FORMATTERS[fmt](fleet, fh), output)
+    sys.exit(fleet.exit_code())
 
 
 def entry() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, placeholders, safefs
+from .hostfacts import host_facts, matrix_digest
 from .controls import EXEC_ONLY_PROBES, Capture, ForkServer, Keeper, LaunchResult, sweep_orphans
 from .model import Check, Execution, Matrix, ProbeReport, Result, Status
 from .policy import apply_waivers
@@ -94,6 +95,12 @@ class RunReport:
     leftovers: list[str] = field(default_factory=list)
     #: Run folders of earlier harnesses that died without cleaning up, removed at the start.
     removed_stale: list[str] = field(default_factory=list)
+    #: Where the run happened (see hostfacts.host_facts).
+    host: dict[str, Any] | None = None
+    #: Which part of the matrix this run covered ({"index": K, "count": N, ...}), None for all of it.
+    shard: dict[str, Any] | None = None
+    #: The digest of the whole matrix when ``matrix`` holds only a shard of it.
+    matrix_digest: str | None = None
 
     def summary(self) -> dict[str, int]:
         """Counts per status, plus how many deviations were waived or accepted."""
@@ -117,7 +124,8 @@ class RunReport:
         return {
             "schema_version": SCHEMA_VERSION, "tool": "sandboxcheck", "version": __version__,
             "matrix": {"name": self.matrix.name, "path": self.matrix.path,
-                       "checks": len(self.matrix.checks)},
+                       "checks": len(self.matrix.checks),
+                       "digest": self.matrix_digest or matrix_digest(self.matrix)},
             "target": self.target, "started": self.started,
             "duration_s": round(self.duration_s, 3), "summary": self.summary(),
             "results": [r.to_dict() for r in self.results],
@@ -125,6 +133,8 @@ class RunReport:
             **({"preflight": self.preflight} if self.preflight is not None else {}),
             **({"leftovers": self.leftovers} if self.leftovers else {}),
             **({"removed_stale_run_folders": self.removed_stale} if self.removed_stale else {}),
+            **({"host": self.host} if self.host is not None else {}),
+            **({"shard": self.shard} if self.shard is not None else {}),
         }
 
 
@@ -1132,7 +1142,8 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
             desc["expanded_command"] = first_argv[i]
         reports.append(RunReport(matrix=matrix, target=desc, started=started, duration_s=duration,
                                  results=ordered, kept=list(h.kept), preflight=preflights[i],
-                                 leftovers=list(h.leftovers), removed_stale=list(h.removed_stale)))
+                                 leftovers=list(h.leftovers), removed_stale=list(h.removed_stale),
+                                 host=host_facts([target])))
     return reports
 
 

@@ -11,10 +11,10 @@ finished :class:`Survey`.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
-import platform
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from . import __version__
+from .hostfacts import host_facts, matrix_digest
 from .model import Check, Matrix, Result, Status
+from .shard import Shard
 from .runner import Harness, Progress, RunOptions, RunReport, run_matrix
 from .targets import CommandTarget, Target, TargetError, load_target, requirement_versions
 
@@ -85,7 +87,15 @@ class Survey:
     started: str
     duration_s: float
     command: str | None = None
-    host: dict[str, str] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
+    #: A shard's (target, check id) cells; None when the survey covers every cell.
+    assigned: frozenset[tuple[str, str]] | None = None
+    #: The report's ``shard`` entry (see shard.Shard.describe), None for a whole survey.
+    shard: dict[str, Any] | None = None
+
+    def covers(self, check: Check, column: Column) -> bool:
+        """Whether this survey ran ``check`` through ``column`` (a shard runs only its cells)."""
+        return self.assigned is None or (column.name, check.id) in self.assigned
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -118,6 +128,8 @@ class Survey:
         statuses: set[str] = set() if self.columns else {NA}
         for col in self.columns:
             for check in self.checks:
+                if not self.covers(check, col):
+                    continue
                 r = col.result(check.id)
                 if r is None:
                     statuses.add(NA)
@@ -132,7 +144,8 @@ class Survey:
             "version": __version__, "started": self.started,
             "duration_s": round(self.duration_s, 3), "command": self.command, "host": self.host,
             "matrix": {"name": self.matrix.name, "path": self.matrix.path,
-                       "checks": len(self.matrix.checks)},
+                       "checks": len(self.matrix.checks), "digest": matrix_digest(self.matrix)},
+            **({"shard": self.shard} if self.shard is not None else {}),
             "targets": [{"name": col.name, "ref": col.ref, "description": col.description,
                          "versions": list(col.versions), "available": col.unavailable is None,
                          "unavailable": col.unavailable, "options": dict(col.options),
@@ -142,7 +155,8 @@ class Survey:
                         for col in self.columns],
             "checks": [{"id": c.id, "category": c.category, "title": c.title, "expect": c.expect,
                         "severity": c.severity,
-                        "cells": {col.name: _cell_dict(self, c, col) for col in self.columns}}
+                        "cells": {col.name: _cell_dict(self, c, col) for col in self.columns
+                                  if self.covers(c, col)}}
                        for c in self.checks],
             "exit_code": self.exit_code(),
         }
@@ -154,7 +168,7 @@ def _cell_dict(survey: Survey, check: Check, column: Column) -> dict[str, Any]:
         return {"observed": NA, "status": NA, "errno": None, "reason": column.unavailable or "",
                 "evidence": []}
     return {"observed": r.observed.value, "status": r.status.value, "errno": r.errno,
-            "reason": r.reason, "evidence": list(r.evidence)}
+            "reason": r.reason, "evidence": list(r.evidence), "excused": r.excused}
 
 
 #: Longest column name made from an inline command; the full command is in the targets table.
@@ -200,25 +214,21 @@ def load_targets(refs: Sequence[str], options: Mapping[str, str] | None = None
     return loaded
 
 
-def host_info() -> dict[str, str]:
-    """Where the survey ran: OS, kernel, machine, Python."""
-    return {"system": platform.system(), "kernel": platform.release(),
-            "machine": platform.machine(), "python": platform.python_version()}
-
-
 def run_survey(matrix: Matrix, targets: Sequence[tuple[str, Target]],
                options: RunOptions | None = None,
                progress: Callable[[str], Progress] | None = None,
-               command: str | None = None) -> Survey:
+               command: str | None = None, shard: Shard | None = None) -> Survey:
     """Run ``matrix`` against each target in turn (sharing one harness) and collect the grid.
 
     ``progress`` makes a Progress for each target's run (by name); an
     unavailable target is not run: its column holds the reason instead.
+    With ``shard`` only that part's (target, check) cells run.
     """
     options = options or RunOptions()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     names = _unique([column_name(ref, t) for ref, t in targets])
+    assigned = frozenset(shard.cells(matrix, names)) if shard else None
     columns: list[Column] = []
     with Harness(options) as harness:
         for name, (ref, target) in zip(names, targets):
@@ -228,8 +238,10 @@ def run_survey(matrix: Matrix, targets: Sequence[tuple[str, Target]],
                 defaults = dict(target.spec.options)
                 opts = tuple((k, v) for k, v in target.option_values().items() if defaults.get(k) != v)
             report = None
-            if why is None:
-                report = run_matrix(matrix, target, options,
+            part = matrix if assigned is None else dataclasses.replace(
+                matrix, checks=tuple(c for c in matrix.checks if (name, c.id) in assigned))
+            if why is None and part.checks:
+                report = run_matrix(part, target, options,
                                     progress(name) if progress else None, harness=harness)
             inline = isinstance(target, CommandTarget) and target.name == "inline" and "{cmd" in ref
             columns.append(Column(name=name, ref=ref,
@@ -237,7 +249,9 @@ def run_survey(matrix: Matrix, targets: Sequence[tuple[str, Target]],
                                   versions=tuple(requirement_versions(target)), unavailable=why,
                                   report=report, options=opts))
     return Survey(matrix=matrix, columns=columns, started=started,
-                  duration_s=time.monotonic() - t0, command=command, host=host_info())
+                  duration_s=time.monotonic() - t0, command=command,
+                  host=host_facts([t for _, t in targets]), assigned=assigned,
+                  shard=shard.describe(matrix, len(assigned)) if shard and assigned is not None else None)
 
 
 # -- formatters -----------------------------------------------------------
@@ -256,8 +270,10 @@ def _versions(col: Column) -> str:
 
 
 def _notes(survey: Survey) -> list[str]:
-    notes = [f"{col.name}: not available here: {col.unavailable}"
-             for col in survey.columns if col.unavailable]
+    notes = [f"shard {survey.shard['spec']}: only this part's cells ran (the others show n/a); "
+             "join the parts with 'sandboxcheck merge'"] if survey.shard else []
+    notes += [f"{col.name}: not available here: {col.unavailable}"
+              for col in survey.columns if col.unavailable]
     notes += [f"{col.name}: --target-opt {k}={v}" for col in survey.columns for k, v in col.options]
     notes += [f"{col.name}: the preflight saw no isolation at all" for col in survey.columns
               if col.isolation() == "NO ISOLATION SEEN" and col.name != "none"]

@@ -14,7 +14,8 @@ from sandboxcheck.validate import detect_kind, validate_file
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".yaml", ".yml", ".json"))
 SHIPPED = [*EXAMPLES, *sorted(matrices_dir().glob("*.yaml")), *sorted(presets_dir().glob("*.yaml"))]
-KIND_OF = {"sandbox-policy.sandboxcheck.yaml": "suite", "github-actions-sandboxcheck.yml": "workflow"}
+KIND_OF = {"sandbox-policy.sandboxcheck.yaml": "suite", "github-actions-sandboxcheck.yml": "workflow",
+           "github-actions-fleet.yml": "workflow"}
 
 
 def test_there_are_examples_of_each_kind() -> None:

@@ -1,0 +1,100 @@
+"""Cost of sharding: a survey of the baseline matrix whole, and in N shards run side by side then merged.
+
+Each variant runs as real ``sandboxcheck`` processes; wall time is measured
+around the variant, CPU time is the user + system time of its child
+processes (``RUSAGE_CHILDREN``), so the shards' own set-up (interpreter,
+preflight, launch server, seeded roots) counts. The goal: the sharded total
+CPU (shards + merge) within 1.1x of the whole survey's. The merged cells
+are compared with the whole survey's too (a difference is printed).
+
+Usage: python3 bench/shard.py [--shards N] [--rounds R] [--target PRESET ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sandboxcheck.targets import load_target
+
+DEFAULT_TARGETS = ("landlock", "bwrap-strict", "firejail")
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _sandboxcheck(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sandboxcheck", *args]
+
+
+def measure(commands: list[list[list[str]]], cwd: str) -> tuple[float, float]:
+    """(wall, CPU) of running each group of commands side by side, one group after another."""
+    cpu0, t0 = _cpu(), time.monotonic()
+    for group in commands:
+        procs = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in group]
+        for p in procs:
+            p.wait()
+    return time.monotonic() - t0, _cpu() - cpu0
+
+
+def cells(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """(check, target) -> (status, observed) of a survey or of a merged fleet view."""
+    data = json.loads(path.read_text())
+    return {(c["id"], t.rpartition("@")[0] if "@" in t else t): (v["status"], v["observed"])
+            for c in data["checks"] for t, v in c["cells"].items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--target", action="append", dest="targets")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="--jobs of each process")
+    args = ap.parse_args()
+    targets = [t for t in (args.targets or DEFAULT_TARGETS) if not load_target(t).unavailable()]
+    refs = [x for t in targets for x in ("-t", t)]
+    with tempfile.TemporaryDirectory(prefix="sandboxcheck-bench-shard-") as work:
+        return _bench(args, refs, targets, work)
+
+
+def _bench(args: argparse.Namespace, refs: list[str], targets: list[str], work: str) -> int:
+    """Run the rounds in ``work`` and print the figures; 0 when the goal is met and the cells agree."""
+    whole = _sandboxcheck("survey", "baseline", *refs, "-j", str(args.jobs), "-f", "json", "-o", "whole.json")
+    parts = [_sandboxcheck("survey", "baseline", *refs, "-j", str(args.jobs), "--shard", f"{k}/{args.shards}",
+                           "-f", "json", "-o", f"part{k}.json") for k in range(1, args.shards + 1)]
+    merge = _sandboxcheck("merge", *(f"part{k}.json" for k in range(1, args.shards + 1)),
+                          "-f", "json", "-o", "merged.json")
+    rows: dict[str, list[tuple[float, float]]] = {"whole": [], "sharded": [], "merge": []}
+    for _ in range(args.rounds):  # alternate, so machine noise hits both alike
+        rows["whole"].append(measure([[whole]], work))
+        rows["sharded"].append(measure([parts], work))
+        rows["merge"].append(measure([[merge]], work))
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in rows.items()}
+    total_wall = med["sharded"][0] + med["merge"][0]
+    total_cpu = med["sharded"][1] + med["merge"][1]
+    print(f"survey of baseline against {', '.join(targets)} (median of {args.rounds} rounds, --jobs {args.jobs}, "
+          f"{os.cpu_count()} cores)")
+    print(f"  whole:                wall {med['whole'][0]:6.2f}s  CPU {med['whole'][1]:6.2f}s")
+    print(f"  {args.shards} shards side by side: wall {med['sharded'][0]:6.2f}s  CPU {med['sharded'][1]:6.2f}s")
+    print(f"  merge:                wall {med['merge'][0]:6.2f}s  CPU {med['merge'][1]:6.2f}s")
+    ratio = total_cpu / med["whole"][1]
+    print(f"  sharded + merge:      wall {total_wall:6.2f}s  CPU {total_cpu:6.2f}s  "
+          f"= {ratio:.2f}x the whole survey's CPU (goal <= 1.10x)")
+    a, b = cells(Path(work, "whole.json")), cells(Path(work, "merged.json"))
+    differ = sorted(k for k in a if a[k] != b.get(k))
+    print(f"  merged cells equal to the whole survey's: {not differ and len(a) == len(b)} "
+          f"({len(a)} cells{', differ: ' + ', '.join(map(str, differ)) if differ else ''})")
+    return 0 if ratio <= 1.10 and not differ else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,444 @@
+"""Merge JSON reports: shards of one run back into one report, many hosts into a fleet view.
+
+Every input (a run report or a survey) becomes cells keyed by (host, target,
+check). Shards of one run on one host fill in each other's checks; the same
+key seen twice is a duplicate (same verdict) or a conflict (another one).
+When all inputs are run reports of one target on one host, the merge is
+the report an unsharded run would have written; otherwise it is a
+**fleet view**: checks down, (target, host) across, with the checks whose
+verdict differs between hosts running the same target release first.
+"""
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from . import __version__
+from .compare import load_report, target_version
+from .hostfacts import host_key
+from .model import Matrix, Observed, Result, Status
+from .policy import BaselineError
+from .runner import SCHEMA_VERSION, RunReport
+
+NA = "n/a"
+_ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "skip": "⏭️", NA: "·"}
+
+
+class MergeError(ValueError):
+    """Reports that cannot be merged (bad input)."""
+
+
+@dataclass(slots=True)
+class Column:
+    """One target on one host: its cells and where they came from."""
+
+    target: str
+    host: str
+    release: str
+    facts: dict[str, Any]
+    target_info: dict[str, Any]
+    cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    shards: dict[int, set[int]] = field(default_factory=dict)  # N -> the K seen
+    expected: int = 0  # checks of the whole matrix, when a shard said so
+    preflight: Any = None
+
+    @property
+    def key(self) -> str:
+        """``target@host``."""
+        return f"{self.target}@{self.host}"
+
+    def missing_shards(self) -> list[str]:
+        """``K/N`` of each shard of a split that no input covered."""
+        return [f"{k}/{n}" for n, seen in sorted(self.shards.items()) for k in range(1, n + 1) if k not in seen]
+
+
+@dataclass(slots=True)
+class Fleet:
+    """Every input's cells, grouped by (target, host), with what did not add up."""
+
+    matrix: dict[str, Any]
+    digests: list[str]
+    columns: list[Column]
+    order: list[str]
+    checks: dict[str, dict[str, Any]]
+    duplicates: list[dict[str, Any]]
+    kinds: set[str]
+    files: list[str]
+    started: str = ""
+
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        """Each host's facts, by host key."""
+        return {c.host: c.facts for c in self.columns}
+
+    def differences(self) -> list[dict[str, Any]]:
+        """Checks whose verdict differs between hosts that ran the same target release."""
+        groups: dict[tuple[str, str], list[Column]] = {}
+        for col in self.columns:
+            groups.setdefault((col.target, col.release), []).append(col)
+        out = []
+        for (target, release), cols in groups.items():
+            if len({c.host for c in cols}) < 2:
+                continue
+            for cid in self.order:
+                verdicts = {c.host: _verdict(c.cells.get(cid)) for c in cols}
+                if len(set(verdicts.values())) > 1:
+                    out.append({"target": target, "release": release, "check": cid,
+                                "expect": self.checks.get(cid, {}).get("expect"), "hosts": verdicts,
+                                "facts": {c.host: _facts_line(c.facts) for c in cols}})
+        return out
+
+    def incomplete(self) -> list[str]:
+        """Why a column does not cover the whole matrix (a shard missing, checks absent)."""
+        out = []
+        for col in self.columns:
+            missing = col.missing_shards()
+            if missing:
+                out.append(f"{col.key}: shard {', '.join(missing)} missing")
+            elif col.expected and len(col.cells) < col.expected:
+                out.append(f"{col.key}: {len(col.cells)} of {col.expected} checks")
+        return out
+
+    def exit_code(self) -> int:
+        """Like ``run``: 1 a live fail, 3 otherwise inconclusive, n/a, conflicting or incomplete, else 0."""
+        statuses = {c["status"] for col in self.columns for c in col.cells.values() if not c.get("excused")}
+        if "fail" in statuses:
+            return 1
+        conflicts = any(d["kind"] == "conflicting" for d in self.duplicates)
+        return 3 if statuses & {"inconclusive", NA} or conflicts or self.incomplete() else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fleet view as JSON."""
+        return {
+            "schema_version": SCHEMA_VERSION, "kind": "fleet", "tool": "sandboxcheck",
+            "version": __version__, "matrix": {**self.matrix, "digests": self.digests},
+            "files": self.files, "hosts": self.hosts(),
+            "columns": [{"target": c.target, "host": c.host, "release": c.release,
+                         "summary": _summary(c.cells.values()), "files": c.files,
+                         "missing_shards": c.missing_shards()} for c in self.columns],
+            "differences": self.differences(), "duplicates": self.duplicates,
+            "incomplete": self.incomplete(),
+            "checks": [{**self.checks.get(cid, {"id": cid}),
+                        "cells": {c.key: c.cells[cid] for c in self.columns if cid in c.cells}}
+                       for cid in self.order],
+            "exit_code": self.exit_code(),
+        }
+
+
+def _verdict(cell: Mapping[str, Any] | None) -> str:
+    return NA if cell is None else f"{cell.get('status')} ({cell.get('observed')})"
+
+
+def _summary(cells: Any) -> dict[str, int]:
+    counts = {s.value: 0 for s in Status}
+    counts.update({NA: 0, "waived": 0, "accepted": 0})
+    for c in cells:
+        counts[c["status"] if c["status"] in counts else NA] += 1
+        if c.get("excused"):
+            counts["waived" if c.get("waived") else "accepted"] += 1
+    return counts
+
+
+def _release(target: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
+    return target_version(target) or ", ".join(facts.get("tools") or []) or "unknown release"
+
+
+def _targets_of(data: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, target info) of each target a run report or a survey ran, its cells' targets included."""
+    found: dict[str, dict[str, Any]] = {}
+    if data.get("kind") == "survey":
+        found.update((str(t.get("name")), dict(t)) for t in data.get("targets", []) if isinstance(t, dict))
+    elif isinstance(data.get("target"), dict):
+        found[str(data["target"].get("name", "unknown target"))] = dict(data["target"])
+    for name, info, _ in _cells_of(data):
+        found.setdefault(name, info)
+    return list(found.items())
+
+
+def _cells_of(data: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(target name, target info, cell) for every cell of a run report or a survey."""
+    if data.get("kind") == "survey":
+        infos = {t.get("name"): t for t in data.get("targets", []) if isinstance(t, dict)}
+        out = []
+        for check in data.get("checks", []):
+            meta = {k: check.get(k) for k in ("id", "category", "title", "expect", "severity")}
+            for name, cell in (check.get("cells") or {}).items():
+                out.append((name, dict(infos.get(name, {"name": name})), {**meta, **cell}))
+        return out
+    target = data.get("target") if isinstance(data.get("target"), dict) else {}
+    name = str(target.get("name", "unknown target"))
+    return [(name, dict(target), dict(r)) for r in data.get("results", []) if isinstance(r, dict)]
+
+
+def _excused(cell: Mapping[str, Any]) -> bool:
+    if "excused" in cell:
+        return bool(cell["excused"])
+    return cell.get("status") in ("fail", "inconclusive") and bool(cell.get("waived") or cell.get("accepted"))
+
+
+def build(reports: Sequence[tuple[str, Mapping[str, Any]]], allow_different_matrices: bool = False) -> Fleet:
+    """The fleet of ``reports`` ((file, canonical JSON) pairs); MergeError when they do not fit together."""
+    if not reports:
+        raise MergeError("no reports to merge")
+    digests: dict[str, list[str]] = {}
+    for path, data in reports:
+        m = data.get("matrix") if isinstance(data.get("matrix"), dict) else {}
+        digests.setdefault(str(m.get("digest") or f"matrix {m.get('name')!r} (no digest)"), []).append(path)
+    if len(digests) > 1 and not allow_different_matrices:
+        parts = "; ".join(f"{d[:23]} in {', '.join(files)}" for d, files in digests.items())
+        raise MergeError(f"the reports are of different matrices ({parts}): merge reports of one matrix, "
+                         "or pass --allow-different-matrices")
+    columns: dict[tuple[str, str], Column] = {}
+    order: list[str] = []
+    checks: dict[str, dict[str, Any]] = {}
+    seen: dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]] = {}
+    kinds = set()
+    for path, data in reports:
+        kinds.add("survey" if data.get("kind") == "survey" else "run")
+        facts = data.get("host") if isinstance(data.get("host"), dict) else {}
+        host = host_key(facts)
+        shard = data.get("shard") if isinstance(data.get("shard"), dict) else None
+        for cid in (shard or {}).get("check_ids") or []:
+            if cid not in checks:
+                order.append(cid)
+                checks[cid] = {"id": cid}
+        # Every target the report ran is a column, even when its part held none of that target's checks.
+        for name, info in _targets_of(data):
+            col = columns.get((name, host))
+            if col is None:
+                col = columns[(name, host)] = Column(name, host, _release(info, facts), dict(facts), info)
+            col.files.append(path)
+            if shard:
+                col.shards.setdefault(int(shard["count"]), set()).add(int(shard["index"]))
+                col.expected = max(col.expected, int(shard.get("matrix_checks") or 0))
+            if col.preflight is None:
+                col.preflight = data.get("preflight") or info.get("preflight")
+        for name, _info, cell in _cells_of(data):
+            col = columns[(name, host)]
+            cid = str(cell.get("id"))
+            cell["excused"] = _excused(cell)
+            if cid not in checks:
+                order.append(cid)
+                checks[cid] = {"id": cid}
+            checks[cid].update({k: cell[k] for k in ("category", "title", "expect", "severity") if cell.get(k)})
+            seen.setdefault((name, host, cid), []).append((path, cell))
+            col.cells.setdefault(cid, cell)
+    duplicates = []
+    for (target, host, cid), found in seen.items():
+        if len(found) > 1:
+            same = len({_verdict(c) for _, c in found}) == 1
+            duplicates.append({"target": target, "host": host, "check": cid,
+                               "kind": "duplicate" if same else "conflicting",
+                               "found": {p: _verdict(c) for p, c in found}})
+    first = reports[0][1]
+    matrix = first.get("matrix") if isinstance(first.get("matrix"), dict) else {}
+    cols = sorted(columns.values(), key=lambda c: (c.target, c.host))
+    return Fleet(matrix={k: matrix.get(k) for k in ("name", "path", "checks")}, digests=sorted(digests),
+                 columns=cols, order=order, checks=checks, duplicates=duplicates, kinds=kinds,
+                 files=[p for p, _ in reports],
+                 started=min(str(d.get("started", "")) for _, d in reports))
+
+
+def load(paths: Sequence[str], allow_different_matrices: bool = False) -> Fleet:
+    """Read the JSON reports at ``paths`` and build their fleet (MergeError on bad input)."""
+    reports = []
+    for path in paths:
+        try:
+            data = _load_any(path)
+        except BaselineError as exc:
+            raise MergeError(str(exc)) from None
+        if data.get("kind") == "fleet":
+            raise MergeError(f"{path}: a merged fleet view; merge the reports it was made from")
+        reports.append((path, data))
+    return build(reports, allow_different_matrices)
+
+
+def _load_any(path: str) -> dict[str, Any]:
+    """A run report (checked like a baseline) or a survey (which has no ``results``)."""
+    from .policy import REPORT_MAX_BYTES
+    from .safeyaml import InputError, read_text
+
+    try:
+        data = json.loads(read_text(path, "JSON report", limit=REPORT_MAX_BYTES))
+    except InputError as exc:
+        raise BaselineError(str(exc)) from None
+    except (ValueError, RecursionError) as exc:
+        raise BaselineError(f"{path}: not a JSON report: {exc}") from None
+    if isinstance(data, dict) and data.get("kind") in ("survey", "fleet"):
+        if data.get("schema_version") != 1 or not isinstance(data.get("checks"), list):
+            raise BaselineError(f"{path}: not a sandboxcheck survey (schema_version 1 with 'checks')")
+        return data
+    return load_report(path)
+
+
+# -- one run, merged back ---------------------------------------------------
+
+def single_run(fleet: Fleet) -> bool:
+    """All inputs are run reports of one target on one host, each check once and none missing:
+    the merge is a run report (otherwise the fleet view names what does not add up)."""
+    return fleet.kinds == {"run"} and len(fleet.columns) == 1 and not fleet.duplicates and not fleet.incomplete()
+
+
+def _result(cell: Mapping[str, Any]) -> Result:
+    return Result(id=cell["id"], category=cell.get("category", ""), title=cell.get("title", ""),
+                  expect=cell.get("expect", ""), observed=Observed(cell.get("observed", "unknown")),
+                  status=Status(cell["status"]), errno=cell.get("errno"),
+                  evidence=tuple(cell.get("evidence") or ()), reason=cell.get("reason", ""),
+                  duration_s=float(cell.get("duration_s") or 0.0), severity=cell.get("severity", "medium"),
+                  target=cell.get("target", ""), control=cell.get("control"),
+                  probe_action=cell.get("probe_action", ""), layer=cell.get("layer"),
+                  waived=cell.get("waived"), accepted=bool(cell.get("accepted")))
+
+
+def run_report(fleet: Fleet, durations: Sequence[float] = ()) -> RunReport:
+    """The RunReport an unsharded run would have written (its only column, in matrix order)."""
+    col = fleet.columns[0]
+    m = fleet.matrix
+    matrix = Matrix(name=str(m.get("name") or ""), path=str(m.get("path") or ""), checks=())
+    return RunReport(matrix=matrix, target=col.target_info, started=fleet.started,
+                     duration_s=max(durations, default=0.0),
+                     results=[_result(col.cells[cid]) for cid in fleet.order if cid in col.cells],
+                     preflight=col.preflight, host=col.facts or None,
+                     matrix_digest=fleet.digests[0] if fleet.digests else None)
+
+
+def run_report_dict(fleet: Fleet, report: RunReport) -> dict[str, Any]:
+    """``report`` as canonical JSON, with the whole matrix's size and the files it was merged from."""
+    data = report.to_dict()
+    expected = fleet.columns[0].expected
+    data["matrix"]["checks"] = expected or len(report.results)
+    data["merged_from"] = fleet.files
+    return data
+
+
+def render_run_json(fleet: Fleet, report: RunReport, out: IO[str]) -> None:
+    """The merged run report as canonical JSON."""
+    json.dump(run_report_dict(fleet, report), out, indent=2)
+    out.write("\n")
+
+
+# -- fleet formatters ----------------------------------------------------------
+
+def _facts_line(facts: Mapping[str, Any]) -> str:
+    osr = facts.get("os") or {}
+    userns = facts.get("user_namespaces") or {}
+    bits = [osr.get("pretty_name") or osr.get("id") or "unknown OS", f"kernel {facts.get('kernel', '?')}",
+            str(facts.get("machine", "?")), f"Landlock ABI {facts.get('landlock_abi', '?')}",
+            "userns " + ("yes" if userns.get("available") else "no"),
+            "root" if facts.get("root") else "not root", f"sandboxcheck {facts.get('sandboxcheck', '?')}"]
+    return ", ".join(bits)
+
+
+def _cell_text(cell: Mapping[str, Any] | None) -> tuple[str, str]:
+    if cell is None:
+        return NA, NA
+    status = str(cell.get("status"))
+    return status, ("skip" if status == "skip" else str(cell.get("observed")))
+
+
+def _headline(fleet: Fleet) -> str:
+    return (f"sandboxcheck fleet: matrix {fleet.matrix.get('name')} ({len(fleet.order)} checks), "
+            f"{len(fleet.hosts())} host(s), {len({c.target for c in fleet.columns})} target(s), "
+            f"{len(fleet.files)} report(s)")
+
+
+def _problems(fleet: Fleet) -> list[str]:
+    out = [f"{d['kind']} result: {d['check']} for {d['target']} on {d['host']}: "
+           + "; ".join(f"{p}: {v}" for p, v in d["found"].items()) for d in fleet.duplicates]
+    out += [f"incomplete: {line}" for line in fleet.incomplete()]
+    if len(fleet.digests) > 1:
+        out.append("the reports are of different matrices: " + ", ".join(fleet.digests))
+    return out
+
+
+def _sections(fleet: Fleet) -> list[tuple[str, list[str]]]:
+    """What a reader needs before the grid: differences between hosts, problems, each host's facts."""
+    diffs = [f"{d['check']} on {d['target']} ({d['release']}), expect {d['expect']}: "
+             + ", ".join(f"{h} {v}" for h, v in d["hosts"].items())
+             + " [" + "; ".join(f"{h}: {f}" for h, f in d["facts"].items()) + "]" for d in fleet.differences()]
+    hosts = [f"{host}: {_facts_line(facts)}" for host, facts in fleet.hosts().items()]
+    return [(title, lines) for title, lines in (
+        ("Differences between hosts (same target and release)", diffs),
+        ("Problems", _problems(fleet)), ("Hosts", hosts)) if lines]
+
+
+def render_markdown(fleet: Fleet, out: IO[str]) -> None:
+    """Markdown fit for a CI job summary: differences first, then the grid."""
+    w = out.write
+    w(f"## {_headline(fleet)}\n\n")
+    for title, lines in _sections(fleet):
+        w(f"### {title}\n\n" + "".join(f"- {_md(line)}\n" for line in lines) + "\n")
+    w("| check | expect | " + " | ".join(f"`{c.key}`" for c in fleet.columns) + " |\n")
+    w("|---|---|" + "---|" * len(fleet.columns) + "\n")
+    for cid in fleet.order:
+        cells = []
+        for col in fleet.columns:
+            status, text = _cell_text(col.cells.get(cid))
+            cells.append(f"{_ICON.get(status, '')} {text}")
+        w(f"| `{cid}` | {fleet.checks[cid].get('expect', '')} | " + " | ".join(cells) + " |\n")
+    w("| **failed** | | " + " | ".join(f"**{_summary(c.cells.values())['fail']}**" for c in fleet.columns)
+      + " |\n")
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_table(fleet: Fleet, out: IO[str], color: bool | None = None) -> None:
+    """A terminal grid: differences first, then checks down and (target, host) across."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    style = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "skip": "dim", NA: "dim"}
+    console = Console(file=out, force_terminal=color, no_color=color is False, soft_wrap=False)
+    if not console.is_terminal:
+        console.width = max(160, 40 + 18 * len(fleet.columns))
+    console.print(_headline(fleet), markup=False)
+    for title, lines in _sections(fleet):
+        console.print(f"{title}:", markup=False)
+        for line in lines:
+            console.print(f"  {line}", markup=False)
+    grid = Table("check", "expect", *(c.key for c in fleet.columns), pad_edge=False)
+    for cid in fleet.order:
+        cells = [_cell_text(col.cells.get(cid)) for col in fleet.columns]
+        grid.add_row(cid, str(fleet.checks[cid].get("expect", "")),
+                     *(Text(text, style=style.get(status, "")) for status, text in cells))
+    console.print(grid)
+
+
+def render_html(fleet: Fleet, out: IO[str]) -> None:
+    """One self-contained page (inline CSS, no scripts): differences, hosts, then the grid."""
+    e = html.escape
+    w = out.write
+    colours = {"pass": "#e6f4ea", "fail": "#fce8e6", "inconclusive": "#fef7e0", "skip": "#f1f3f4", NA: "#f1f3f4"}
+    w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+    w(f"<title>{e(_headline(fleet))}</title>\n<style>body{{font:14px system-ui,sans-serif;margin:2em}}"
+      "table{border-collapse:collapse}td,th{border:1px solid #dadce0;padding:.2em .5em}</style>\n"
+      "</head>\n<body>\n")
+    w(f"<h1>{e(_headline(fleet))}</h1>\n")
+    for title, lines in _sections(fleet):
+        w(f"<h2>{e(title)}</h2>\n<ul>\n" + "".join(f"<li>{e(line)}</li>\n" for line in lines) + "</ul>\n")
+    w("<h2>Checks</h2>\n<table>\n<tr><th>check</th><th>expect</th>"
+      + "".join(f"<th>{e(c.key)}</th>" for c in fleet.columns) + "</tr>\n")
+    for cid in fleet.order:
+        w(f"<tr><td><code>{e(cid)}</code></td><td>{e(str(fleet.checks[cid].get('expect', '')))}</td>")
+        for col in fleet.columns:
+            cell = col.cells.get(cid)
+            status, text = _cell_text(cell)
+            tip = (cell or {}).get("reason", "")
+            w(f"<td style=\"background:{colours.get(status, '#fff')}\" title=\"{e(str(tip))}\">{e(text)}</td>")
+        w("</tr>\n")
+    w("</table>\n</body>\n</html>\n")
+
+
+def render_json(fleet: Fleet, out: IO[str]) -> None:
+    """The fleet view as JSON."""
+    json.dump(fleet.to_dict(), out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+FORMATTERS = {"table": render_table, "json": render_json, "markdown": render_markdown, "html": render_html}
