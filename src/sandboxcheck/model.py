@@ -119,11 +119,6 @@ class Check:
         """The descriptors the target inherits: number -> the ``pass_fd`` step opening it."""
         return {s.fd: s for s in self.setup if s.action == "pass_fd" and s.fd is not None}
 
-    @property
-    def args_dict(self) -> dict[str, Any]:
-        """The probe arguments as a dict."""
-        return dict(self.args)
-
 
 @dataclass(frozen=True, slots=True)
 class Waiver:

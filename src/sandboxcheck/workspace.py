@@ -121,8 +121,6 @@ _TAR_MEMBER = "../outside/tar-escape.txt"
 #: reseeded root gets exactly the modes a freshly seeded one has.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-#: Top-level folders of a root that ``seed`` creates.
-ROOT_FOLDERS = ("workspace", "home", "outside", "run")
 #: Every folder ``seed`` creates, relative to the root (parents included).
 SEEDED_DIRS = frozenset(str(p) for d in _DIRS for p in (Path(d), *Path(d).parents) if str(p) != ".")
 

@@ -135,12 +135,12 @@ def test_good_matrix_builds_checks_with_defaults_lines_and_argv() -> None:
     assert m.name == "tiny"
     a, b = m.checks
     assert (a.id, a.severity, a.timeout, a.tags) == ("fs.read.absolute", "low", 4.0, ("base", "extra"))
-    assert a.args_dict == {"path": "{outside}/secret.txt"}
+    assert dict(a.args) == {"path": "{outside}/secret.txt"}
     assert a.evidence.kind == "leak"
     assert (a.control, a.control_reason) == (True, None)
     assert (a.source, a.line) == ("good.yaml", 7)
     assert (b.severity, b.timeout) == ("high", 2.5)
-    assert b.args_dict == {"--": ("/bin/sh", "-c", "printf '%s-%s' RAN {token}")}
+    assert dict(b.args) == {"--": ("/bin/sh", "-c", "printf '%s-%s' RAN {token}")}
     assert b.evidence.kind == "marker" and b.evidence.marker == "RAN-{token}"
     assert (b.control, b.control_reason) == (False, "nothing to compare with")
     assert (b.line, b.end_line) == (15, 24)  # the last check ends on its last line
