@@ -659,10 +659,11 @@ def replay(ids: tuple[str, ...], folder: str | None, fmt: str, output: str | Non
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--kind", type=click.Choice(["matrix", "suite", "target", "report", "workflow"]), default=None,
+@click.option("--kind", type=click.Choice(["matrix", "suite", "target", "report", "workflow", "advisory"]),
+              default=None,
               help="Validate every file as this kind instead of telling it from its name and keys.")
 def validate(files: tuple[str, ...], kind: str | None = None) -> None:
-    """Validate FILES (matrices, suites, target files, JSON reports, workflows running sandboxcheck),
+    """Validate FILES (matrices, suites, target files, JSON reports, workflows running sandboxcheck, advisories),
     reporting every problem with file and line."""
     from .matrix import MatrixError
     from .validate import validate_file
