@@ -75,6 +75,11 @@ class Advisory:
     description: str = ""
     file: str = ""
 
+    @property
+    def name(self) -> str:
+        """The short name ``replay`` takes and tables show: the file's name, else the id."""
+        return Path(self.file).stem if self.file else self.id
+
     def matrix_ref(self) -> str:
         """The matrix file: a bundled one by name, else a path resolved beside the advisory file."""
         from .resources import bundled_matrices, matrices_dir
@@ -248,12 +253,12 @@ def select(corpus: Sequence[Advisory], ids: Sequence[str]) -> list[Advisory]:
     if not ids:
         return list(corpus)
     # An advisory is named by its id or by its file's name (shorter than an address).
-    names = {**{Path(a.file).stem.lower(): a for a in corpus if a.file}, **{a.id.lower(): a for a in corpus}}
+    names = {**{a.name.lower(): a for a in corpus}, **{a.id.lower(): a for a in corpus}}
     out = []
     for wanted in ids:
         adv = names.get(wanted.lower())
         if adv is None:
-            short = [Path(a.file).stem if a.file else a.id for a in corpus]
+            short = [a.name for a in corpus]
             close = difflib.get_close_matches(wanted, [*short, *(a.id for a in corpus)], n=1, cutoff=0.5)
             raise AdvisoryError([Problem("replay", 0, "", f"unknown advisory {wanted!r}"
                                          + (f" (did you mean {close[0]!r}?)" if close
@@ -307,7 +312,7 @@ class Replay:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
         a = self.advisory
-        return {"id": a.id, "title": a.title, "url": a.url, "target": a.target, "vulnerable": a.vulnerable,
+        return {"name": a.name, "id": a.id, "title": a.title, "url": a.url, "target": a.target, "vulnerable": a.vulnerable,
                 "fixed": a.fixed, "matrix": a.matrix, "status": self.status, "reason": self.reason,
                 "seconds": round(self.seconds, 2), "checks": [c.to_dict() for c in self.checks]}
 
@@ -382,7 +387,7 @@ class PinnedEvaluator(Evaluator):
             targets = []
             for version in (advisory.vulnerable, advisory.fixed):
                 ref = f"{advisory.target}@{version}"
-                self.progress(f"{advisory.id}: {ref}: installing (cached after the first time)")
+                self.progress(f"{advisory.name}: {ref}: installing (cached after the first time)")
                 try:
                     target = load_target(ref, options)
                 except TargetError as exc:
@@ -391,7 +396,7 @@ class PinnedEvaluator(Evaluator):
                 if why:
                     return Runs(could_not_run=f"{ref} is not available here: {why}", seconds=time.monotonic() - t0)
                 targets.append(target)
-            self.progress(f"{advisory.id}: running {len(matrix.checks)} check(s) against "
+            self.progress(f"{advisory.name}: running {len(matrix.checks)} check(s) against "
                           f"{advisory.vulnerable} and {advisory.fixed}, interleaved")
             vulnerable, fixed = (r.to_dict() for r in run_targets(matrix, targets, self.run_options))
         return Runs(vulnerable, fixed, seconds=time.monotonic() - t0)
@@ -429,12 +434,12 @@ def render(replays: Sequence[Replay], fmt: str, out: IO[str]) -> None:
                    "advisories": [r.to_dict() for r in replays]}, out, indent=2)
         out.write("\n")
         return
-    width = max([len(r.advisory.id) for r in replays] + [8])
+    width = max([len(r.advisory.name) for r in replays] + [8])
     for r in replays:
         a = r.advisory
-        out.write(f"{a.id:<{width}}  {r.status.upper():<14}  {a.target} {a.vulnerable} -> {a.fixed}  "
+        out.write(f"{a.name:<{width}}  {r.status.upper():<14}  {a.target} {a.vulnerable} -> {a.fixed}  "
                   f"({r.seconds:.1f} s)\n")
-        out.write(f"{'':<{width}}  {a.title}\n")
+        out.write(f"{'':<{width}}  {a.title}" + (f" [{a.id}]" if a.id != a.name else "") + "\n")
         out.write(f"{'':<{width}}  {r.reason}\n")
     out.write(summary_line(replays) + "\n")
 

@@ -648,7 +648,7 @@ def replay(ids: tuple[str, ...], folder: str | None, fmt: str, output: str | Non
     _harness()
     evaluator = adv.PinnedEvaluator(RunOptions(jobs=jobs, timeout=timeout), lambda line: click.echo(line, err=True))
     try:
-        replays = adv.replay(chosen, evaluator, lambda r: click.echo(f"{r.advisory.id}: {r.status}", err=True))
+        replays = adv.replay(chosen, evaluator, lambda r: click.echo(f"{r.advisory.name}: {r.status}", err=True))
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)

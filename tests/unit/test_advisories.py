@@ -219,6 +219,7 @@ def test_replay_exit_codes_and_rendering() -> None:
     adv.render(replays, "json", out)
     data = json.loads(out.getvalue())
     assert data["schema_version"] == 1 and data["summary"] == {REPRODUCED: 0, NOT_REPRODUCED: 1, COULD_NOT_RUN: 1}
+    assert data["advisories"][0]["name"] == ADV.id
     assert data["advisories"][0]["checks"][0] == {
         "id": "network.tcp", "vulnerable": {"status": "pass", "observed": "denied"},
         "fixed": {"status": "pass", "observed": "denied"}, "fits": False, "detail": ""}
