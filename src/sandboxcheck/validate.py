@@ -68,7 +68,7 @@ def detect_kind(path: str, data: Any) -> str | None:
 
 def validate_file(path: str, kind: str | None = None) -> Validated:
     """Validate ``path`` as ``kind`` (detected when None); MatrixError listing every problem."""
-    resolved = str(resolve_matrix(path)) if not Path(path).exists() else path
+    resolved = str(resolve_matrix(path))
     text = read_text(resolved, kind or "matrix")
     node = compose(text, resolved)
     ln = _Lines(resolved)
