@@ -208,6 +208,11 @@ def load_advisory(path: str | Path) -> Advisory:
     data = ln.convert(node) if node is not None else None
     problems = list(ln.problems) + _problems(data, ln, file)
     if problems:
+        # The matrix and its checks are looked at too when they are well formed: every problem at once.
+        if isinstance(data, dict) and isinstance(data.get("matrix"), str) and data["matrix"].strip() \
+                and isinstance(data.get("checks"), list) and all(isinstance(c, str) for c in data["checks"]):
+            problems += _check_problems(Advisory("", "", "", "", "", "", data["matrix"], tuple(data["checks"]),
+                                                 file=file), ln)
         raise AdvisoryError(sorted(problems, key=lambda p: p.line))
     adv = Advisory(id=data["id"], title=data["title"], url=data["url"], target=data["target"],
                    vulnerable=data["vulnerable"], fixed=data["fixed"], matrix=data["matrix"],

@@ -54,7 +54,8 @@ def test_every_problem_is_reported_at_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("CVE-2025-66479", "CVE-25")
                  .replace("target: srt-settings", "target: srt-setings")
                  .replace('fixed: "0.0.16"', 'fixed: "0.0.14"')
-                 .replace("settings: {", "setings: {"))
+                 .replace("settings: {", "setings: {")
+                 .replace("[network.tcp]", "[network.tpc]"))
     with pytest.raises(AdvisoryError) as exc:
         load_advisory(path)
     assert messages(exc) == [
@@ -62,6 +63,7 @@ def test_every_problem_is_reported_at_its_line(tmp_path: Path) -> None:
         f"{path}:4: target: 'srt-setings' is not a pinnable preset (did you mean 'srt-settings'?)",
         f"{path}:6: fixed: 0.0.14 is not newer than the vulnerable 0.0.15",
         f"{path}:7: unknown key 'setings' (did you mean 'settings'?)",
+        f"{path}:9: checks[0]: no check 'network.tpc' in matrix 'baseline' (did you mean 'network.tcp'?)",
     ]
 
 
@@ -235,3 +237,12 @@ def test_the_command_line_refuses_an_unknown_id_with_exit_2() -> None:
     assert proc.returncode == 2
     assert proc.stderr == "error: unknown advisory 'CVE-2026-2572' (did you mean 'CVE-2026-25725'?)\n"
     assert proc.stdout == ""
+
+
+def test_the_command_line_reports_a_bad_corpus_with_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, GOOD.replace('vulnerable: "0.0.15"', "vulnerable: 0.0.15x"))
+    proc = subprocess.run([sys.executable, "-m", "sandboxcheck.cli", "replay", "--advisories", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == (f"error: {tmp_path / 'adv.yaml'}:5: vulnerable: '0.0.15x' is not a release number "
+                           "such as 0.0.16 (quote it in YAML)\n")
