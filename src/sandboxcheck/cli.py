@@ -660,11 +660,51 @@ def bisect(matrix: str, target_name: str, old: str, new: str, checks: tuple[str,
 
 
 @main.command()
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--advisories", "folder", default=None, metavar="DIR", envvar="SANDBOXCHECK_ADVISORIES",
+              help="Folder of advisory files (default: the bundled corpus).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format on stdout (or --output).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
+              help="Checks run in parallel.")
+@click.option("--timeout", type=TIMEOUT, default=None, help="Per-check timeout in seconds, overriding the matrix.")
+def replay(ids: tuple[str, ...], folder: str | None, fmt: str, output: str | None, jobs: int,
+           timeout: float | None) -> None:
+    """Replay published sandbox bypasses: run each advisory's checks against its vulnerable and fixed
+    releases, interleaved, and say whether the bypass is reproduced.
+
+    ID is an advisory's id or file name (default: every advisory). Exit 0 when
+    every one is reproduced, 1 when one is not, 3 when one could not run here,
+    2 on bad input.
+    """
+    from . import advisories as adv
+    from .runner import RunOptions
+
+    _check_writable([output])
+    try:
+        chosen = adv.select(adv.load_corpus(folder), ids)
+    except adv.AdvisoryError as exc:
+        _fail_usage("\n".join(str(p).removeprefix("replay: ") for p in exc.problems))
+    _harness()
+    evaluator = adv.PinnedEvaluator(RunOptions(jobs=jobs, timeout=timeout), lambda line: click.echo(line, err=True))
+    try:
+        replays = adv.replay(chosen, evaluator, lambda r: click.echo(f"{r.advisory.name}: {r.status}", err=True))
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    _emit(lambda fh: adv.render(replays, fmt, fh), output)
+    click.echo(adv.summary_line(replays), err=True)
+    sys.exit(adv.exit_code(replays))
+
+
+@main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--kind", type=click.Choice(["matrix", "suite", "target", "report", "workflow"]), default=None,
+@click.option("--kind", type=click.Choice(["matrix", "suite", "target", "report", "workflow", "advisory"]),
+              default=None,
               help="Validate every file as this kind instead of telling it from its name and keys.")
 def validate(files: tuple[str, ...], kind: str | None = None) -> None:
-    """Validate FILES (matrices, suites, target files, JSON reports, workflows running sandboxcheck),
+    """Validate FILES (matrices, suites, target files, JSON reports, workflows running sandboxcheck, advisories),
     reporting every problem with file and line."""
     from .matrix import MatrixError
     from .validate import validate_file

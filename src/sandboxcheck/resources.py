@@ -41,9 +41,10 @@ def schema_path(name: str) -> Path:
 def resolve_matrix(ref: str) -> Path:
     """A matrix path, or the name of a bundled matrix (``baseline``)."""
     path = Path(ref)
-    if path.exists():
-        return path
     bundled = matrices_dir() / (ref if ref.endswith((".yaml", ".yml")) else ref + ".yaml")
+    # A folder of the same name (advisories/ in a checkout) does not hide a bundled matrix.
+    if path.exists() and not (path.is_dir() and bundled.is_file()):
+        return path
     if bundled.exists():
         return bundled
     return path

@@ -3,7 +3,7 @@
 Every file sandboxcheck reads has a kind: a check matrix (``checks:``), a
 suite (``*.sandboxcheck.yaml``: ``matrices:`` and ``targets:``), a target file
 (``name:`` and ``command:``, or ``kind: agent``), a JSON report (``--baseline``,
-``diff``). A GitHub Actions workflow that runs sandboxcheck is recognised too:
+``diff``), an advisory (``vulnerable:`` and ``fixed:``, see ``advisories``). A GitHub Actions workflow that runs sandboxcheck is recognised too:
 the matrices and targets its ``sandboxcheck`` commands name are loaded. A
 file of no kind above is read as a matrix. Each problem comes with file and
 line, as the matrix loader reports them.
@@ -22,7 +22,7 @@ from .matrix import MatrixError, Problem, _Lines, compose, load_matrix, read_tex
 from .resources import resolve_matrix
 
 #: The kinds ``validate`` knows, as ``--kind`` takes them.
-KINDS: tuple[str, ...] = ("matrix", "suite", "target", "report", "workflow")
+KINDS: tuple[str, ...] = ("matrix", "suite", "target", "report", "workflow", "advisory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,7 @@ _DISTINCT: dict[str, tuple[str, ...]] = {
     "suite": ("matrices", "targets"),
     "target": ("command", "requires", "kernel", "python", "env", "pass_env", "install", "files", "kind", "agent"),
     "report": ("results", "schema_version"),
+    "advisory": ("vulnerable", "fixed"),
 }
 
 
@@ -67,7 +68,7 @@ def detect_kind(path: str, data: Any) -> str | None:
 
 def validate_file(path: str, kind: str | None = None) -> Validated:
     """Validate ``path`` as ``kind`` (detected when None); MatrixError listing every problem."""
-    resolved = str(resolve_matrix(path)) if not Path(path).exists() else path
+    resolved = str(resolve_matrix(path))
     text = read_text(resolved, kind or "matrix")
     node = compose(text, resolved)
     ln = _Lines(resolved)
@@ -82,6 +83,11 @@ def validate_file(path: str, kind: str | None = None) -> Validated:
 
         s = load_suite(resolved)
         return Validated("suite", f"{_n(len(s.matrices), 'matrix', 'matrices')}, {_n(len(s.targets), 'target')}")
+    if kind == "advisory":
+        from .advisories import load_advisory
+
+        a = load_advisory(resolved)
+        return Validated("advisory", f"{a.target} {a.vulnerable} -> {a.fixed}, {_n(len(a.checks), 'check')}")
     if ln.problems:
         raise MatrixError(list(ln.problems))
     if kind == "target":
