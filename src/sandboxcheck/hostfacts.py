@@ -9,20 +9,22 @@ and says nothing of its name.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import hashlib
-import json
 import os
 import platform
 import socket
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .model import Matrix
+from .model import matrix_digest
 from .redact import caller_environ
-from .targets import Target, landlock_abi, requirement_versions
+
+if TYPE_CHECKING:
+    from .targets import Target
+
+__all__ = ["matrix_digest"]  # re-exported: a report's matrix digest is made in model
 
 #: Environment variable holding the salt of anonymised host ids (a fleet shares one salt).
 SALT_ENV = "SANDBOXCHECK_HOST_SALT"
@@ -31,26 +33,6 @@ SALT_ENV = "SANDBOXCHECK_HOST_SALT"
 LABEL_ENV = "SANDBOXCHECK_HOST_LABEL"
 _DEFAULT_SALT = "sandboxcheck-host-id-v1"
 _CLONE_NEWUSER = 0x10000000
-#: Fields of a check or waiver that say where it was written, not what it is.
-_PLACE = ("source", "line", "end_line")
-
-
-def matrix_digest(matrix: Matrix) -> str:
-    """``sha256:<hex>`` of the matrix's canonical content: its name, checks and waivers.
-
-    Where the file lies and on which lines do not count, so the same matrix
-    checked out in two places on two hosts has one digest.
-    """
-    def canon(obj: Any) -> Any:
-        data = dataclasses.asdict(obj)
-        for key in _PLACE:
-            data.pop(key, None)
-        return data
-
-    content = {"name": matrix.name, "checks": [canon(c) for c in matrix.checks],
-               "waivers": [canon(w) for w in matrix.waivers]}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def os_release(path: str = "/etc/os-release") -> dict[str, str]:
@@ -128,6 +110,8 @@ def host_facts(targets: Iterable[Target] = (), anonymise: bool = False) -> dict[
     label = caller_environ().get(LABEL_ENV, "").strip()
     if label:
         facts["label"] = label
+    from .targets import landlock_abi, requirement_versions
+
     tools = sorted({v for t in targets for v in requirement_versions(t)})
     facts.update({
         "os": os_release(), "system": platform.system(), "kernel": uname.release,

@@ -19,9 +19,8 @@ from typing import IO, Any
 from . import __version__
 from .compare import load_report, target_version
 from .hostfacts import host_key
-from .model import Matrix, Observed, Result, Status
+from .model import SCHEMA_VERSION, Matrix, Observed, Result, RunReport, Status
 from .policy import BaselineError
-from .runner import SCHEMA_VERSION, RunReport
 
 NA = "n/a"
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "skip": "⏭️", NA: "·"}

@@ -1,9 +1,14 @@
 """Plain data types shared by every layer (no I/O here)."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from . import __version__
 
 CATEGORIES: tuple[str, ...] = (
     "fs-read", "fs-write", "credentials", "env", "exec",
@@ -222,3 +227,85 @@ class Result:
     def excused(self) -> bool:
         """A deviation covered by an active waiver or by an accepted baseline."""
         return self.status in (Status.FAIL, Status.INCONCLUSIVE) and bool(self.waived or self.accepted)
+
+
+#: Version of the JSON report format.
+SCHEMA_VERSION = 1
+#: Fields of a check or waiver that say where it was written, not what it is.
+_PLACE = ("source", "line", "end_line")
+
+
+def matrix_digest(matrix: Matrix) -> str:
+    """``sha256:<hex>`` of the matrix's canonical content: its name, checks and waivers.
+
+    Where the file lies and on which lines do not count, so the same matrix
+    checked out in two places on two hosts has one digest.
+    """
+    def canon(obj: Any) -> Any:
+        data = dataclasses.asdict(obj)
+        for key in _PLACE:
+            data.pop(key, None)
+        return data
+
+    content = {"name": matrix.name, "checks": [canon(c) for c in matrix.checks],
+               "waivers": [canon(w) for w in matrix.waivers]}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class RunReport:
+    """The outcome of running a matrix against a target."""
+
+    matrix: Matrix
+    target: dict[str, Any]
+    started: str
+    duration_s: float
+    results: list[Result]
+    kept: list[str] = field(default_factory=list)
+    preflight: dict[str, Any] | None = None
+    #: What the harness could not remove at the end (path: why), and roots it retired.
+    leftovers: list[str] = field(default_factory=list)
+    #: Run folders of earlier harnesses that died without cleaning up, removed at the start.
+    removed_stale: list[str] = field(default_factory=list)
+    #: Where the run happened (see hostfacts.host_facts).
+    host: dict[str, Any] | None = None
+    #: Which part of the matrix this run covered ({"index": K, "count": N, ...}), None for all of it.
+    shard: dict[str, Any] | None = None
+    #: The digest of the whole matrix when ``matrix`` holds only a shard of it.
+    matrix_digest: str | None = None
+
+    def summary(self) -> dict[str, int]:
+        """Counts per status, plus how many deviations were waived or accepted."""
+        counts = {s.value: 0 for s in Status}
+        counts.update(waived=0, accepted=0)
+        for r in self.results:
+            counts[r.status.value] += 1
+            if r.excused:
+                counts["waived" if r.waived else "accepted"] += 1
+        return counts
+
+    def exit_code(self) -> int:
+        """0 all passed (or skipped, waived, accepted), 1 a fail, 3 no fail but an inconclusive."""
+        live = [r for r in self.results if not r.excused]
+        if any(r.status is Status.FAIL for r in live):
+            return 1
+        return 3 if any(r.status is Status.INCONCLUSIVE for r in live) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON report."""
+        return {
+            "schema_version": SCHEMA_VERSION, "tool": "sandboxcheck", "version": __version__,
+            "matrix": {"name": self.matrix.name, "path": self.matrix.path,
+                       "checks": len(self.matrix.checks),
+                       "digest": self.matrix_digest or matrix_digest(self.matrix)},
+            "target": self.target, "started": self.started,
+            "duration_s": round(self.duration_s, 3), "summary": self.summary(),
+            "results": [r.to_dict() for r in self.results],
+            **({"kept_workspaces": self.kept} if self.kept else {}),
+            **({"preflight": self.preflight} if self.preflight is not None else {}),
+            **({"leftovers": self.leftovers} if self.leftovers else {}),
+            **({"removed_stale_run_folders": self.removed_stale} if self.removed_stale else {}),
+            **({"host": self.host} if self.host is not None else {}),
+            **({"shard": self.shard} if self.shard is not None else {}),
+        }

@@ -13,14 +13,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, placeholders, safefs
-from .hostfacts import host_facts, matrix_digest
+from . import placeholders, safefs
+from .hostfacts import host_facts
 from .controls import EXEC_ONLY_PROBES, Capture, ForkServer, Keeper, LaunchResult, sweep_orphans
-from .model import Check, Execution, Matrix, ProbeReport, Result, Status
+from .model import Check, Execution, Matrix, ProbeReport, Result
+from .model import SCHEMA_VERSION, RunReport  # noqa: F401  (the report model, re-exported for callers of run_matrix)
 from .policy import apply_waivers
 from .observers import Sinks, Witness, file_state, kill_tree, processes_with, read_file, tree_state
 from .redact import Redactor, caller_environ, default_redactor
@@ -31,7 +32,6 @@ from .workspace import (CANARY_PREFIX, HOME_FILES, Retired, Root, RunFolder, Set
                         copy_probes, new_token, reseed, seed)
 
 PROBE_PREFIX = "SANDBOXCHECK-PROBE "
-SCHEMA_VERSION = 1
 _LAUNCH = ["/bin/sh", "-c", '"$@"; exit $?', "sandboxcheck-launch"]
 _LABELS: dict[str, str] = {label: "~/" + rel for rel, (label, _) in HOME_FILES.items()}
 _LABELS.update({"outside-file": "outside/secret.txt", "outside-env": "outside/.env",
@@ -78,64 +78,6 @@ class RunOptions:
     #: Run the checks a target can share a long-lived process for (an agent's) in
     #: such sessions, instead of one process each.
     sessions: bool = True
-
-
-@dataclass(slots=True)
-class RunReport:
-    """The outcome of running a matrix against a target."""
-
-    matrix: Matrix
-    target: dict[str, Any]
-    started: str
-    duration_s: float
-    results: list[Result]
-    kept: list[str] = field(default_factory=list)
-    preflight: dict[str, Any] | None = None
-    #: What the harness could not remove at the end (path: why), and roots it retired.
-    leftovers: list[str] = field(default_factory=list)
-    #: Run folders of earlier harnesses that died without cleaning up, removed at the start.
-    removed_stale: list[str] = field(default_factory=list)
-    #: Where the run happened (see hostfacts.host_facts).
-    host: dict[str, Any] | None = None
-    #: Which part of the matrix this run covered ({"index": K, "count": N, ...}), None for all of it.
-    shard: dict[str, Any] | None = None
-    #: The digest of the whole matrix when ``matrix`` holds only a shard of it.
-    matrix_digest: str | None = None
-
-    def summary(self) -> dict[str, int]:
-        """Counts per status, plus how many deviations were waived or accepted."""
-        counts = {s.value: 0 for s in Status}
-        counts.update(waived=0, accepted=0)
-        for r in self.results:
-            counts[r.status.value] += 1
-            if r.excused:
-                counts["waived" if r.waived else "accepted"] += 1
-        return counts
-
-    def exit_code(self) -> int:
-        """0 all passed (or skipped, waived, accepted), 1 a fail, 3 no fail but an inconclusive."""
-        live = [r for r in self.results if not r.excused]
-        if any(r.status is Status.FAIL for r in live):
-            return 1
-        return 3 if any(r.status is Status.INCONCLUSIVE for r in live) else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The canonical JSON report."""
-        return {
-            "schema_version": SCHEMA_VERSION, "tool": "sandboxcheck", "version": __version__,
-            "matrix": {"name": self.matrix.name, "path": self.matrix.path,
-                       "checks": len(self.matrix.checks),
-                       "digest": self.matrix_digest or matrix_digest(self.matrix)},
-            "target": self.target, "started": self.started,
-            "duration_s": round(self.duration_s, 3), "summary": self.summary(),
-            "results": [r.to_dict() for r in self.results],
-            **({"kept_workspaces": self.kept} if self.kept else {}),
-            **({"preflight": self.preflight} if self.preflight is not None else {}),
-            **({"leftovers": self.leftovers} if self.leftovers else {}),
-            **({"removed_stale_run_folders": self.removed_stale} if self.removed_stale else {}),
-            **({"host": self.host} if self.host is not None else {}),
-            **({"shard": self.shard} if self.shard is not None else {}),
-        }
 
 
 #: A long-lived session is retired after this many checks, before its conversation grows

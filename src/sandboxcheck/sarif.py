@@ -22,7 +22,7 @@ from urllib.parse import quote
 from . import __version__
 from .model import Check, Result, Status
 from .resources import matrices_dir
-from .runner import RunReport
+from .model import RunReport
 
 #: Where the project documents itself; rules link to anchors of its README.
 PROJECT_URL = "https://github.com/sandboxcheck/sandboxcheck"
