@@ -219,11 +219,11 @@ class TranscriptEntry:
         if isinstance(what, list):
             what = " ".join(map(str, what))
         what = " ".join(str(what).split())
-        state = ("no result" if self.result is None else "error" if self.is_error else "ok")
-        line = f"{self.turn}. {self.tool}" + (f" {what}" if what else "")
-        if len(line) > width:
-            line = line[:width - 3] + "..."
-        return f"{line} -> {state}"
+        flags = [k for k in ("dangerouslyDisableSandbox", "run_in_background") if self.input.get(k)]
+        state = " -> " + ("no result" if self.result is None else "error" if self.is_error else "ok")
+        line = f"{self.turn}. {self.tool}" + (f"({', '.join(flags)})" if flags else "") + (f" {what}" if what else "")
+        room = max(20, width - len(state))
+        return (line if len(line) <= room else line[:room - 3] + "...") + state
 
 
 @dataclass(frozen=True, slots=True)

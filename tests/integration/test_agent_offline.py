@@ -7,6 +7,7 @@ runs everywhere in a few seconds and pins the machinery.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -26,6 +27,8 @@ from sandboxcheck.agent import load_agent_target
 from sandboxcheck.agent.spec import check_agent_problems, merge, offline, parse_check_agent
 from sandboxcheck.matrix import MatrixError, parse_matrix
 from sandboxcheck.model import Matrix, Observed, Status
+from sandboxcheck.pytest_plugin import describe_failure
+from sandboxcheck.report import render_table
 from sandboxcheck.runner import RunOptions, run_matrix
 from sandboxcheck.targets import TargetError, load_target
 
@@ -494,6 +497,21 @@ def test_json_result_carries_the_transcript(fake_claude: Path, sessions: bool) -
     assert (first["turn"], first["input"]["command"], first["is_error"]) == (1, "false", True)
     assert (retry["turn"], retry["input"]["dangerouslyDisableSandbox"]) == (2, True)
     assert retry["result"] == "Run outside of the sandbox" and retry["is_error"] is True
+    # Under the failing pytest item: the call, its input and what came back.
+    failed = next(r for r in report.results if r.id == "agent.bash-read")
+    assert failed.status is Status.FAIL
+    text = describe_failure(report.matrix.checks[0], failed, "fake-claude")
+    assert "  agent transcript:\n    1. Bash (session 1): is_error=false\n       input:  {" in text
+    assert "       result: SANDBOXCHECK-PROBE {" in text
+    # The table with -v: one short line per call.
+    out = io.StringIO()
+    render_table(report, out, color=False, verbose=True, width=120)
+    lines = out.getvalue().splitlines()
+    assert any(ln.startswith("      agent: 1. Bash ") and "read_file.py" in ln and ln.endswith("-> ok")
+               for ln in lines)
+    assert "      agent: 1. Bash false -> error" in lines
+    assert any(ln.startswith("      agent: 2. Bash(dangerouslyDisableSandbox) ") and ln.endswith("... -> error")
+               and len(ln) <= 120 for ln in lines), out.getvalue()
 
 
 def test_transcript_is_trimmed_and_redacted(fake_claude: Path, monkeypatch: pytest.MonkeyPatch) -> None:
