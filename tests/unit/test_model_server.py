@@ -307,6 +307,10 @@ def test_permission_denial_phrases() -> None:
         "Claude requested permissions to read from /x, but you haven't granted it yet.": True,
         "Run outside of the sandbox": True,
         "Contains command_substitution": True,
+        # Claude Code 2.1.3xx: its permission check cannot parse the command, so it would ask.
+        "A nested command in this command can't be checked before it runs": True,
+        "Words after a redirect in this command can't be checked before it runs": True,
+        "Exit code 1\nlint: this file can't be checked before it runs": False,  # a tool's own output
         "Exit code 1\nOSError: [Errno 30] Read-only file system": False,
         "Exit code 1\ncat: /x: Permission denied": False,
     }

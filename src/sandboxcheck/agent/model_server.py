@@ -52,9 +52,13 @@ SIDE_TEXT = "OK"
 #: granted it yet." (Read/Write), "This command requires approval", "This Bash
 #: command contains multiple operations. The following part requires approval:
 #: ..." and "Contains command_substitution" (Bash), "Run outside of the sandbox"
-#: (a Bash call with dangerouslyDisableSandbox).
+#: (a Bash call with dangerouslyDisableSandbox). Claude Code 2.1.3xx answers a command
+#: its permission check cannot parse with the reason it would have asked the user:
+#: "A nested command in this command can't be checked before it runs" (a command
+#: substitution), "Words after a redirect in this command can't be checked ...".
 _DENIAL_PATTERNS = re.compile(
     r"requested permissions? to|haven't granted|have not granted|requires? approval|"
+    r"^[^\n]{0,300}(?:can't|cannot) be checked before it runs|"
     r"^Run outside of the sandbox|^Contains [a-z_]+substitution|permission to use|"
     r"denied by (?:your )?permission|blocked by (?:your )?permission|not allowed by|"
     r"user (?:doesn't|does not) want",
