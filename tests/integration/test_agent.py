@@ -30,7 +30,7 @@ from sandboxcheck.model import Matrix, Status
 from sandboxcheck.resources import resolve_matrix
 from sandboxcheck.runner import Harness, RunOptions, RunReport, run_matrix
 from sandboxcheck.verdict import judge
-from sandboxcheck.targets import find_tool, installed_version, load_target
+from sandboxcheck.targets import Target, TargetError, find_tool, installed_version, load_target
 
 pytestmark = [
     pytest.mark.integration,
@@ -45,9 +45,16 @@ RELEASES = ("pinned", "latest")
 JOBS = 2
 
 
-def target_name(preset: str, release: str) -> str:
-    """The target to load: the installed release, or the newest through pinning."""
-    return preset if release == "pinned" else f"{preset}@latest"
+def latest_or_skip(preset: str) -> Target:
+    """``preset`` on the newest release (installed into the pinning cache on first use),
+    or a skip saying why it cannot run here (no registry; ``.ci/run`` installs it)."""
+    try:
+        target = load_target(f"{preset}@latest")
+    except TargetError as exc:
+        pytest.skip(str(exc))
+    if why := target.unavailable():
+        pytest.skip(f"{target.name}: {why}")
+    return target
 
 READS_OUTSIDE = {"fs.read.absolute", "fs.read.relative", "fs.read.symlink", "fs.read.proc-root",
                  "fs.read.list-outside", "credentials.dotenv-outside"}
@@ -161,9 +168,7 @@ def reports(kept_roots: list[str]) -> Reports:
     def get(matrix: str, preset: str, release: str = "pinned") -> RunReport:
         if (matrix, preset, release) not in cache:
             m: Matrix = load_matrix(resolve_matrix(matrix))
-            target = load_target(target_name(preset, release))
-            if release != "pinned" and (why := target.unavailable()):
-                pytest.skip(f"{target.name}: {why}")
+            target = latest_or_skip(preset) if release == "latest" else load_target(preset)
             # The agent matrix's roots are kept for their transcripts.
             report = run_matrix(m, target, RunOptions(jobs=JOBS, keep_workspace=matrix == "agent"))
             kept_roots.extend(report.kept)
@@ -223,9 +228,7 @@ def test_baseline_through_the_bash_tool_known_answers(release: str, reports: Rep
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_sandboxcheck_run_baseline_cli_on_the_sandboxed_agent(release: str, tmp_path: Path) -> None:
-    name = target_name("claude-code-sandbox", release)
-    if release != "pinned" and (why := load_target(name).unavailable()):
-        pytest.skip(f"{name}: {why}")
+    name = latest_or_skip("claude-code-sandbox").name if release == "latest" else "claude-code-sandbox"
     out = tmp_path / "report.json"
     proc = subprocess.run([sys.executable, "-m", "sandboxcheck.cli", "run", "baseline",
                            "--target", name, "--jobs", str(JOBS), "--format", "json",
