@@ -33,7 +33,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ class _Run:
     folder: Path
     sessions: int
     #: The check's tool calls and results, set by ``finish`` (the runner reads it).
-    transcript: tuple[TranscriptEntry, ...] | None = None
+    transcript: tuple[TranscriptEntry, ...] | None = field(default=None, kw_only=True)
 
 
 def _probe_argv(values: Mapping[str, str], probe: str, args: Sequence[tuple[str, Any]]) -> list[str]:
