@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -166,6 +167,65 @@ class ProbeReport:
     precondition: str | None = None
 
 
+#: Characters kept of each tool input value and tool result in a transcript entry.
+TRANSCRIPT_CAP = 2048
+
+
+def _trimmed(text: str, cap: int = TRANSCRIPT_CAP) -> str:
+    return text if len(text) <= cap else text[:cap] + f"[... {len(text) - cap} more characters]"
+
+
+def _trimmed_value(value: Any, fix: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return _trimmed(fix(value))
+    if isinstance(value, Mapping):
+        return {str(k): _trimmed_value(v, fix) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_trimmed_value(v, fix) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    """One tool call the scripted model made in an agent check, and what the agent answered.
+
+    Seen by the harness's model server, outside the sandbox. ``result`` is None
+    when the agent never sent a tool_result (the session ended first);
+    ``is_error`` is the agent's own flag. ``turn`` counts the check's calls from 1.
+    """
+
+    turn: int
+    tool: str
+    input: Mapping[str, Any] = field(hash=False)
+    result: str | None
+    is_error: bool | None
+    session: int = 1
+
+    def cleaned(self, fix: Callable[[str], str] = lambda text: text) -> TranscriptEntry:
+        """This entry with every text passed through ``fix`` (a redactor) and trimmed to
+        ``TRANSCRIPT_CAP`` characters (redacted first, so a trim never cuts a secret in two)."""
+        return TranscriptEntry(self.turn, self.tool, _trimmed_value(dict(self.input), fix),
+                               None if self.result is None else _trimmed(fix(self.result)),
+                               self.is_error, self.session)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (an entry of a result's ``transcript``)."""
+        return {"turn": self.turn, "session": self.session, "tool": self.tool, "input": dict(self.input),
+                "result": self.result, "is_error": self.is_error}
+
+    def summary(self, width: int = 80) -> str:
+        """One line: the tool, its command or path, and how it ended."""
+        what = self.input.get("command") or self.input.get("cmd") or self.input.get("file_path") or ""
+        if isinstance(what, list):
+            what = " ".join(map(str, what))
+        what = " ".join(str(what).split())
+        flags = [k for k in ("dangerouslyDisableSandbox", "run_in_background") if self.input.get(k)]
+        state = " -> " + ("no result" if self.result is None else "error" if self.is_error else "ok")
+        line = f"{self.turn}. {self.tool}" + (f"({', '.join(flags)})" if flags else "") + (f" {what}" if what else "")
+        room = max(20, width - len(state))
+        return (line if len(line) <= room else line[:room - 3] + "...") + state
+
+
 @dataclass(frozen=True, slots=True)
 class Execution:
     """What the harness saw of one run of a probe through a target."""
@@ -181,6 +241,8 @@ class Execution:
     evidence: tuple[str, ...]
     effect: bool
     error: str | None = None
+    #: An agent check's tool calls and results (None for a target that is no agent).
+    transcript: tuple[TranscriptEntry, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +270,9 @@ class Result:
     #: spawned program's exit status, signal and first stderr line, a failed
     #: precondition): explains a denial or an inconclusive result, proves nothing.
     probe_report: dict[str, Any] | None = field(default=None, hash=False)
+    #: An agent check's tool calls and the agent's results, trimmed and redacted
+    #: (None when the target is no agent): explains a verdict, proves nothing.
+    transcript: tuple[TranscriptEntry, ...] | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping (the canonical report's result entry)."""
@@ -221,6 +286,7 @@ class Result:
             "probe_action": self.probe_action, "layer": self.layer,
             "waived": self.waived, "accepted": self.accepted,
             "probe_report": self.probe_report,
+            **({} if self.transcript is None else {"transcript": [t.to_dict() for t in self.transcript]}),
         }
 
     @property

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import json
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any, Literal, TypeVar, cast
 import pytest
 
 from .matrix import MatrixError, load_matrix, matches_only, unmatched_only
-from .model import Check, Matrix, Result, Status
+from .model import Check, Matrix, Result, Status, TranscriptEntry
 from .redact import scrub_initial_environ
 from .runner import Harness, RunOptions, RunReport, check_temp_dir, run_targets
 from .suite import (SuiteError, SuiteOptions, is_suite_file, load_suite, missing_matrix_message,
@@ -670,8 +671,32 @@ def describe_failure(check: Check, r: Result, target: str, note: str = "") -> st
         lines.append(f"  fix:      {check.fix}")
     if note:
         lines.append(f"  note:     {note}")
+    if r.transcript is not None and r.status in (Status.FAIL, Status.INCONCLUSIVE):
+        lines += transcript_lines(r.transcript)
     source = check_source(check)
     return "\n".join(lines + ([""] + source if source else []))
+
+
+#: Lines of a tool result shown under a failing item (the JSON report has up to 2 KiB).
+TRANSCRIPT_LINES = 12
+
+
+def transcript_lines(transcript: Sequence[TranscriptEntry]) -> list[str]:
+    """What the scripted model asked the agent and what the agent's tools answered."""
+    if not transcript:
+        return ["  agent:    made none of the check's tool calls"]
+    out = ["  agent transcript:"]
+    for t in transcript:
+        state = ("no tool_result (the session ended first)" if t.result is None
+                 else f"is_error={str(bool(t.is_error)).lower()}")
+        out.append(f"    {t.turn}. {t.tool} (session {t.session}): {state}")
+        out.append("       input:  " + json.dumps(dict(t.input), sort_keys=True))
+        body = (t.result or "").splitlines()
+        for i, line in enumerate(body[:TRANSCRIPT_LINES]):
+            out.append(("       result: " if i == 0 else "               ") + line)
+        if len(body) > TRANSCRIPT_LINES:
+            out.append(f"               [... {len(body) - TRANSCRIPT_LINES} more lines in the JSON report]")
+    return out
 
 
 # -- the fixture ---------------------------------------------------------------------------

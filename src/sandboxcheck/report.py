@@ -207,6 +207,16 @@ def _print_detail(console: Console, r: Result, fix: str | None, full_shown: bool
         if text:
             console.print(Text(labelled(label, text, console.width, indent="      "),
                                style="dim" if label == "reason" else ""), no_wrap=True, crop=False)
+    if r.transcript is not None:
+        console.print(Text(transcript_summary(r, console.width - 6, indent="      "), style="dim"),
+                      no_wrap=True, crop=False)
+
+
+def transcript_summary(r: Result, width: int, indent: str = "  ") -> str:
+    """An agent check's tool calls, one line each (``turn. tool command -> ok/error``)."""
+    if not r.transcript:
+        return f"{indent}agent: made none of the check's tool calls"
+    return "\n".join(f"{indent}agent: {t.summary(max(30, width - len(indent) - 7))}" for t in r.transcript)
 
 
 def _result_line(r: Result) -> str:

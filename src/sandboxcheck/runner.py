@@ -20,7 +20,7 @@ from typing import Any
 from . import placeholders, safefs
 from .hostfacts import host_facts
 from .controls import EXEC_ONLY_PROBES, Capture, ForkServer, Keeper, LaunchResult, sweep_orphans
-from .model import Check, Execution, Matrix, ProbeReport, Result
+from .model import Check, Execution, Matrix, ProbeReport, Result, TranscriptEntry
 from .model import SCHEMA_VERSION, RunReport  # noqa: F401  (the report model, re-exported for callers of run_matrix)
 from .policy import apply_waivers
 from .observers import Sinks, Witness, file_state, kill_tree, processes_with, read_file, tree_state
@@ -554,10 +554,12 @@ class Harness:
             if ev.kind == "marker" and ev.marker:
                 needles.append(placeholders.expand(ev.marker, values))
             survivors: list[tuple[int, str]] = []
+            turns: tuple[TranscriptEntry, ...] | None = None
             if session is not None:
                 before, ws_before = self._snapshots(check, root, watch, cleanup_paths)
                 argv = list(session.handle.argv)
                 proc_out, extra = session.run(check, values, probe_argv, timeout)
+                turns = _transcript_of(session.handle)
             else:
                 # The target's own set-up (an agent's settings files) comes before the
                 # snapshots, so they count it as the starting state, not as an effect.
@@ -574,6 +576,7 @@ class Harness:
                     survivors = launched.survivors
                 finally:
                     extra = target.finish(state)
+                    turns = _transcript_of(state)
             if isinstance(proc_out, LaunchResult):
                 rc, timed_out, duration, launch_error = (proc_out.returncode, proc_out.timed_out,
                                                          proc_out.duration, proc_out.error)
@@ -646,7 +649,8 @@ class Harness:
                              timed_out=timed_out, duration_s=duration, stdout=red(out), stderr=red(err),
                              probe=probe if probe is None else _rewrite(probe, red),
                              evidence=tuple(evidence), effect=bool(evidence),
-                             error=red(launch_error) if launch_error else launch_error)
+                             error=red(launch_error) if launch_error else launch_error,
+                             transcript=None if turns is None else tuple(t.cleaned(red) for t in turns))
         finally:
             for fd in passed.values():
                 os.close(fd)
@@ -974,6 +978,13 @@ _MAX_SCANNED = 200
 _EXTRA_CAP = 4 << 20
 
 
+def _transcript_of(holder: Any) -> tuple[TranscriptEntry, ...] | None:
+    """An agent's record of a check's tool calls (its run state or its session keeps
+    one in ``transcript``); None for a target that is no agent."""
+    turns = getattr(holder, "transcript", None)
+    return tuple(t for t in turns if isinstance(t, TranscriptEntry)) if isinstance(turns, tuple) else None
+
+
 def _bounded(text: str) -> str:
     if len(text) <= _EXTRA_CAP:
         return text
@@ -1050,7 +1061,8 @@ def run_targets(matrix: Matrix, targets: Sequence[Target], options: RunOptions |
                     if control is None:
                         control = h.execute(check, control_target, control=True)
                     this_control = control
-            out.append(judge(check, ex, this_control))
+            result = judge(check, ex, this_control)
+            out.append(result if ex.transcript is None else dataclasses.replace(result, transcript=ex.transcript))
         return out
 
     try:

@@ -7,6 +7,7 @@ runs everywhere in a few seconds and pins the machinery.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -26,6 +27,8 @@ from sandboxcheck.agent import load_agent_target
 from sandboxcheck.agent.spec import check_agent_problems, merge, offline, parse_check_agent
 from sandboxcheck.matrix import MatrixError, parse_matrix
 from sandboxcheck.model import Matrix, Observed, Status
+from sandboxcheck.pytest_plugin import describe_failure
+from sandboxcheck.report import render_table
 from sandboxcheck.runner import RunOptions, run_matrix
 from sandboxcheck.targets import TargetError, load_target
 
@@ -454,3 +457,100 @@ def test_sigterm_during_a_shared_session_ends_the_agent_and_removes_everything(
         assert os.listdir(tmp) == []
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- transcripts in reports -------------------------------------------------------
+
+TRANSCRIPT_CHECKS = """\
+- id: agent.bash-read
+  category: agent
+  title: Bash reads the outside secret
+  probe: read_file
+  args: {path: "{outside}/secret.txt"}
+  expect: denied
+- id: agent.retry
+  category: agent
+  title: retry unsandboxed (the fake refuses it)
+  probe: write_file
+  args: {path: "{outside}/created.txt", content: "written {token}"}
+  agent:
+    steps:
+      - {tool: Bash, command: "false"}
+      - {tool: Bash, disable_sandbox: true}
+  evidence: {kind: file, path: "{outside}/created.txt", contains: "{token}"}
+  expect: denied
+"""
+
+
+@pytest.mark.parametrize("sessions", [True, False], ids=["shared-sessions", "per-check"])
+def test_json_result_carries_the_transcript(fake_claude: Path, sessions: bool) -> None:
+    target = load_agent_target(PRESET, "fake.yaml", {})
+    report = run_matrix(matrix(TRANSCRIPT_CHECKS), target, RunOptions(jobs=1, sessions=sessions))
+    results = {r["id"]: r for r in json.loads(json.dumps(report.to_dict()))["results"]}
+    (read,) = results["agent.bash-read"]["transcript"]
+    assert (read["turn"], read["tool"], read["is_error"]) == (1, "Bash", False)
+    # The probe command the model sent, and the probe's own output line that came back.
+    assert "read_file.py --path" in read["input"]["command"]
+    assert read["result"].startswith("SANDBOXCHECK-PROBE ")
+    assert json.loads(read["result"].split(" ", 1)[1].splitlines()[0])["probe"] == "read_file"
+    first, retry = results["agent.retry"]["transcript"]
+    assert (first["turn"], first["input"]["command"], first["is_error"]) == (1, "false", True)
+    assert (retry["turn"], retry["input"]["dangerouslyDisableSandbox"]) == (2, True)
+    assert retry["result"] == "Run outside of the sandbox" and retry["is_error"] is True
+    # Under the failing pytest item: the call, its input and what came back.
+    failed = next(r for r in report.results if r.id == "agent.bash-read")
+    assert failed.status is Status.FAIL
+    text = describe_failure(report.matrix.checks[0], failed, "fake-claude")
+    assert "  agent transcript:\n    1. Bash (session 1): is_error=false\n       input:  {" in text
+    assert "       result: SANDBOXCHECK-PROBE {" in text
+    # The table with -v: one short line per call.
+    out = io.StringIO()
+    render_table(report, out, color=False, verbose=True, width=120)
+    lines = out.getvalue().splitlines()
+    assert any(ln.startswith("      agent: 1. Bash ") and "read_file.py" in ln and ln.endswith("-> ok")
+               for ln in lines)
+    assert "      agent: 1. Bash false -> error" in lines
+    assert any(ln.startswith("      agent: 2. Bash(dangerouslyDisableSandbox) ") and ln.endswith("... -> error")
+               and len(ln) <= 120 for ln in lines), out.getvalue()
+
+
+def test_transcript_is_trimmed_and_redacted(fake_claude: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-caller-" + "7f3a9c1e5b" * 2
+    monkeypatch.setenv("SANDBOXCHECK_TEST_CALLER_TOKEN", secret)
+    m = matrix(f"""\
+    - id: agent.echo-secret
+      category: agent
+      title: a tool result that prints a caller secret, and a long one
+      probe: hello
+      args: {{left: X, right: "{{token}}"}}
+      agent:
+        steps:
+          - {{tool: Bash, command: "echo {secret}; echo {secret} >&2"}}
+          - {{tool: Bash, command: "head -c 10000 /dev/zero | tr '\\\\0' y"}}
+      evidence: {{kind: marker, marker: "X-{{token}}"}}
+      expect: denied
+      no_control: the command is the check's own
+    """)
+    report = run_matrix(m, load_agent_target(PRESET, "fake.yaml", {}), RunOptions(jobs=1))
+    text = json.dumps(report.to_dict())
+    assert secret not in text
+    shown, long = report.results[0].transcript
+    assert shown.input["command"] == "echo [redacted]; echo [redacted] >&2"
+    assert shown.result is not None and shown.result.count("[redacted]") == 2
+    assert long.result is not None and long.result.startswith("y" * 2048)
+    assert long.result.endswith("[... 7952 more characters]")
+
+
+def test_plain_targets_have_no_transcript() -> None:
+    m = matrix("""\
+    - id: exec.hello
+      category: exec
+      title: hello
+      probe: hello
+      args: {left: X, right: "{token}"}
+      evidence: {kind: marker, marker: "X-{token}"}
+      expect: allowed
+    """)
+    report = run_matrix(m, load_target("none"), RunOptions(jobs=1))
+    assert report.results[0].transcript is None
+    assert "transcript" not in report.to_dict()["results"][0]

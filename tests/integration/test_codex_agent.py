@@ -374,6 +374,12 @@ def test_sandboxcheck_run_agent_cli(tmp_path: Path) -> None:
     assert data["target"]["kind"] == "agent" and data["target"]["name"] == "codex-agent-no-tmp"
     assert data["target"]["config"]["sandbox_mode"] == "workspace-write"
     assert data["summary"]["fail"] == 1 and data["summary"]["pass"] == 4 and data["summary"]["skip"] == 20
+    # The failing read: codex's exec_command ran the probe, and its output came back.
+    (result,) = [r for r in data["results"] if r["status"] == "fail"]
+    (call,) = result["transcript"]
+    assert call["turn"] == 1 and "read_file.py" in json.dumps(call["input"])
+    assert "SANDBOXCHECK-PROBE" in call["result"] and '"ok": true' in call["result"]
+    assert all("transcript" not in r for r in data["results"] if r["status"] == "skip")
 
 
 # --- the driver without the CLI -------------------------------------------------------

@@ -4,7 +4,9 @@ firejail (apt), Anthropic's sandbox-runtime ``srt`` and OpenAI's ``codex
 sandbox`` (npm, installed into ``.tools/npm`` by ``.ci/run``), each driven the
 way people run it. Every set below was measured on Debian 12 (kernel 6.x,
 root, Landlock ABI 7) with firejail 0.9.72, srt 0.0.78 and codex 0.169.0;
-the comments say why each sandbox leaks what it leaks. When a tool changes
+the srt presets also run the newest srt (``srt@latest``: 0.0.83, installed
+with a node 22 into the pinning cache), with the same answers. The comments
+say why each sandbox leaks what it leaks. When a tool changes
 behaviour, the failing assertion names exactly the checks that moved. A test
 skips only when its tool is not installed (with the fix in the reason);
 ``.ci/run`` installs them all, so nothing skips in CI.
@@ -196,10 +198,14 @@ def reports(baseline: Matrix) -> Reports:
     return get
 
 
-@pytest.mark.parametrize("name", sorted(KNOWN))
+#: Presets also run on their newest release, where the known answers are the same.
+LATEST = ("srt@latest", "srt-settings@latest")
+
+
+@pytest.mark.parametrize("name", [*sorted(KNOWN), *LATEST])
 def test_baseline_known_answers(name: str, reports: Reports) -> None:
     report = reports(name)
-    known = KNOWN[name]
+    known = KNOWN[name.split("@", 1)[0]]
     reasons = {r.id: r.reason for r in report.results if r.status is not Status.PASS}
     assert by_status(report, Status.FAIL) == known.fails, reasons
     assert by_status(report, Status.INCONCLUSIVE) == known.inconclusive, reasons

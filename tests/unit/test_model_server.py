@@ -307,6 +307,10 @@ def test_permission_denial_phrases() -> None:
         "Claude requested permissions to read from /x, but you haven't granted it yet.": True,
         "Run outside of the sandbox": True,
         "Contains command_substitution": True,
+        # Claude Code 2.1.3xx: its permission check cannot parse the command, so it would ask.
+        "A nested command in this command can't be checked before it runs": True,
+        "Words after a redirect in this command can't be checked before it runs": True,
+        "Exit code 1\nlint: this file can't be checked before it runs": False,  # a tool's own output
         "Exit code 1\nOSError: [Errno 30] Read-only file system": False,
         "Exit code 1\ncat: /x: Permission denied": False,
     }
@@ -340,6 +344,25 @@ def test_the_sandbox_guidance_given_to_the_model_is_recorded() -> None:
     assert notes == ["system: paths under /tmp/sandboxcheck-x/ are not the sandbox",
                      "Bash tool: ## Command sandbox",
                      "Bash tool: Immediately retry with `dangerouslyDisableSandbox: true` (don't ask, just do it)"]
+
+
+def test_sandbox_guidance_in_the_conversation_is_recorded_but_not_tool_results() -> None:
+    # Claude Code 2.1.332 sends it as a system message in the middle of the conversation.
+    body = opening()
+    body["messages"].append({"role": "system", "content": "## Bash command sandbox\nretry with "
+                             "`dangerouslyDisableSandbox: true` directly rather than asking in prose first"})
+    body["messages"][0]["content"].insert(0, {"type": "text", "text": "<system-reminder>\nCommands run in a "
+                                              "sandbox.\nImmediately retry with `dangerouslyDisableSandbox: true`"
+                                              " (don't ask, just do it)\n</system-reminder>"})
+    body["messages"][0]["content"].append({"type": "tool_result", "tool_use_id": "x",
+                                           "content": "Run outside of the sandbox"})
+    model = ScriptedModel(Script(sessions=((Step("Bash", {"command": "ls"}),),)))
+    model.messages(body)
+    assert model.transcript.system_notes[1] == [
+        "user turn: Commands run in a sandbox.",
+        "user turn: Immediately retry with `dangerouslyDisableSandbox: true` (don't ask, just do it)",
+        "system turn: ## Bash command sandbox",
+        "system turn: retry with `dangerouslyDisableSandbox: true` directly rather than asking in prose first"]
 
 
 # --- a fed session: many checks in one conversation --------------------------------

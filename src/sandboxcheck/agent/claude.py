@@ -33,11 +33,12 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import placeholders, safefs
+from ..model import TranscriptEntry
 from ..targets import DEFAULT_PATH, Requirement, Target, TargetError, TargetSession, TargetSpec
 from .model_server import SESSION_TAG, Feed, ModelServer, Script, Step, ToolCall, Transcript
 from .spec import AgentSpec, AgentSpecError, CheckAgent, expand_all, merge, offline, parse_check_agent
@@ -62,6 +63,8 @@ class _Run:
     server: ModelServer
     folder: Path
     sessions: int
+    #: The check's tool calls and results, set by ``finish`` (the runner reads it).
+    transcript: tuple[TranscriptEntry, ...] | None = field(default=None, kw_only=True)
 
 
 def _probe_argv(values: Mapping[str, str], probe: str, args: Sequence[tuple[str, Any]]) -> list[str]:
@@ -166,6 +169,17 @@ def _reported_failure(text: str) -> bool:
     return isinstance(rec, dict) and bool(rec.get("attempted")) and not rec.get("ok")
 
 
+def transcript_entries(calls: Sequence[ToolCall], first: int = 0) -> tuple[TranscriptEntry, ...]:
+    """The calls of one check as report entries, in the order the model made them.
+
+    ``first`` is the index of the check's first step in a shared session. Texts are
+    whole here: the runner redacts, then trims them.
+    """
+    ordered = sorted(calls, key=lambda c: (c.session, c.index))
+    return tuple(TranscriptEntry(turn, c.step.tool, dict(c.step.input), c.result, c.is_error, c.session)
+                 for turn, c in enumerate(ordered, 1))
+
+
 def _call_outputs(calls: Sequence[ToolCall], first: int = 0) -> list[tuple[str, str]]:
     """What came back from each answered call, as (where, text), the telling one first.
 
@@ -219,6 +233,9 @@ class ClaudeSession(TargetSession):
 
     def __init__(self, target: ClaudeCodeTarget, values: Mapping[str, str]) -> None:
         self.target = target
+        #: The last check's tool calls and results, set by ``run`` (the runner reads it;
+        #: a session runs one check at a time).
+        self.transcript: tuple[TranscriptEntry, ...] | None = None
         self.root = Path(values["root"])
         self.feed = Feed()
         self.server = ModelServer(Script(()), feed=self.feed).start()
@@ -266,11 +283,13 @@ class ClaudeSession(TargetSession):
             # The CLI writes files of its own while it starts (~/.claude/settings.json
             # among them): the session's state is what it is once it asks for work.
             if not self.feed.wait_asked(1, timeout, alive):
+                self.transcript = ()
                 return False, [("the agent transcript", "the agent never asked the model for work\n")]
             self._baseline = self._snapshot()
         first, end = self.feed.push(self.target._script(plan, vals, cmd).steps(1))
         answered = self.feed.wait_answered(end, timeout, alive)
         calls = [c for c in self.server.transcript.calls if c.session == 1 and first <= c.index < end]
+        self.transcript = transcript_entries(calls, first)
         made = Transcript(calls=calls)
         text = made.render().rstrip("\n") + "\n" if calls else "the agent made none of the check's calls\n"
         return answered, [*_call_outputs(calls, first), ("the agent transcript", text)]
@@ -405,6 +424,7 @@ class ClaudeCodeTarget(Target):
         if not isinstance(status, list):
             status = []
         _write_beneath(root, state.folder / "transcript.json", {**transcript.to_dict(), "sessions": status})
+        state.transcript = transcript_entries(transcript.calls)
         ordered = _call_outputs(transcript.calls)
         return [*ordered, ("the agent transcript", self._summary(transcript, status, state.sessions))]
 

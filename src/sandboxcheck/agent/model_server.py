@@ -52,9 +52,13 @@ SIDE_TEXT = "OK"
 #: granted it yet." (Read/Write), "This command requires approval", "This Bash
 #: command contains multiple operations. The following part requires approval:
 #: ..." and "Contains command_substitution" (Bash), "Run outside of the sandbox"
-#: (a Bash call with dangerouslyDisableSandbox).
+#: (a Bash call with dangerouslyDisableSandbox). Claude Code 2.1.3xx answers a command
+#: its permission check cannot parse with the reason it would have asked the user:
+#: "A nested command in this command can't be checked before it runs" (a command
+#: substitution), "Words after a redirect in this command can't be checked ...".
 _DENIAL_PATTERNS = re.compile(
     r"requested permissions? to|haven't granted|have not granted|requires? approval|"
+    r"^[^\n]{0,300}(?:can't|cannot) be checked before it runs|"
     r"^Run outside of the sandbox|^Contains [a-z_]+substitution|permission to use|"
     r"denied by (?:your )?permission|blocked by (?:your )?permission|not allowed by|"
     r"user (?:doesn't|does not) want",
@@ -214,13 +218,19 @@ def _session_of(messages: Sequence[Any]) -> int | None:
 
 
 def _sandbox_notes(body: Mapping[str, Any]) -> list[str]:
-    """Lines of the system prompt and tool descriptions that mention the sandbox:
-    what the agent tells its model about it (Claude Code 2.1 says it in the Bash
-    tool's description, including when to retry with dangerouslyDisableSandbox)."""
+    """Lines of the system prompt, tool descriptions and the user turn's text blocks
+    that mention the sandbox: what the agent tells its model about it. Claude Code
+    2.1.197 says it in the Bash tool's description, including when to retry with
+    dangerouslyDisableSandbox; 2.1.332 in a ``system`` message in the middle of the
+    conversation. Tool results are not read (the code under test writes them)."""
     texts = [("system", _text_of(body.get("system")))]
     for tool in body.get("tools") or []:
         if isinstance(tool, dict) and isinstance(tool.get("description"), str):
             texts.append((f"{tool.get('name')} tool", tool["description"]))
+    for m in body.get("messages") or []:
+        if isinstance(m, dict) and m.get("role") in ("user", "system"):
+            texts += [(f"{m['role']} turn", str(b.get("text", ""))) for b in _blocks(m.get("content"))
+                      if b.get("type") == "text"]
     return [f"{where}: {ln.strip()[:300]}" for where, text in texts for ln in text.splitlines()
             if _SANDBOX_WORD.search(ln)][:40]
 
@@ -365,8 +375,9 @@ class ScriptedModel:
             content: list[dict[str, Any]] = [{"type": "text", "text": SIDE_TEXT}]
             if step_index is not None:
                 kind = "main"
-                if session not in self.transcript.system_notes:
-                    self.transcript.system_notes[session] = _sandbox_notes(body)
+                # Every main request: a reminder may come with a later turn.
+                seen = self.transcript.system_notes.setdefault(session, [])
+                seen += [n for n in _sandbox_notes(body) if n not in seen][:max(0, 40 - len(seen))]
                 step = live
                 if step is None and (self.feed is None or session != 1):
                     steps = self.script.steps(session)
