@@ -262,7 +262,8 @@ def find_tool(name: str, first: Sequence[Path] = ()) -> str | None:
     return None
 
 
-_VERSION = re.compile(r"\d+(?:\.\d+)+")
+#: A dotted version, with a Debian snapshot suffix if it has one (runsc: ``0.0~20221219.0``).
+_VERSION = re.compile(r"\d+(?:\.\d+)+(?:~\d+(?:\.\d+)*)?")
 
 
 @lru_cache(maxsize=None)

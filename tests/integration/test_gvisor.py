@@ -8,6 +8,7 @@ installs runsc, so nothing here skips in CI.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,13 @@ def test_gvisor_strict_bundle_holds_the_baseline(reports: dict[str, RunReport]) 
 def test_runsc_keeps_no_state_outside_the_root(reports: dict[str, RunReport]) -> None:
     # Both presets point runsc's --root into the throwaway root, removed with it.
     assert reports["state left in /var/run/runsc"] == set()
+
+
+def test_runsc_version_keeps_its_snapshot_date() -> None:
+    from sandboxcheck.targets import installed_version
+
+    available("gvisor")
+    version = installed_version("runsc")
+    # Debian's runsc prints "runsc version 0.0~20221219.0": the release is the date.
+    assert version is not None and re.fullmatch(r"runsc \d+(\.\d+)+(~\d+(\.\d+)*)?", version), version
+    assert "~" in version or not version.startswith("runsc 0.0"), version
