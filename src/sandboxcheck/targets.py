@@ -267,7 +267,7 @@ _VERSION = re.compile(r"\d+(?:\.\d+)+(?:~\d+(?:\.\d+)*)?")
 
 
 @lru_cache(maxsize=None)
-def installed_version(binary: str) -> str | None:
+def installed_version(binary: str, first: Sequence[Path] = ()) -> str | None:
     """``'<binary> <version>'`` of an executable, or None when it is not installed.
 
     Tools print their version differently (``firejail version 0.9.72``,
@@ -278,7 +278,7 @@ def installed_version(binary: str) -> str | None:
     """
     import subprocess
 
-    path = find_tool(binary)
+    path = find_tool(binary, first)
     if not path:
         return None
     first_line: str | None = None
@@ -332,7 +332,15 @@ def requirement_versions(target: Target) -> list[str]:
     spec = getattr(target, "spec", None)
     if not isinstance(spec, TargetSpec):
         return []
-    found = [v for v in (installed_version(r.name) for r in spec.requires) if v]
+    found = []
+    pin = spec.pin
+    for r in spec.requires:
+        if pin is not None and (pin.bin_dir / r.name).exists():
+            found.append(f"{r.name} {pin.describe()}")  # the pinned release (NAME@VERSION) and its node
+        elif pin is not None and r.name == "node" and pin.node is not None:
+            continue  # the pinned release names the node it runs under
+        elif (version := installed_version(r.name, spec.bin_dirs)):
+            found.append(version)
     if "landlock" in spec.kernel and landlock_abi() > 0:
         found.append(f"Landlock ABI {landlock_abi()}")
     return found

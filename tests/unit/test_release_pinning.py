@@ -192,3 +192,16 @@ def test_no_change_and_unrunnable_ends() -> None:
     assert json.loads(json.dumps(same.to_dict()))["changes"] == []
     with pytest.raises(bs.BisectError, match="the old end 0.0.66 cannot be judged here"):
         bs.bisect("srt", "m", [], "0.0.66", "0.0.78", _evaluator("0.0.65", {"0.0.66"}, []), versions=VERSIONS)
+
+
+def test_reports_name_the_pinned_release_and_its_node_not_paths_tools(tmp_path: Path) -> None:
+    from sandboxcheck.pinning import Installed
+    from sandboxcheck.targets import CommandTarget, Requirement, TargetSpec, requirement_versions
+
+    (tmp_path / "srt").write_text("#!/usr/bin/env node\n")
+    pin = Installed(version="9.9.9", bin_dir=tmp_path, node=Path("/cache/node-22/bin/node"),
+                    node_version="22.1.0", cached_node=True)
+    spec = TargetSpec(name="srt@9.9.9", command=("srt", "-c", "{cmd_shell}"),
+                      requires=(Requirement("srt"), Requirement("node")), bin_dirs=(tmp_path,),
+                      version="9.9.9", pin=pin)
+    assert requirement_versions(CommandTarget(spec)) == ["srt 9.9.9 (node 22.1.0, from the cache)"]
