@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from fleet_kit import SOURCE, shim_env
+from fleet_kit import shim_env
 from marks import requires_bwrap
 
 pytestmark = [pytest.mark.integration, requires_bwrap]
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+#: The project checkout (the playbook installs it as a package; the installed copy the tests
+#: import may live in a virtual environment's site-packages, which is not installable).
+PROJECT = Path(__file__).resolve().parents[2]
+EXAMPLES = PROJECT / "examples"
 ANSIBLE_VENV_ENV = "SANDBOXCHECK_ANSIBLE_PLAYBOOK"
 
 
@@ -100,7 +103,7 @@ def test_ansible_playbook_runs_on_localhost(tmp_path: Path) -> None:
                    ANSIBLE_HOME=str(tmp_path / "ansible-home"))
     proc = subprocess.run(
         [playbook, "-i", str(EXAMPLES / "ansible" / "inventory.ini"), str(EXAMPLES / "ansible" / "site.yml"),
-         "-e", f"sandboxcheck_package={SOURCE.parent}", "-e", f"sandboxcheck_venv={tmp_path / 'venv'}",
+         "-e", f"sandboxcheck_package={PROJECT}", "-e", f"sandboxcheck_venv={tmp_path / 'venv'}",
          "-e", f"sandboxcheck_reports={reports}", "-e", f"sandboxcheck_remote_dir={tmp_path / 'remote'}"],
         env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
