@@ -5,7 +5,8 @@
 The agent runs in the same throwaway root, fake HOME and synthetic
 environment as any target; the model it talks to is a scripted server on
 127.0.0.1 (``model_server`` speaks Anthropic's Messages API for Claude Code,
-``responses_model`` OpenAI's Responses API for Codex), which plays the
+``responses_model`` OpenAI's Responses API for Codex, ``gemini_api``
+the Gemini API for Gemini CLI), which plays the
 check's script and records every tool result outside the sandbox.
 """
 from __future__ import annotations
@@ -41,6 +42,10 @@ def load_agent_target(data: Any, source: str, options: Mapping[str, str] | None 
         raise TargetError(f"target {spec.name!r} takes no option {unknown[0]!r}; "
                           f"its options: {', '.join(sorted(takes))}")
     opts = {k: v for k, v in opts.items() if k in takes}
+    if spec.driver == "gemini-cli":
+        from .gemini import GeminiTarget
+
+        return GeminiTarget(spec, opts)
     if spec.driver == "codex":
         from .codex import CodexTarget
 

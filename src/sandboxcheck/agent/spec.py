@@ -16,7 +16,9 @@ An agent target file (``kind: agent``)::
 
 A ``codex`` target takes ``config:`` (keys merged into the generated
 CODEX_HOME/config.toml) instead of ``settings``, ``user_settings`` and
-``allowed_tools``, which are Claude Code's.
+``allowed_tools``, which are Claude Code's. A ``gemini-cli`` target's
+``settings`` and ``user_settings`` are Gemini CLI settings (the workspace's
+``.gemini/settings.json`` and the fake HOME's ``~/.gemini/settings.json``).
 
 An agent check carries an ``agent:`` mapping in the matrix (see
 ``CheckAgent``); without one, an agent target runs the check's probe as one
@@ -37,7 +39,7 @@ from .. import placeholders
 #: Tools a scripted step may call.
 TOOLS: tuple[str, ...] = ("Bash", "Read", "Write", "Edit")
 #: Agent drivers a target file may name.
-DRIVERS: tuple[str, ...] = ("claude-code", "codex")
+DRIVERS: tuple[str, ...] = ("claude-code", "codex", "gemini-cli")
 #: Placeholders an agent step may use besides the matrix's: ``{cmd}``, the probe
 #: argv shell-quoted (the check's, or the step's own ``probe``).
 STEP_PLACEHOLDERS: frozenset[str] = frozenset({"cmd"})
@@ -53,15 +55,17 @@ OPTIONS: dict[str, str] = {
 DRIVER_OPTIONS: dict[str, tuple[str, ...]] = {
     "claude-code": ("settings", "user_settings", "flags", "allowed_tools"),
     "codex": ("config", "flags"),
+    "gemini-cli": ("settings", "user_settings", "flags"),
 }
 #: Options whose value is a file the harness reads (JSON settings, TOML config).
 FILE_OPTIONS: frozenset[str] = frozenset({"settings", "user_settings", "config"})
 #: The program each driver runs: a target must require it, or a machine without it
 #: would run every check into "inconclusive" instead of saying what is missing.
-DRIVER_EXECUTABLES: dict[str, str] = {"claude-code": "claude", "codex": "codex"}
+DRIVER_EXECUTABLES: dict[str, str] = {"claude-code": "claude", "codex": "codex", "gemini-cli": "gemini"}
 #: Target keys that belong to one driver only.
 _DRIVER_KEYS: dict[str, tuple[str, ...]] = {
-    "claude-code": ("settings", "user_settings", "allowed_tools"), "codex": ("config",)}
+    "claude-code": ("settings", "user_settings", "allowed_tools"), "codex": ("config",),
+    "gemini-cli": ("settings", "user_settings")}
 #: Settings keys dropped from every merged settings file: they would send the
 #: agent to a real model or run a credential helper, and a run must stay offline.
 OFFLINE_DROPPED = ("apiKeyHelper", "awsAuthRefresh", "awsCredentialExport", "otelHeadersHelper")
@@ -172,7 +176,7 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
         problems.append(f"agent: {driver!r} is not a known agent (known: {', '.join(DRIVERS)})")
     for other, keys in _DRIVER_KEYS.items():
         for key in keys:
-            if other != driver and driver in DRIVERS and key in data:
+            if other != driver and driver in DRIVERS and key in data and key not in _DRIVER_KEYS[driver]:
                 problems.append(f"'{key}' is a {other} key; an agent: {driver} target does not take it")
     reqs: list[Requirement] = []
     raw_reqs = data.get("requires") or []
@@ -195,7 +199,8 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
                         f"requires: [{{name: {exe}, install: \"npm install ...\"}}]")
     for key in ("settings", "user_settings"):
         if not isinstance(data.get(key) or {}, Mapping):
-            problems.append(f"'{key}' must be a mapping (Claude Code settings)")
+            problems.append(f"'{key}' must be a mapping ({'Gemini CLI' if driver == 'gemini-cli' else 'Claude Code'} "
+                            "settings)")
     if not isinstance(data.get("config") or {}, Mapping):
         problems.append("'config' must be a mapping (Codex config.toml keys)")
     tools = data.get("allowed_tools") or []
