@@ -53,11 +53,14 @@ DEFAULT_USER_SETTINGS: Mapping[str, Any] = {
     "security": {"auth": {"selectedType": "gemini-api-key"}},
 }
 #: Settings that keep the CLI on the machine: no usage statistics, no
-#: telemetry, no update check (0.39 reads the older ``disable*`` names).
+#: telemetry, no update check, and no ripgrep (0.39.0 downloads it from
+#: github.com at start-up when ~/.gemini/tmp/bin has none). With them strace
+#: shows one connect() of 0.39.0 and 0.61.0, to the scripted model.
 OFFLINE_SETTINGS: Mapping[str, Any] = {
     "privacy": {"usageStatisticsEnabled": False},
     "telemetry": {"enabled": False},
     "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+    "tools": {"useRipgrep": False},
 }
 #: Settings keys dropped from the target's: they would send the agent to a real
 #: model, a real account or a real telemetry collector.

@@ -66,11 +66,15 @@ _EXIT = re.compile(r"^Exit Code:\s*(-?\d+)\s*$", re.MULTILINE)
 #: How Gemini CLI 0.39 to 0.61 says it did not run a call: a tool its approval
 #: mode does not offer ('Tool "run_shell_command" not found. Did you mean ...'),
 #: a path its file tools keep out ("Path not in workspace: Attempted path ...
-#: resolves outside the allowed workspace directories"), a policy rule
-#: ("denied by policy", "blocked by policy"), a call that needs a confirmation
-#: headless mode cannot ask for.
+#: resolves outside the allowed workspace directories"), plan mode's rule for
+#: writes ("Access denied: plan path (...) must be within the designated plans
+#: directory"), a policy rule ("denied by policy", "blocked by policy"), a call
+#: that needs a confirmation headless mode cannot ask for ('Tool execution for
+#: "Shell" requires user confirmation, which is not supported in
+#: non-interactive mode.').
 _DENIALS = re.compile(
-    r'^Tool "[^"]+" not found|^Path not in workspace|(?:denied|blocked|rejected) by (?:the )?policy|'
+    r'^Tool "[^"]+" not found|^Path not in workspace|^Access denied: |'
+    r"(?:denied|blocked|rejected) by (?:the )?policy|"
     r"requires? (?:user )?(?:approval|confirmation)|not allowed in plan mode|"
     r"cannot be (?:run|executed) in (?:non-interactive|headless) mode|user (?:denied|cancell?ed|rejected)",
     re.IGNORECASE | re.MULTILINE)
