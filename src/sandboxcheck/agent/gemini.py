@@ -33,13 +33,14 @@ the scripted call of one is answered 'Tool "run_shell_command" not found'.
 """
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..targets import TargetError
-from .claude import ClaudeCodeTarget, _read_json, _Run, _shim_path, _write_beneath
+from .claude import ClaudeCodeTarget, _probe_line, _read_json, _Run, _shim_path, _write_beneath
 from .gemini_api import GeminiServer
 from .model_server import SESSION_TAG, Script, Step, Transcript
 from .spec import AgentSpecError, CheckAgent, expand_all, merge, parse_check_agent
@@ -69,8 +70,11 @@ OFFLINE_DROPPED = ("auth", "telemetry", "privacy")
 EDIT_INSTRUCTION = "Replace the given text, as the sandboxcheck scripted step says."
 #: What a Bash step gives as its ``description``.
 BASH_DESCRIPTION = "sandboxcheck scripted step"
-#: Bytes of a session's stderr the summary shows when no call was made.
+#: Lines of a session's stderr the summary shows when no call was made.
 _TAIL_LINES = 5
+#: How the CLI refuses to start in a folder the user has not trusted (0.39.1 and
+#: later, exit 55): "Gemini CLI is not running in a trusted directory. To proceed, ...".
+_REFUSED = re.compile(r"not running in a trusted directory", re.IGNORECASE)
 
 
 def _offline(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -209,5 +213,9 @@ class GeminiTarget(ClaudeCodeTarget):
                 # It never got to a tool call (an untrusted folder, a bad setting): show why.
                 err = str(s.get("stderr") or "").strip().splitlines()
                 out += [f"    {ln}" for ln in err[-_TAIL_LINES:]]
+                refusal = next((ln.strip() for ln in err if _REFUSED.search(ln)), "")
+                if refusal:
+                    out.append(_probe_line("agent", f"start agent session {n}", True, False, "AGENT_REFUSED",
+                                           re.sub(r"\x1b\[[0-9;]*m", "", refusal)))
         return "\n".join(out) + "\n"
 
