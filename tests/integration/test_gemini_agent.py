@@ -75,6 +75,7 @@ GEMINI_KNOWN: dict[str, dict[str, tuple[Status, str | None]]] = {
         "gemini.restart.user-settings": (Status.FAIL, None),
         "gemini.restart.project-hook": (Status.FAIL, None),
         "gemini.write-tool.gemini-settings": (Status.FAIL, None),
+        "gemini.trust.project-hook": (Status.PASS, None),
     },
     # bwrap per command: / read-only (EROFS), .env masked, HOME readable, the network
     # shared in yolo mode, the workspace writable (.gemini/settings.json included: the
@@ -89,7 +90,24 @@ GEMINI_KNOWN: dict[str, dict[str, tuple[Status, str | None]]] = {
         "gemini.restart.user-settings": (Status.PASS, "EROFS"),
         "gemini.restart.project-hook": (Status.FAIL, None),
         "gemini.write-tool.gemini-settings": (Status.FAIL, None),
+        "gemini.trust.project-hook": (Status.PASS, None),
     },
+}
+#: The repository-trust matrix, the workspace not trusted. 0.61.0 and 0.39.1 refuse
+#: to start (exit 55: "not running in a trusted directory"); 0.39.0, the release
+#: before the fix (0.39.1, advisories/gemini-cli-headless-trust.yaml), runs the repository's hook, MCP server and tool-discovery
+#: command on the host. Neither reads .claude, .mcp.json or .codex, nor runs git
+#: status at start-up.
+REPO_TRUST_GEMINI = {"repo.gemini.session-start-hook", "repo.gemini.mcp-server", "repo.gemini.discovery-command"}
+REPO_TRUST_OTHERS = {"repo.claude.session-start-hook", "repo.claude.pretooluse-hook", "repo.claude.mcp-json",
+                     "repo.codex.notify", "repo.codex.mcp-server", "repo.git.fsmonitor"}
+REPO_TRUST_KNOWN: dict[str, dict[str, tuple[Status, str | None]]] = {
+    "gemini-cli": {**{k: (Status.PASS, "AGENT_REFUSED") for k in REPO_TRUST_GEMINI},
+                   **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS}},
+    "gemini-cli@0.39.1": {**{k: (Status.PASS, "AGENT_REFUSED") for k in REPO_TRUST_GEMINI},
+                          **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS}},
+    "gemini-cli@0.39.0": {**{k: (Status.FAIL, None) for k in REPO_TRUST_GEMINI},
+                          **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS}},
 }
 
 
@@ -146,13 +164,20 @@ class Runs:
         if name not in self.reports:
             if name == "gemini":
                 matrix, presets = load_matrix(GEMINI_MATRIX), tuple(GEMINI_KNOWN)
+            elif name == "repo-trust":
+                matrix, presets = load_matrix(resolve_matrix(name)), tuple(REPO_TRUST_KNOWN)
             else:
                 matrix, presets = load_matrix(resolve_matrix(name)), tuple(AGENT_KNOWN)
+            targets = []
+            for ref in presets:
+                try:
+                    targets.append(load_target(ref))  # NAME@VERSION: installed on demand into the cache
+                except TargetError as exc:
+                    pytest.skip(f"{ref}: {exc}")
             saved = tempfile.tempdir
             tempfile.tempdir = self.tmp
             try:
-                reports = run_targets(matrix, [load_target(p) for p in presets],
-                                      RunOptions(jobs=2, keep_workspace=True))
+                reports = run_targets(matrix, targets, RunOptions(jobs=2, keep_workspace=True))
             finally:
                 tempfile.tempdir = saved
             self.kept.update(k for r in reports for k in r.kept)
@@ -214,6 +239,24 @@ def test_the_refusals_are_the_clis_own(runs: Runs) -> None:
 def test_gemini_checks_known_answers(preset: str, runs: Runs) -> None:
     got = outcome(runs.get("gemini", preset))
     assert got == GEMINI_KNOWN[preset], (VERSION, got)
+
+
+@requires_gemini
+@pytest.mark.parametrize("release", tuple(REPO_TRUST_KNOWN))
+def test_repo_trust_known_answers(release: str, runs: Runs) -> None:
+    got = outcome(runs.get("repo-trust", release))
+    assert got == REPO_TRUST_KNOWN[release], (release, got)
+
+
+@requires_gemini
+def test_a_hook_of_the_repository_runs_on_the_host_in_0_39_0(runs: Runs) -> None:
+    t = runs.transcript("repo-trust", "gemini-cli@0.39.0", "repo.gemini.session-start-hook")
+    (session,) = t["sessions"]
+    assert session["returncode"] == 0 and t["calls"][0]["answered"]
+    refused = runs.transcript("repo-trust", "gemini-cli", "repo.gemini.session-start-hook")
+    (session,) = refused["sessions"]
+    assert session["returncode"] == 55 and not refused["calls"]
+    assert "not running in a trusted directory" in session["stderr"]
 
 
 @requires_gemini
