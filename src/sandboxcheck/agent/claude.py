@@ -353,6 +353,9 @@ class ClaudeCodeTarget(Target):
             return str(exc)
         if plan.sessions > 1:
             return "the check restarts the agent"
+        if getattr(check, "setup", None):
+            # What setup seeds (a repository's hooks, settings, MCP servers) is read at start-up.
+            return "the check seeds the workspace before the agent starts"
         if (plan.settings or plan.user_settings or plan.allowed_tools is not None or plan.flags
                 or plan.env or plan.path_without):
             return "the check configures the agent for itself"
