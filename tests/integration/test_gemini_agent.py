@@ -184,12 +184,16 @@ class Runs:
             self.reports[name] = {p: r for p, r in zip(presets, reports)}
         return self.reports[name][preset]
 
-    def transcript(self, name: str, preset: str, check_id: str) -> dict[str, Any]:
-        """The harness's record of one execution (its kept root's agent/transcript.json)."""
+    def root(self, name: str, preset: str, check_id: str) -> Path:
+        """The kept root of one execution."""
         for root in map(Path, self.get(name, preset).kept):
             if Path(f"{root}.check.txt").read_text().split() == [check_id, preset]:
-                return json.loads((root / "agent" / "transcript.json").read_text())
+                return root
         raise AssertionError(f"no kept root for {check_id} on {preset}")
+
+    def transcript(self, name: str, preset: str, check_id: str) -> dict[str, Any]:
+        """The harness's record of one execution (its kept root's agent/transcript.json)."""
+        return json.loads((self.root(name, preset, check_id) / "agent" / "transcript.json").read_text())
 
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -253,6 +257,12 @@ def test_a_hook_of_the_repository_runs_on_the_host_in_0_39_0(runs: Runs) -> None
     t = runs.transcript("repo-trust", "gemini-cli@0.39.0", "repo.gemini.session-start-hook")
     (session,) = t["sessions"]
     assert session["returncode"] == 0 and t["calls"][0]["answered"]
+    # In the harness's own mount and network namespaces: on the host, before any tool call.
+    for check_id, name in (("repo.gemini.session-start-hook", "gemini-session-start-ran.txt"),
+                           ("repo.gemini.mcp-server", "gemini-mcp-ran.txt"),
+                           ("repo.gemini.discovery-command", "gemini-discovery-ran.txt")):
+        line = (runs.root("repo-trust", "gemini-cli@0.39.0", check_id) / "outside" / name).read_text()
+        assert line.split()[2:4] == [os.readlink("/proc/self/ns/mnt"), os.readlink("/proc/self/ns/net")], line
     refused = runs.transcript("repo-trust", "gemini-cli", "repo.gemini.session-start-hook")
     (session,) = refused["sessions"]
     assert session["returncode"] == 55 and not refused["calls"]
