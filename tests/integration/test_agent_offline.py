@@ -364,7 +364,7 @@ def test_agent_target_files_are_validated() -> None:
     assert str(info.value).splitlines() == [
         "t.yaml: unknown key 'setings' (did you mean 'settings'?)",
         "t.yaml: 'name' must be a non-empty string",
-        "t.yaml: agent: 'gemini' is not a known agent (known: claude-code, codex)",
+        "t.yaml: agent: 'gemini' is not a known agent (known: claude-code, codex, gemini-cli)",
         "t.yaml: 'flags' must be a list of command-line arguments",
         "t.yaml: 'python' must be an absolute path to an interpreter",
     ]

@@ -5,7 +5,7 @@ An agent target file (``kind: agent``)::
     kind: agent
     name: my-claude
     description: Claude Code with my team's settings
-    agent: claude-code                # the driver: claude-code or codex
+    agent: claude-code                # the driver: claude-code, codex or gemini-cli
     requires: [{name: claude, install: "npm install ..."}]
     settings: {sandbox: {enabled: true}}   # merged into the workspace's .claude/settings.json
     user_settings: {}                 # merged into the fake HOME's ~/.claude/settings.json
@@ -45,8 +45,10 @@ DRIVERS: tuple[str, ...] = ("claude-code", "codex", "gemini-cli")
 STEP_PLACEHOLDERS: frozenset[str] = frozenset({"cmd"})
 #: Target options (``--target-opt KEY=VALUE``) every agent target takes.
 OPTIONS: dict[str, str] = {
-    "settings": "a Claude Code settings JSON file merged into the workspace's .claude/settings.json",
-    "user_settings": "a settings JSON file merged into the fake HOME's ~/.claude/settings.json",
+    "settings": "a settings JSON file merged into the workspace's .claude/settings.json "
+                "(gemini-cli: .gemini/settings.json)",
+    "user_settings": "a settings JSON file merged into the fake HOME's ~/.claude/settings.json "
+                     "(gemini-cli: ~/.gemini/settings.json)",
     "flags": "further CLI flags, split like a shell",
     "allowed_tools": "comma-separated --allowedTools rules, replacing the target's",
     "config": "a Codex config.toml merged into the generated CODEX_HOME/config.toml",
