@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandboxcheck.matrix import load_matrix
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix
 from sandboxcheck.resources import resolve_matrix
 

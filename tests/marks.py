@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from sandboxcheck.targets import landlock_abi
+from sandboxcheck.targets.tools import landlock_abi
 
 requires_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None,
                                     reason="bwrap not installed: apt-get install bubblewrap")

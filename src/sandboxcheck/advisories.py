@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .compare import Change, classify, results_by_id
-from .matrix import MatrixError, Problem, _Lines, compose, read_text
+from .matrix.load import MatrixError, Problem, _Lines, compose, read_text
 
 #: Statuses of a replayed advisory, in the order a summary lists them.
 REPRODUCED, NOT_REPRODUCED, COULD_NOT_RUN = "reproduced", "not reproduced", "could not run"
@@ -131,7 +131,7 @@ def _problems(data: Any, ln: _Lines, file: str) -> list[Problem]:
         if key in text and not _VERSION.match(text[key]):
             out.append(at(key, f"{text[key]!r} is not a release number such as 0.0.16 (quote it in YAML)"))
     if "target" in text:
-        from .targets import pinnable_presets
+        from .targets.registry import pinnable_presets
 
         names = pinnable_presets()
         if text["target"] not in names:
@@ -139,7 +139,7 @@ def _problems(data: Any, ln: _Lines, file: str) -> list[Problem]:
             out.append(at("target", f"{text['target']!r} is not a pinnable preset"
                           + (f" (did you mean {close[0]!r}?)" if close else f"; pinnable: {', '.join(names)}")))
     if _VERSION.match(text.get("vulnerable", "")) and _VERSION.match(text.get("fixed", "")):
-        from .pinning import version_key
+        from .targets.pinning import version_key
 
         if version_key(text["vulnerable"]) >= version_key(text["fixed"]):
             out.append(at("fixed", f"{text['fixed']} is not newer than the vulnerable {text['vulnerable']}"))
@@ -172,7 +172,7 @@ def _problems(data: Any, ln: _Lines, file: str) -> list[Problem]:
 
 def _check_problems(adv: Advisory, ln: _Lines) -> list[Problem]:
     """The matrix cannot be loaded, or a listed check is not in it (with a did-you-mean)."""
-    from .matrix import load_matrix
+    from .matrix.load import load_matrix
     from .resources import resolve_matrix
 
     ref = adv.matrix_ref()
@@ -373,10 +373,11 @@ class PinnedEvaluator(Evaluator):
         import time
 
         from .bisect import BisectError, select_checks
-        from .matrix import load_matrix
+        from .matrix.load import load_matrix
         from .resources import resolve_matrix
-        from .runner import run_targets
-        from .targets import TargetError, load_target
+        from .run.schedule import run_targets
+        from .targets.base import TargetError
+        from .targets.registry import load_target
 
         t0 = time.monotonic()
         try:

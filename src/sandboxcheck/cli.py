@@ -28,10 +28,10 @@ DEFAULT_TARGET = "landlock"
 def _progress() -> Any:
     """A progress bar on stderr when stderr is a terminal, else the silent default."""
     if sys.stderr.isatty():
-        from .report import RichProgress
+        from .report.console import RichProgress
 
         return RichProgress()
-    from .runner import Progress
+    from .run.options import Progress
 
     return Progress()
 
@@ -109,7 +109,8 @@ def _selection(command: Any) -> Any:
 
 def _load_selected(ref: str, only: tuple[str, ...], keyword: str | None) -> Any:
     """The matrix ``ref`` with the checks --only and -k select (MatrixError, or exit 2 for a selection)."""
-    from .matrix import SelectionError, load_matrix, select
+    from .matrix.select import SelectionError, select
+    from .matrix.load import load_matrix
 
     m = load_matrix(_matrix_path(ref))
     try:
@@ -121,7 +122,7 @@ def _load_selected(ref: str, only: tuple[str, ...], keyword: str | None) -> Any:
 
 def _harness() -> None:
     """Set up this process to launch targets: SIGTERM ends a run cleanly, and orphans come back here."""
-    from .controls import become_subreaper
+    from .run.launch import become_subreaper
 
     signal.signal(signal.SIGTERM, _sigterm)
     become_subreaper()
@@ -228,10 +229,13 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         accepted_any_target: bool = False, verbose: bool = False, shard_spec: str | None = None,
         anonymise_host: bool = False) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
-    from .matrix import MatrixError
+    from .matrix.load import MatrixError
     from .policy import BaselineError, apply_baseline, load_accepted
-    from .runner import RunOptions, check_temp_dir, run_matrix
-    from .targets import TargetError, load_target, parse_target_opts
+    from .run.options import RunOptions
+    from .run.schedule import run_matrix
+    from .run.roots import check_temp_dir
+    from .targets.base import TargetError
+    from .targets.registry import load_target, parse_target_opts
 
     shard = _parse_shard(shard_spec)
     if baseline_alias is not None:
@@ -381,7 +385,7 @@ def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[s
     """
     from functools import partial
 
-    from .report import FORMATTERS, render_table
+    from .report.run import FORMATTERS, render_table
 
     formatters = {**FORMATTERS, "sarif": partial(FORMATTERS["sarif"], base=sarif_base)}
     for f, path in ([(fmt, output)] if output else []) + extra:
@@ -491,10 +495,13 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     """
     from .compare import Comparison, diff_reports, results_by_id, side, versions_of
     from .compare import render as render_diff
-    from .matrix import MatrixError
-    from .runner import RunOptions, check_temp_dir, run_targets
+    from .matrix.load import MatrixError
+    from .run.options import RunOptions
+    from .run.schedule import run_targets
+    from .run.roots import check_temp_dir
     from .survey import load_targets
-    from .targets import TargetError, parse_target_opts
+    from .targets.base import TargetError
+    from .targets.registry import parse_target_opts
 
     kinds = _fail_on(fail_on)
     keep: dict[str, str] = {}
@@ -527,7 +534,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    from .report import render_json
+    from .report.run import render_json
 
     for which, target, run_report in zip(("before", "after"), targets, runs):
         run_report.target.update(versions_of(target))
@@ -573,10 +580,12 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     import shlex
 
     from . import survey as sv
-    from .matrix import MatrixError
-    from .report import RichProgress
-    from .runner import RunOptions, check_temp_dir
-    from .targets import TargetError, parse_target_opts
+    from .matrix.load import MatrixError
+    from .report.console import RichProgress
+    from .run.options import RunOptions
+    from .run.roots import check_temp_dir
+    from .targets.base import TargetError
+    from .targets.registry import parse_target_opts
 
     shard = _parse_shard(shard_spec)
     _check_writable([output])
@@ -632,9 +641,10 @@ def bisect(matrix: str, target_name: str, old: str, new: str, checks: tuple[str,
     from pathlib import Path
 
     from . import bisect as bs
-    from .matrix import MatrixError, load_matrix
-    from .runner import RunOptions
-    from .targets import TargetError, parse_target_opts, pin_spec
+    from .matrix.load import MatrixError, load_matrix
+    from .run.options import RunOptions
+    from .targets.base import TargetError
+    from .targets.registry import parse_target_opts, pin_spec
 
     _check_writable([output])
     if "@" in target_name and not Path(target_name).exists():
@@ -679,7 +689,7 @@ def replay(ids: tuple[str, ...], folder: str | None, fmt: str, output: str | Non
     2 on bad input.
     """
     from . import advisories as adv
-    from .runner import RunOptions
+    from .run.options import RunOptions
 
     _check_writable([output])
     try:
@@ -706,7 +716,7 @@ def replay(ids: tuple[str, ...], folder: str | None, fmt: str, output: str | Non
 def validate(files: tuple[str, ...], kind: str | None = None) -> None:
     """Validate FILES (matrices, suites, target files, JSON reports, workflows running sandboxcheck, advisories),
     reporting every problem with file and line."""
-    from .matrix import MatrixError
+    from .matrix.load import MatrixError
     from .validate import validate_file
 
     bad = 0
@@ -743,9 +753,12 @@ def targets(names: tuple[str, ...], verbose: bool) -> None:
     codex) and of the current directory, then in
     ~/.cache/sandboxcheck/npm/node_modules/.bin.
     """
-    from .pinning import PinError
-    from .report import console_for, cut, target_lines
-    from .targets import TargetError, load_target, pin_details, pinnable_presets, preset_names, requirement_versions
+    from .targets.pinning import PinError
+    from .report.console import console_for, cut
+    from .report.run import target_lines
+    from .targets.base import TargetError
+    from .targets.registry import load_target, pin_details, pinnable_presets, preset_names
+    from .targets.base import requirement_versions
 
     console = console_for(sys.stdout)
     pinned = [n for n in names if "@" in n]
@@ -787,7 +800,7 @@ def probes() -> None:
     from rich.table import Table
 
     from .probes import PROBES
-    from .report import console_for
+    from .report.console import console_for
 
     table = Table("probe", "arguments", "evidence", "what it does")
     for p in PROBES.values():

@@ -202,7 +202,7 @@ def target_version(target: Mapping[str, Any]) -> str | None:
 def versions_of(target: Any) -> dict[str, Any]:
     """What to add to a report's ``target`` entry about versions: a pinned ``version``, or the
     ``versions`` of the tools it requires (``["srt 0.0.78", "bwrap 0.8.0"]``); empty when unknown."""
-    from .targets import requirement_versions
+    from .targets.base import requirement_versions
 
     pinned = getattr(getattr(target, "spec", None), "version", None)
     if isinstance(pinned, str) and pinned:
@@ -332,7 +332,7 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
         return
     from rich.markup import escape
 
-    from .report import Columns, console_for, cut, labelled
+    from .report.console import Columns, console_for, cut, labelled
 
     style = {"regression": "bold red", "improvement": "green"}
     console = console_for(out)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import EvidenceSpec
+from .model import EvidenceSpec, ProbeReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +56,30 @@ PROBES: dict[str, ProbeSpec] = {p.name: p for p in (
     ProbeSpec("signal_pid", "send a signal to a process", ("pid",), ("signal",),
               EvidenceSpec("signal")),
 )}
+
+PROBE_PREFIX = "SANDBOXCHECK-PROBE "
+
+
+def parse_probe_line(stdout: str) -> ProbeReport | None:
+    """The probe's JSON line from the target's stdout, if it printed one."""
+    import json
+
+    for line in stdout.splitlines():
+        idx = line.find(PROBE_PREFIX)
+        if idx < 0:
+            continue
+        try:
+            rec = json.loads(line[idx + len(PROBE_PREFIX):])
+        except ValueError:
+            continue
+        if not isinstance(rec, dict):
+            continue
+        known = {"probe", "action", "attempted", "ok", "errno", "message", "errno_number", "precondition"}
+        number, step = rec.get("errno_number"), rec.get("precondition")
+        return ProbeReport(probe=str(rec.get("probe", "")), action=str(rec.get("action", "")),
+                           attempted=bool(rec.get("attempted")), ok=bool(rec.get("ok")),
+                           errno=rec.get("errno"), message=str(rec.get("message", "")),
+                           data={k: v for k, v in rec.items() if k not in known},
+                           errno_number=number if isinstance(number, int) and not isinstance(number, bool) else None,
+                           precondition=str(step)[:300] if step else None)
+    return None

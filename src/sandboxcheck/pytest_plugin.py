@@ -34,13 +34,18 @@ from typing import Any, Literal, TypeVar, cast
 
 import pytest
 
-from .matrix import MatrixError, load_matrix, matches_only, unmatched_only
+from .matrix.load import MatrixError, load_matrix
+from .matrix.select import matches_only, unmatched_only
 from .model import Check, Matrix, Result, Status, TranscriptEntry
 from .redact import scrub_initial_environ
-from .runner import Harness, RunOptions, RunReport, check_temp_dir, run_targets
-from .suite import (SuiteError, SuiteOptions, is_suite_file, load_suite, missing_matrix_message,
-                    resolve_matrix_ref, resolve_target_ref)
-from .targets import Target, TargetError, load_target
+from .run.harness import Harness
+from .run.options import RunOptions
+from .run.schedule import run_targets
+from .model import RunReport
+from .run.roots import check_temp_dir
+from .matrix.suite import SuiteError, SuiteOptions, is_suite_file, load_suite, missing_matrix_message, resolve_matrix_ref, resolve_target_ref
+from .targets.base import Target, TargetError
+from .targets.registry import load_target
 
 DEFAULT_TARGET = "landlock"  # the CLI's default too
 T = TypeVar("T")

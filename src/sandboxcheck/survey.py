@@ -5,8 +5,8 @@ showed for that check through that target (``allowed``, ``denied`` or
 ``unknown``), marked and coloured by its status. A target that cannot run
 here becomes a column of ``n/a`` with the reason in a note instead of
 aborting the survey. The core (:func:`run_survey`) reuses
-:func:`~sandboxcheck.runner.run_matrix` with one shared
-:class:`~sandboxcheck.runner.Harness`; the formatters below only render a
+:func:`~sandboxcheck.run.schedule.run_matrix` with one shared
+:class:`~sandboxcheck.run.harness.Harness`; the formatters below only render a
 finished :class:`Survey`.
 """
 from __future__ import annotations
@@ -25,8 +25,14 @@ from . import __version__
 from .hostfacts import host_facts, matrix_digest
 from .model import Check, Matrix, Result, Status
 from .shard import Shard
-from .runner import Harness, Progress, RunOptions, RunReport, run_matrix
-from .targets import CommandTarget, Target, TargetError, load_target, requirement_versions
+from .run.harness import Harness
+from .run.options import Progress, RunOptions
+from .run.schedule import run_matrix
+from .model import RunReport
+from .targets.command import CommandTarget
+from .targets.base import Target, TargetError
+from .targets.registry import load_target
+from .targets.base import requirement_versions
 
 SCHEMA_VERSION = 1
 NA = "n/a"
@@ -305,7 +311,7 @@ def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> Non
     from rich.table import Table
     from rich.text import Text
 
-    from .report import console_for
+    from .report.console import console_for
 
     console = console_for(out, color)  # NO_COLOR, FORCE_COLOR and COLUMNS as every rich program
     if not console.is_terminal and not os.environ.get("COLUMNS"):

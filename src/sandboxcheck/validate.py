@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import safeyaml
-from .matrix import MatrixError, Problem, _Lines, compose, load_matrix, read_text
+from .matrix.load import MatrixError, Problem, _Lines, compose, load_matrix, read_text
 from .resources import resolve_matrix
 
 #: The kinds ``validate`` knows, as ``--kind`` takes them.
@@ -49,7 +49,7 @@ _DISTINCT: dict[str, tuple[str, ...]] = {
 
 def detect_kind(path: str, data: Any) -> str | None:
     """The kind of a file from its name and top-level keys; None when it is none of them."""
-    from .suite import SUITE_SUFFIXES
+    from .matrix.suite import SUITE_SUFFIXES
 
     if path.endswith(SUITE_SUFFIXES):
         return "suite"
@@ -79,7 +79,7 @@ def validate_file(path: str, kind: str | None = None) -> Validated:
         m = load_matrix(resolved)
         return Validated("matrix", f"{len(m.checks)} checks")  # the wording scripts may already parse
     if kind == "suite":
-        from .suite import load_suite
+        from .matrix.suite import load_suite
 
         s = load_suite(resolved)
         return Validated("suite", f"{_n(len(s.matrices), 'matrix', 'matrices')}, {_n(len(s.targets), 'target')}")
@@ -98,7 +98,8 @@ def validate_file(path: str, kind: str | None = None) -> Validated:
 
 
 def _target(path: str, data: Any, ln: _Lines) -> Validated:
-    from .targets import TargetError, load_target
+    from .targets.base import TargetError
+    from .targets.registry import load_target
 
     try:
         target = load_target(path, strict=False)
@@ -143,8 +144,9 @@ _RUNS_MATRIX = ("run", "survey", "compare", "validate")
 
 def _workflow(path: str, data: dict[str, Any], ln: _Lines) -> Validated:
     """A GitHub Actions workflow: the matrices and targets its sandboxcheck commands name must load."""
-    from .suite import missing_matrix_message
-    from .targets import TargetError, load_target
+    from .matrix.suite import missing_matrix_message
+    from .targets.base import TargetError
+    from .targets.registry import load_target
 
     problems: list[Problem] = []
     commands = 0

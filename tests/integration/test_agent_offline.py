@@ -23,14 +23,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sandboxcheck.agent import load_agent_target
-from sandboxcheck.agent.spec import check_agent_problems, merge, offline, parse_check_agent
-from sandboxcheck.matrix import MatrixError, parse_matrix
+from sandboxcheck.targets.agents import load_agent_target
+from sandboxcheck.targets.agents.spec import check_agent_problems, merge, offline, parse_check_agent
+from sandboxcheck.matrix.load import MatrixError, parse_matrix
 from sandboxcheck.model import Matrix, Observed, Status
 from sandboxcheck.pytest_plugin import describe_failure
-from sandboxcheck.report import render_table
-from sandboxcheck.runner import RunOptions, run_matrix
-from sandboxcheck.targets import TargetError, load_target
+from sandboxcheck.report.run import render_table
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.targets.base import TargetError
+from sandboxcheck.targets.registry import load_target
 
 pytestmark = pytest.mark.integration
 
@@ -397,7 +399,7 @@ def test_presets_load_and_describe_themselves() -> None:
 
 def test_unavailable_names_the_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("sandboxcheck.targets._local_tool_dirs", lambda: [])
+    monkeypatch.setattr("sandboxcheck.targets.tools._local_tool_dirs", lambda: [])
     monkeypatch.delenv("SANDBOXCHECK_TOOLS", raising=False)
     why = load_target("claude-code").unavailable()
     assert why is not None and why.startswith("claude not found on PATH: npm install")

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from marks import requires_landlock
-from sandboxcheck.matrix import parse_matrix
-from sandboxcheck.runner import RunOptions
+from sandboxcheck.matrix.load import parse_matrix
+from sandboxcheck.run.options import RunOptions
 from sandboxcheck.survey import FORMATTERS, load_targets, run_survey
 
 pytestmark = pytest.mark.integration

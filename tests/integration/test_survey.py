@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from marks import requires_bwrap
-from sandboxcheck.matrix import load_matrix
-from sandboxcheck.runner import RunOptions
+from sandboxcheck.matrix.load import load_matrix
+from sandboxcheck.run.options import RunOptions
 from sandboxcheck.survey import FORMATTERS, LEGEND, load_targets, run_survey
-from sandboxcheck.targets import TargetError
+from sandboxcheck.targets.base import TargetError
 
 pytestmark = pytest.mark.integration
 

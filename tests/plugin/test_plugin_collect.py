@@ -107,7 +107,7 @@ def test_bad_ini_option_names_the_ini(pytester: pytest.Pytester) -> None:
 
 def test_option_layers_command_line_suite_ini_default(pytester: pytest.Pytester) -> None:
     from sandboxcheck.pytest_plugin import _runs
-    from sandboxcheck.suite import SuiteOptions
+    from sandboxcheck.matrix.suite import SuiteOptions
 
     pytester.makeini("[pytest]\nsandboxcheck_jobs = 2\nsandboxcheck_timeout = 9\nsandboxcheck_no_control = true\n")
     suite = SuiteOptions(jobs=5, control=True, strict=True)

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from sandboxcheck import cli
 from sandboxcheck._entry import only_prints_help
 from sandboxcheck.model import Check, EvidenceSpec, Matrix, Observed, Result, Status
-from sandboxcheck.report import preflight_lines, preflight_meaning, render_junit, render_markdown, render_table
-from sandboxcheck.runner import RunReport
+from sandboxcheck.report.run import preflight_lines, preflight_meaning, render_junit, render_markdown, render_table
+from sandboxcheck.model import RunReport
 
 LONG_ID = "credentials.cloud.gcloud-application-default-credentials"
 FIX = "Mount a fake home; never bind the user's real ~/.config/gcloud into the sandbox."

@@ -12,13 +12,12 @@ from urllib.parse import unquote, urlparse
 import jsonschema
 import pytest
 
-from sandboxcheck.matrix import load_matrix
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix, Observed, Result, Status
-from sandboxcheck.report import FORMATTERS
+from sandboxcheck.report.run import FORMATTERS
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.runner import RunReport
-from sandboxcheck.sarif import (FALLBACK_DIR, FINGERPRINT_KEY, SECURITY_SEVERITY, SRCROOT, locate,
-                                sarif_document)
+from sandboxcheck.model import RunReport
+from sandboxcheck.report.sarif import FALLBACK_DIR, FINGERPRINT_KEY, SECURITY_SEVERITY, SRCROOT, locate, sarif_document
 
 MATRIX = """\
 version: 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.matrix import MatrixError
+from sandboxcheck.matrix.load import MatrixError
 from sandboxcheck.resources import matrices_dir, presets_dir
 from sandboxcheck.validate import detect_kind, validate_file
 

@@ -19,10 +19,10 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import quote
 
-from . import __version__
-from .model import Check, Result, Status
-from .resources import matrices_dir
-from .model import RunReport
+from .. import __version__
+from ..model import Check, Result, Status
+from ..resources import matrices_dir
+from ..model import RunReport
 
 #: Where the project documents itself; rules link to anchors of its README.
 PROJECT_URL = "https://github.com/sandboxcheck/sandboxcheck"

@@ -33,12 +33,6 @@ import traceback
 
 sys.path.insert(0, sys.argv[1])
 # Warm the modules probes import, so each forked control starts with them loaded.
-import _probe  # noqa: E402,F401
-import errno  # noqa: E402,F401
-import hashlib  # noqa: E402,F401
-import struct  # noqa: E402,F401
-import subprocess  # noqa: E402,F401
-import tarfile  # noqa: E402,F401
 
 sock = socket.socket(fileno=int(sys.argv[2]))
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel

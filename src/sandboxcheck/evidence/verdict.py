@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .model import Check, Execution, Observed, ProbeReport, Result, Status
+from ..model import Check, Execution, Observed, ProbeReport, Result, Status
 
 #: What an errno most likely says about the layer that stopped the probe.
 LAYERS: dict[str, str] = {

@@ -29,12 +29,13 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .matrix import (MatrixError, Path_, Problem, _Lines, _suggest, compose, format_path, load_matrix,
-                     parse_waivers, read_text)
-from .matrix import _schema_problems as _matrix_schema_problems
-from .model import Matrix, Waiver
-from .resources import matrices_dir, presets_dir, schema_path
-from .targets import Target, TargetError, load_target
+from .load import MatrixError, Path_, Problem, _Lines, _suggest, compose, load_matrix, parse_waivers, read_text
+from ..safeyaml import format_path
+from .load import _schema_problems as _matrix_schema_problems
+from ..model import Matrix, Waiver
+from ..resources import matrices_dir, presets_dir, schema_path
+from ..targets.base import Target, TargetError
+from ..targets.registry import load_target
 
 #: File names the pytest plugin collects as suites.
 SUITE_SUFFIXES: tuple[str, ...] = (".sandboxcheck.yaml", ".sandboxcheck.yml")

@@ -46,19 +46,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .model_server import (
-    SESSION_TAG,
-    SIDE_TEXT,
-    Exchange,
-    ModelServer,
-    Script,
-    ScriptedModel,
-    ToolCall,
-    _estimate_tokens,
-    _Handler,
-    _sandbox_notes,
-    _session_of,
-)
+from .script import SESSION_TAG, SIDE_TEXT, Exchange, Script, ToolCall, sandbox_lines, session_in_text
+from .messages_api import ModelServer, ScriptedModel, _estimate_tokens, _Handler
 
 #: Prefix of the call ids this server hands out (``call_sc<session>_<step>_<nonce>``).
 CALL_ID_PREFIX = "call_sc"
@@ -126,7 +115,7 @@ def _prompt_session(item: Mapping[str, Any]) -> int | None:
     if _item_type(item) != "message" or item.get("role") != "user":
         return None
     text = _parts_text(item.get("content")).lstrip()
-    return _session_of([{"role": "user", "content": text}]) if text.startswith(SESSION_TAG) else None
+    return session_in_text(text) if text.startswith(SESSION_TAG) else None
 
 
 def _is_error(output: Any, text: str) -> bool:
@@ -178,9 +167,10 @@ class ResponsesModel(ScriptedModel):
                 kind = "main"
                 if session not in self.transcript.system_notes:
                     developer = "\n".join(text for role, text in messages if role in ("developer", "system"))
-                    self.transcript.system_notes[session] = _sandbox_notes(
-                        {"system": "\n".join(filter(None, [_parts_text(body.get("instructions")), developer])),
-                         "tools": tools})
+                    texts = [("system", "\n".join(filter(None, [_parts_text(body.get("instructions")), developer])))]
+                    texts += [(f"{t.get('name')} tool", t["description"]) for t in tools
+                              if isinstance(t, dict) and isinstance(t.get("description"), str)]
+                    self.transcript.system_notes[session] = sandbox_lines(texts)
                 steps = self.script.steps(session)
                 if step_index < len(steps):
                     step = steps[step_index]

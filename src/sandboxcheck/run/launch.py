@@ -24,13 +24,14 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .targets import DEFAULT_PATH
+from ..targets.tools import DEFAULT_PATH
 
 #: Probes whose control must run as a fresh process (their parent matters).
 EXEC_ONLY_PROBES: frozenset[str] = frozenset({"read_proc_environ"})
@@ -543,3 +544,10 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+_LAUNCH = ["/bin/sh", "-c", '"$@"; exit $?', "sandboxcheck-launch"]
+
+
+def _server_python() -> str:
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable

@@ -5,8 +5,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Check, EvidenceSpec
-from .targets import Target, landlock_abi
+from ..model import Check, EvidenceSpec
+from ..targets.base import Target
+from ..targets.tools import landlock_abi
 
 #: The preflight probe as a check the harness can execute (it is not a matrix probe).
 PREFLIGHT_CHECK = Check(id="preflight", category="exec", title="preflight", probe="preflight",

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import placeholders
+from ... import placeholders
 
 #: Tools a scripted step may call.
 TOOLS: tuple[str, ...] = ("Bash", "Read", "Write", "Edit")
@@ -120,7 +120,7 @@ def option_file_problems(options: Mapping[str, str]) -> list[str]:
     Checked before the target is built, so a FIFO, a device or a huge file is
     refused up front instead of blocking or filling memory when it is read.
     """
-    from ..safeyaml import InputError, read_bytes
+    from ...safeyaml import InputError, read_bytes
 
     out = []
     for key in sorted(FILE_OPTIONS & set(options)):
@@ -312,7 +312,7 @@ def check_agent_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
 def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
     """What the JSON Schema cannot say about an ``agent:`` mapping: keys that belong to
     another tool, a step probe's arguments, session numbering, placeholders."""
-    from ..probes import PROBES
+    from ...probes import PROBES
 
     out: list[tuple[tuple[str | int, ...], str]] = []
     if not isinstance(raw, Mapping):

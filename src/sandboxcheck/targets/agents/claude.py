@@ -37,10 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import placeholders, safefs
-from ..model import TranscriptEntry
-from ..targets import DEFAULT_PATH, Requirement, Target, TargetError, TargetSession, TargetSpec
-from .model_server import SESSION_TAG, Feed, ModelServer, Script, Step, ToolCall, Transcript
+from ... import placeholders, safefs
+from ...model import TranscriptEntry
+from ..tools import DEFAULT_PATH, Requirement
+from ..base import Target, TargetError, TargetSession, TargetSpec
+from .script import SESSION_TAG, Feed, Script, Step, ToolCall, Transcript
+from .messages_api import ModelServer
 from .spec import AgentSpec, AgentSpecError, CheckAgent, expand_all, merge, offline, parse_check_agent
 
 #: The environment every Claude Code session gets on top of the harness's.

@@ -43,11 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import safefs
-from ..targets import TargetError, state_dir
+from ... import safefs
+from ..base import TargetError
+from ..tools import state_dir
 from .claude import ClaudeCodeTarget, _read_json, _Run, _shim_path
-from .model_server import SESSION_TAG, Script, Step, Transcript
-from .responses_model import ResponsesServer
+from .script import SESSION_TAG, Script, Step, Transcript
+from .responses_api import ResponsesServer
 from .spec import AgentSpec, AgentSpecError, CheckAgent, expand_all, merge, parse_check_agent
 
 #: Bytes of a codex session log read back (its last 20000 characters are kept).

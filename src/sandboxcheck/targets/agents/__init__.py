@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .spec import DRIVER_OPTIONS, OPTIONS, AgentSpecError, parse_agent_target
 
 if TYPE_CHECKING:  # the matrix loader imports .spec: keep this package free of targets at import
-    from ..targets import Target
+    from ..base import Target
 
 __all__ = ["load_agent_target", "OPTIONS"]
 
@@ -28,7 +28,7 @@ def load_agent_target(data: Any, source: str, options: Mapping[str, str] | None 
     ``options`` are ``--target-opt`` values (see ``spec.OPTIONS``); an option
     agent targets do not take is a TargetError unless ``strict`` is false.
     """
-    from ..targets import TargetError
+    from ..base import TargetError
 
     try:
         spec = parse_agent_target(data, source)
