@@ -4,8 +4,8 @@
 ``claude-code`` or ``codex-agent``, or a file of the user's) into a Target.
 The agent runs in the same throwaway root, fake HOME and synthetic
 environment as any target; the model it talks to is a scripted server on
-127.0.0.1 (``model_server`` speaks Anthropic's Messages API for Claude Code,
-``responses_model`` OpenAI's Responses API for Codex), which plays the
+127.0.0.1 (``messages_api`` speaks Anthropic's Messages API for Claude Code,
+``responses_api`` OpenAI's Responses API for Codex; ``base.AgentTarget`` is what every driver shares), which plays the
 check's script and records every tool result outside the sandbox.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .spec import DRIVER_OPTIONS, OPTIONS, AgentSpecError, parse_agent_target
+from .spec import DRIVER_OPTIONS, DRIVERS, OPTIONS, AgentSpecError, parse_agent_target
 
 if TYPE_CHECKING:  # the matrix loader imports .spec: keep this package free of targets at import
     from ..base import Target
@@ -41,10 +41,7 @@ def load_agent_target(data: Any, source: str, options: Mapping[str, str] | None 
         raise TargetError(f"target {spec.name!r} takes no option {unknown[0]!r}; "
                           f"its options: {', '.join(sorted(takes))}")
     opts = {k: v for k, v in opts.items() if k in takes}
-    if spec.driver == "codex":
-        from .codex import CodexTarget
+    from importlib import import_module
 
-        return CodexTarget(spec, opts)
-    from .claude import ClaudeCodeTarget
-
-    return ClaudeCodeTarget(spec, opts)
+    module, _, cls = DRIVERS[spec.driver].target.partition(":")
+    return getattr(import_module(module), cls)(spec, opts)

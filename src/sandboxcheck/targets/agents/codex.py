@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import shutil
 import tempfile
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +45,10 @@ from typing import Any
 from ... import safefs
 from ..base import TargetError
 from ..tools import state_dir
-from .claude import ClaudeCodeTarget, _read_json, _Run, _shim_path
-from .script import SESSION_TAG, Script, Step, Transcript
+from .base import AgentRun, AgentTarget
+from .script import Step
 from .responses_api import ResponsesServer
-from .spec import AgentSpec, AgentSpecError, CheckAgent, expand_all, merge, parse_check_agent
+from .spec import AgentSpecError, CheckAgent, expand_all, merge, parse_check_agent
 
 #: Bytes of a codex session log read back (its last 20000 characters are kept).
 LOG_CAP = 4 << 20
@@ -180,37 +179,23 @@ def codex_step(step: Step) -> Step:
 
 
 @dataclass(slots=True)
-class _CodexRun(_Run):
+class CodexRun(AgentRun):
     """One execution's state between ``start`` and ``finish``, with its CODEX_HOME."""
 
-    home: Path
+    home: Path = Path()
+    model: str = DEFAULT_MODEL
 
 
-def _check_plan(check: Any) -> CheckAgent:
-    """The check's agent mapping; a TargetError names the check when it is invalid."""
-    try:
-        return parse_check_agent(getattr(check, "agent", None))
-    except AgentSpecError as exc:
-        raise TargetError(f"check {getattr(check, 'id', '?')}: {exc}") from None
+class CodexTarget(AgentTarget):
+    """``codex exec`` with a scripted model, a CODEX_HOME of its own per execution."""
 
+    cli = "codex"
+    server_class = ResponsesServer
 
-class CodexTarget(ClaudeCodeTarget):
-    """``codex exec`` with a scripted model, a CODEX_HOME of its own per execution.
-
-    It shares the Claude Code driver's machinery (the launcher and its plan,
-    the script built from a check's steps, the outputs handed to the runner);
-    the model's API, the agent's configuration and its command line are its own.
-    """
-
-    #: A session takes about 0.6 s alone (start-up, one model round trip per step).
-    extra_timeout = 20.0
-
-    def __init__(self, agent: AgentSpec, options: Mapping[str, str] | None = None) -> None:
-        opts = dict(options or {})
-        self._config: dict[str, Any] = dict(agent.config)
-        if "config" in opts:
-            self._config = merge(self._config, _load_toml(opts.pop("config")))
-        super().__init__(agent, opts)
+    def configure(self, options: Mapping[str, str]) -> None:
+        self._config: dict[str, Any] = dict(self.agent.config)
+        if "config" in options:
+            self._config = merge(self._config, _load_toml(options["config"]))
 
     # -- Target interface ----------------------------------------------------
     def unavailable(self) -> str | None:
@@ -240,62 +225,56 @@ class CodexTarget(ClaudeCodeTarget):
     def session_reason(self, check: Any) -> str | None:
         return "codex exec runs one task per process"
 
-    def describe(self) -> dict[str, Any]:
-        # Only what decides the sandbox: a user's config may hold secrets (env, MCP servers).
-        shown = {k: v for k, v in self._config.items()
-                 if k in ("sandbox_mode", "sandbox_workspace_write", "approval_policy", "default_permissions")}
-        return {"name": self.name, "description": self.description, "kind": "agent",
-                "agent": self.agent.driver, "command": self._display_argv(), "config": shown,
-                "source": self.agent.source}
+    def shown_config(self) -> dict[str, Any]:
+        return {"config": {k: v for k, v in self._config.items()
+                           if k in ("sandbox_mode", "sandbox_workspace_write", "approval_policy",
+                                    "default_permissions")}}
 
-    def environment(self, base: Mapping[str, str], caller: Mapping[str, str]) -> dict[str, str]:
-        return {**base, **dict(self.agent.env)}
+    # -- the driver ------------------------------------------------------------------
+    def new_run(self, server: Any, folder: Path, plan: CheckAgent) -> CodexRun:
+        return CodexRun(server=server, folder=folder, sessions=plan.sessions, home=self._new_home())
 
-    def start(self, values: dict[str, str], cmd: Sequence[str], check: Any = None) -> _CodexRun:
-        """Start the scripted model, write CODEX_HOME and the plan; see the module docstring."""
-        plan = _check_plan(check)
-        vals = dict(values, cmd=shlex.join(cmd), python=values.get("python") or self.python())
-        script = self._script(plan, vals, cmd)
-        folder = Path(values["root"]) / "agent"
-        folder.mkdir(parents=True, exist_ok=True)
-        home = self._new_home()
-        server = ResponsesServer(script).start()
-        try:
-            config = self.config_for(server.url + "/v1", vals)
-            (home / "config.toml").write_text(toml_dumps(config), encoding="utf-8")
-            safefs.write_beneath(values["root"], str(folder / "config.toml"), toml_dumps(config).encode())
-            plan_path = self._write_plan(folder, plan, home, str(config["model"]), values["workspace"])
-        except BaseException:
-            server.stop()
-            shutil.rmtree(home, ignore_errors=True)
-            raise
-        values["agent_plan"] = str(plan_path)
-        return _CodexRun(server=server, folder=folder, sessions=plan.sessions, home=home)
+    def prepare(self, run: AgentRun, plan: CheckAgent, values: Mapping[str, str]) -> dict[str, str]:
+        assert isinstance(run, CodexRun)
+        config = self.config_for(run.server.url + "/v1", values)
+        run.model = str(config["model"])
+        (run.home / "config.toml").write_text(toml_dumps(config), encoding="utf-8")
+        safefs.write_beneath(values["root"], str(run.folder / "config.toml"), toml_dumps(config).encode())
+        return {"CODEX_HOME": str(run.home)}
 
-    def finish(self, state: Any) -> list[tuple[str, str]]:
-        """Remove CODEX_HOME, then as the Claude driver: every tool result (the telling one
-        first) and the transcript, with each session's codex log as its stderr."""
-        if isinstance(state, _CodexRun):
-            shutil.rmtree(state.home, ignore_errors=True)
-            # The agent folder is in the throwaway root: read and written through descriptors,
-            # bounded (the code under test may have put symlinks, FIFOs or floods there).
-            root = str(state.folder.parent)
-            status_path = state.folder / "status.json"
-            raw = safefs.read_beneath(root, str(status_path))
-            if raw is not None:
-                status = _read_json(status_path, root).get("sessions", [])
-                status = status if isinstance(status, list) else []
-                for ended in status:
-                    if not isinstance(ended, dict):
-                        continue
-                    log = safefs.read_beneath(root, str(state.folder / f"codex-{ended.get('session')}.log"),
-                                              LOG_CAP)
-                    if log is not None:
-                        ended["stderr"] = log.decode("utf-8", "replace")[-20000:]
-                safefs.write_beneath(root, str(status_path), json.dumps({"sessions": status}).encode())
-        return super().finish(state)
+    def session_argv(self, run: AgentRun, plan: CheckAgent, number: int) -> list[str]:
+        assert isinstance(run, CodexRun)
+        # codex exec logs every command and its output on stderr: that goes to a file of
+        # the harness's, so what a command returned is found where the model got it (the
+        # recorded tool result), as with any agent, not in the target's stderr.
+        return ["/bin/sh", "-c", 'exec "$@" 2>"$0"', str(run.folder / f"codex-{number}.log"),
+                *self.tool_argv("codex"), *self._argv_tail(run.model)]
 
-    # -- helpers ---------------------------------------------------------------
+    def tool_step(self, step: Step) -> Step:
+        return codex_step(step)
+
+    def cleanup(self, run: AgentRun) -> None:
+        if isinstance(run, CodexRun):
+            shutil.rmtree(run.home, ignore_errors=True)
+
+    def collect(self, run: AgentRun, status: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each session's codex log becomes its stderr (bounded, read through descriptors: the
+        code under test may have put symlinks, FIFOs or floods in the root)."""
+        root = str(run.folder.parent)
+        for ended in status:
+            if not isinstance(ended, dict):
+                continue
+            log = safefs.read_beneath(root, str(run.folder / f"codex-{ended.get('session')}.log"), LOG_CAP)
+            if log is not None:
+                ended["stderr"] = log.decode("utf-8", "replace")[-20000:]
+        if status:
+            safefs.write_beneath(root, str(run.folder / "status.json"), json.dumps({"sessions": status}).encode())
+        return status
+
+    def failed_start(self, number: int, ended: Mapping[str, Any]) -> list[str]:
+        # It never got to a tool call (a config it rejects, say): show why.
+        return [f"    {ln}" for ln in str(ended.get("stderr") or "").strip().splitlines()[-5:]]
+
     def config_for(self, base_url: str, values: Mapping[str, str]) -> dict[str, Any]:
         """The config.toml of one execution: defaults, the target's keys (placeholders
         expanded, keys that would leave the machine dropped), then the offline switches
@@ -306,11 +285,6 @@ class CodexTarget(ClaudeCodeTarget):
         return merge(config, {**OFFLINE_CONFIG, "model_provider": PROVIDER, "model_providers": {PROVIDER: {
             "name": "sandboxcheck scripted model", "base_url": base_url, "wire_api": "responses",
             "supports_websockets": False}}})
-
-    def _script(self, plan: CheckAgent, vals: Mapping[str, str], cmd: Sequence[str]) -> Script:
-        """The Claude driver's script of the check's steps, played with Codex's tools."""
-        script = super()._script(plan, vals, cmd)
-        return Script(tuple(tuple(codex_step(s) for s in steps) for steps in script.sessions))
 
     def _new_home(self) -> Path:
         base = state_dir(self.name)
@@ -325,45 +299,9 @@ class CodexTarget(ClaudeCodeTarget):
                 pass
         return Path(tempfile.mkdtemp(prefix="run-", dir=base))
 
-    def _write_plan(self, folder: Path, plan: CheckAgent, home: Path, model: str, workspace: str) -> Path:
-        env = {"CODEX_HOME": str(home), **dict(plan.env)}
-        if plan.path_without:
-            env["PATH"] = _shim_path(folder / "path", plan.path_without)
-        codex = [*self.tool_argv("codex"), *self._argv_tail(model)]
-        # codex exec logs every command and its output on stderr: that goes to a file of
-        # the harness's, so what a command returned is found where the model got it (the
-        # recorded tool result), as with any agent, not in the target's stderr.
-        sessions = [{"argv": ["/bin/sh", "-c", 'exec "$@" 2>"$0"', str(folder / f"codex-{n}.log"), *codex],
-                     "env": env, "cwd": workspace,
-                     "stdin": f"{SESSION_TAG}{n}: run the scripted steps of this sandboxcheck session."}
-                    for n in range(1, plan.sessions + 1)]
-        path = folder / "plan.json"
-        safefs.write_beneath(str(folder.parent), str(path),
-                             json.dumps({"sessions": sessions, "status": str(folder / "status.json")},
-                                        indent=1).encode())
-        return path
-
     def _argv_tail(self, model: str) -> list[str]:
         return ["exec", "--skip-git-repo-check", "--color", "never", "-c", f"model_provider={json.dumps(PROVIDER)}",
                 "-c", f"model={json.dumps(model)}", *self._flags]
 
-    def _display_argv(self) -> list[str]:
+    def display_argv(self) -> list[str]:
         return ["codex", *self._argv_tail(str(self._config.get("model", DEFAULT_MODEL)))]
-
-    def _summary(self, transcript: Transcript, status: list[dict[str, Any]], sessions: int) -> str:
-        ended = {s.get("session"): s for s in status if isinstance(s, dict)}
-        out = [transcript.render().rstrip("\n")]
-        for n in range(1, sessions + 1):
-            out += self._session_lines(n, ended.get(n), any(c.session == n for c in transcript.calls))
-        return "\n".join(out) + "\n"
-
-    @staticmethod
-    def _session_lines(number: int, ended: Mapping[str, Any] | None, called: bool) -> list[str]:
-        if ended is None:
-            return [f"--- session {number}: did not finish (killed or never started)"]
-        rc = ended.get("returncode")
-        head = f"--- session {number}: codex exited {rc} after {ended.get('duration_s')}s"
-        if rc == 0 or called:
-            return [head]
-        # It never got to a tool call (a config it rejects, say): show why.
-        return [head, *(f"    {ln}" for ln in str(ended.get("stderr") or "").strip().splitlines()[-5:])]

@@ -36,12 +36,10 @@ from ... import placeholders
 
 #: Tools a scripted step may call.
 TOOLS: tuple[str, ...] = ("Bash", "Read", "Write", "Edit")
-#: Agent drivers a target file may name.
-DRIVERS: tuple[str, ...] = ("claude-code", "codex")
 #: Placeholders an agent step may use besides the matrix's: ``{cmd}``, the probe
 #: argv shell-quoted (the check's, or the step's own ``probe``).
 STEP_PLACEHOLDERS: frozenset[str] = frozenset({"cmd"})
-#: Target options (``--target-opt KEY=VALUE``) every agent target takes.
+#: Target options (``--target-opt KEY=VALUE``) agent targets take, each meaning one driver's.
 OPTIONS: dict[str, str] = {
     "settings": "a Claude Code settings JSON file merged into the workspace's .claude/settings.json",
     "user_settings": "a settings JSON file merged into the fake HOME's ~/.claude/settings.json",
@@ -49,19 +47,51 @@ OPTIONS: dict[str, str] = {
     "allowed_tools": "comma-separated --allowedTools rules, replacing the target's",
     "config": "a Codex config.toml merged into the generated CODEX_HOME/config.toml",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """An agent driver: the one place that says what it runs, takes and is implemented by."""
+
+    name: str
+    #: The program it runs: a target must require it, or a machine without it would
+    #: run every check into "inconclusive" instead of saying what is missing.
+    executable: str
+    #: The ``--target-opt`` keys it takes (from OPTIONS, or its own).
+    options: tuple[str, ...]
+    #: Target-file keys that belong to this driver only.
+    keys: tuple[str, ...]
+    #: ``module:Class`` of its AgentTarget subclass (imported only when a target is built).
+    target: str
+
+
+#: Every agent driver. A package adds one with an entry point in the group
+#: ``sandboxcheck.agents`` whose object is a ``Driver``.
+DRIVERS: dict[str, Driver] = {d.name: d for d in (
+    Driver("claude-code", "claude", ("settings", "user_settings", "flags", "allowed_tools"),
+           ("settings", "user_settings", "allowed_tools"), "sandboxcheck.targets.agents.claude:ClaudeCodeTarget"),
+    Driver("codex", "codex", ("config", "flags"), ("config",), "sandboxcheck.targets.agents.codex:CodexTarget"),
+)}
+
+
+def _plugin_drivers() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="sandboxcheck.agents"):
+        driver = ep.load()
+        if isinstance(driver, Driver) and driver.name not in DRIVERS:
+            DRIVERS[driver.name] = driver
+
+
+_plugin_drivers()
 #: The options each driver takes (from OPTIONS).
-DRIVER_OPTIONS: dict[str, tuple[str, ...]] = {
-    "claude-code": ("settings", "user_settings", "flags", "allowed_tools"),
-    "codex": ("config", "flags"),
-}
+DRIVER_OPTIONS: dict[str, tuple[str, ...]] = {d.name: d.options for d in DRIVERS.values()}
 #: Options whose value is a file the harness reads (JSON settings, TOML config).
 FILE_OPTIONS: frozenset[str] = frozenset({"settings", "user_settings", "config"})
-#: The program each driver runs: a target must require it, or a machine without it
-#: would run every check into "inconclusive" instead of saying what is missing.
-DRIVER_EXECUTABLES: dict[str, str] = {"claude-code": "claude", "codex": "codex"}
+#: The program each driver runs.
+DRIVER_EXECUTABLES: dict[str, str] = {d.name: d.executable for d in DRIVERS.values()}
 #: Target keys that belong to one driver only.
-_DRIVER_KEYS: dict[str, tuple[str, ...]] = {
-    "claude-code": ("settings", "user_settings", "allowed_tools"), "codex": ("config",)}
+_DRIVER_KEYS: dict[str, tuple[str, ...]] = {d.name: d.keys for d in DRIVERS.values()}
 #: Settings keys dropped from every merged settings file: they would send the
 #: agent to a real model or run a credential helper, and a run must stay offline.
 OFFLINE_DROPPED = ("apiKeyHelper", "awsAuthRefresh", "awsCredentialExport", "otelHeadersHelper")
