@@ -18,12 +18,23 @@ CATEGORIES: tuple[str, ...] = (
 EXPECTS: tuple[str, ...] = ("allowed", "denied")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 #: Every evidence kind and what it takes as proof that the action took effect.
+#: The sinks the harness owns, which ``sink`` evidence names: network sinks on
+#: 127.0.0.1 and unix sockets in the root's run/ folder.
+SINKS: dict[str, str] = {
+    "tcp": "a TCP listener on 127.0.0.1 ({tcp_port})",
+    "udp": "a UDP socket on 127.0.0.1 ({udp_port})",
+    "dns": "a DNS server on 127.0.0.1 ({dns_port}) that logs query names",
+    "ssh-agent": "a unix socket at run/ssh-agent.sock ($SSH_AUTH_SOCK)",
+    "docker": "a unix socket at run/docker.sock ($DOCKER_HOST)",
+}
+#: The sinks that are unix sockets in the root (the rest listen on 127.0.0.1).
+UNIX_SINKS: tuple[str, ...] = ("ssh-agent", "docker")
 EVIDENCE_KINDS: dict[str, str] = {
     "leak": "the check's canary crosses: in the target's output, in a file written in the workspace, "
             "or at any sink",
     "file": "a host path ('path') is created, changed or removed; with 'contains', only when it then "
             "holds that text",
-    "sink": "a harness-owned sink ('sink': tcp, udp, dns, ssh-agent, docker) receives the check's canary",
+    "sink": f"a harness-owned sink ('sink': {', '.join(SINKS)}) receives the check's canary",
     "marker": "a string ('marker') that only exists once the action ran shows up in the output",
     "survivor": "a process tagged with the check's canary outlives the target",
     "signal": "the harness's witness process ({witness_pid}) receives a signal",
@@ -116,7 +127,7 @@ class Check:
     end_line: int = 0
     #: An agent check's script and agent settings (the matrix's ``agent:`` mapping),
     #: read by agent targets; None for a plain probe check.
-    agent: dict[str, Any] | None = field(default=None, hash=False)
+    agent: CheckAgent | None = field(default=None, hash=False)
     #: Host-side actions in the root before the target starts (the matrix's ``setup:`` list).
     setup: tuple[SetupStep, ...] = ()
 
@@ -375,3 +386,50 @@ class RunReport:
             **({"host": self.host} if self.host is not None else {}),
             **({"shard": self.shard} if self.shard is not None else {}),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One scripted tool call of an agent check, before placeholders are expanded.
+
+    ``tool`` Bash runs ``command`` (default ``{cmd}``: the check's probe, or the
+    step's own ``probe`` with ``args``), with ``dangerouslyDisableSandbox: true``
+    when ``disable_sandbox``. Read, Write and Edit act on ``path`` (default: the
+    check's ``path`` argument) with ``content`` (Write) or ``old``/``new`` (Edit).
+    ``session`` is the agent process (1-based) that makes the call: a higher
+    number means the agent was restarted in between.
+    """
+
+    tool: str = "Bash"
+    command: str | None = None
+    probe: str | None = None
+    args: tuple[tuple[str, Any], ...] = ()
+    disable_sandbox: bool = False
+    path: str | None = None
+    content: str | None = None
+    old: str | None = None
+    new: str | None = None
+    session: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAgent:
+    """What an agent check scripts and how it configures the agent for that check.
+
+    ``settings``/``user_settings`` are merged over the target's; ``allowed_tools``
+    (when given) replaces the target's; ``flags`` and ``env`` are added;
+    ``path_without`` removes executables (``bwrap``) from the agent's PATH.
+    """
+
+    steps: tuple[StepSpec, ...] = (StepSpec(),)
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    user_settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    allowed_tools: tuple[str, ...] | None = None
+    flags: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    path_without: tuple[str, ...] = ()
+
+    @property
+    def sessions(self) -> int:
+        """How many agent processes the check starts."""
+        return max(s.session for s in self.steps)

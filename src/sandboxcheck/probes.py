@@ -20,6 +20,19 @@ class ProbeSpec:
     optional: tuple[str, ...]
     evidence: EvidenceSpec
     passthrough: bool = False  # takes a trailing argv (``argv:`` list)
+    #: Path arguments that must stay inside the throwaway root (the matrix loader refuses others).
+    contained: tuple[str, ...] = ()
+    #: Arguments whose only allowed value is the harness's own: (argument, value, why).
+    fixed: tuple[tuple[str, str, str], ...] = ()
+    #: A network probe: (host argument, port argument, the sink's port placeholder); it may
+    #: only address that sink on 127.0.0.1.
+    sink: tuple[str, str, str] | None = None
+    #: The unsandboxed control must exec it, not fork it from the launch server (its
+    #: evidence is its own process: what /proc shows of it).
+    exec_only: bool = False
+    #: Its evidence is the target process itself (its environment, a process outliving it),
+    #: so it never shares a long-lived agent session with other checks.
+    own_session: bool = False
 
 
 PROBES: dict[str, ProbeSpec] = {p.name: p for p in (
@@ -32,30 +45,37 @@ PROBES: dict[str, ProbeSpec] = {p.name: p for p in (
               ("content",), EvidenceSpec("file")),
     ProbeSpec("list_dir", "list a directory's entry names", ("path",), (), EvidenceSpec("leak")),
     ProbeSpec("write_file", "create, overwrite or append to a file (through a symlink: via-symlink)",
-              ("path",), ("content", "mode", "via-symlink"), EvidenceSpec("file")),
+              ("path",), ("content", "mode", "via-symlink"), EvidenceSpec("file"), contained=("path",)),
     ProbeSpec("extract_tar", "extract a tar archive without checking member names",
-              ("archive",), ("dest",), EvidenceSpec("file")),
+              ("archive",), ("dest",), EvidenceSpec("file"), contained=("dest",)),
     ProbeSpec("read_env", "read the probe's own environment (values as digests)", (), (),
-              EvidenceSpec("leak")),
+              EvidenceSpec("leak"), own_session=True),
     ProbeSpec("read_proc_environ", "read /proc/<pid>/environ (values as digests)", ("pid",), (),
-              EvidenceSpec("leak")),
+              EvidenceSpec("leak"), exec_only=True, own_session=True),
     ProbeSpec("spawn", "run a program and print its output (exec: action or precondition)", (),
               ("exec",), EvidenceSpec("marker"), passthrough=True),
     ProbeSpec("hello", "print a marker joined from two parts", ("left", "right"), (),
               EvidenceSpec("marker")),
     ProbeSpec("tcp_send", "connect over TCP and send a payload", ("port", "payload"), ("host",),
-              EvidenceSpec("sink", sink="tcp")),
+              EvidenceSpec("sink", sink="tcp"), sink=("host", "port", "{tcp_port}")),
     ProbeSpec("udp_send", "send a UDP datagram", ("port", "payload"), ("host",),
-              EvidenceSpec("sink", sink="udp")),
+              EvidenceSpec("sink", sink="udp"), sink=("host", "port", "{udp_port}")),
     ProbeSpec("dns_query", "send a DNS query for a name", ("name",), ("server", "port"),
-              EvidenceSpec("sink", sink="dns")),
+              EvidenceSpec("sink", sink="dns"), sink=("server", "port", "{dns_port}")),
     ProbeSpec("unix_send", "connect to a unix socket and send a payload", ("payload",),
-              ("path", "env"), EvidenceSpec("sink")),
+              ("path", "env"), EvidenceSpec("sink"), contained=("path",)),
     ProbeSpec("daemon", "double-fork a daemon that tries to outlive the session", ("tag",),
-              ("lifetime",), EvidenceSpec("survivor")),
+              ("lifetime",), EvidenceSpec("survivor"), own_session=True),
     ProbeSpec("signal_pid", "send a signal to a process", ("pid",), ("signal",),
-              EvidenceSpec("signal")),
+              EvidenceSpec("signal"), fixed=(("pid", "{witness_pid}",
+                                             "signal_pid may only signal {witness_pid}, the harness's own "
+                                             "witness process"),)),
 )}
+
+#: Probes whose controls must exec them (see ``ProbeSpec.exec_only``).
+EXEC_ONLY_PROBES = frozenset(p.name for p in PROBES.values() if p.exec_only)
+#: Probes that never share an agent session (see ``ProbeSpec.own_session``).
+OWN_SESSION_PROBES = frozenset(p.name for p in PROBES.values() if p.own_session)
 
 PROBE_PREFIX = "SANDBOXCHECK-PROBE "
 

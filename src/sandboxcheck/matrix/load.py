@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,10 +13,9 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from .. import placeholders, safeyaml
-from ..targets.agents.spec import semantic_problems as agent_semantic_problems
-from ..model import SETUP_ACTIONS, Check, EvidenceSpec, Matrix, SetupStep, Waiver
+from ..targets.agents.spec import parse_check_agent, semantic_problems as agent_semantic_problems
+from ..model import SETUP_ACTIONS, SINKS, Check, EvidenceSpec, Matrix, SetupStep, Waiver
 from ..probes import PROBES
-from ..resources import schema_path
 from ..safeyaml import format_path  # noqa: F401 - part of this module's interface (suite, tests)
 
 DEFAULT_TIMEOUT = 10.0
@@ -76,7 +74,9 @@ def read_text(path: str | Path, what: str, error: type[MatrixError] = MatrixErro
 
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_path("matrix").read_text()))
+    from .schema import matrix_schema
+
+    return Draft202012Validator(matrix_schema())
 
 
 _TYPE_WORDS = {"array": "a list", "object": "a mapping", "string": "a string", "number": "a number",
@@ -234,7 +234,7 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
         if kind == "marker" and not ev_map.get("marker"):
             add(ev_at, "marker evidence needs 'marker'" + default)
         if kind == "sink" and not ev_map.get("sink") and not probe.evidence.sink:
-            add(ev_at, "sink evidence needs 'sink' (tcp, udp, dns, ssh-agent, docker)" + default)
+            add(ev_at, f"sink evidence needs 'sink' ({', '.join(SINKS)})" + default)
         raw_labels = ev_map.get("labels")
         if isinstance(raw_labels, list) and raw_labels:
             for sub, msg in _label_problems(raw_labels, kind):
@@ -373,7 +373,6 @@ def _label_problems(raw: list[Any], kind: Any) -> list[tuple[Path_, str]]:
 
 #: Where a probe may write: inside the throwaway root, or a /tmp name carrying the check's token.
 _WRITE_ROOTS = ("{root}", "{workspace}", "{home}", "{outside}", "{run}", "/proc/self/root{")
-_SINK_PORTS = {"tcp_send": "{tcp_port}", "udp_send": "{udp_port}", "dns_query": "{dns_port}"}
 
 
 def _contained_path(path: str) -> bool:
@@ -403,20 +402,24 @@ def _containment(probe: str, args: dict[str, Any]) -> list[tuple[str, str]]:
     """
     out = []
     where = "probes act only inside the throwaway root"
-    for key in {"write_file": ("path",), "extract_tar": ("dest",), "unix_send": ("path",)}.get(probe, ()):
+    spec = PROBES.get(probe)
+    if spec is None:
+        return out
+    for key in spec.contained:
         value = args.get(key)
         if isinstance(value, str) and value and not _contained_path(value):
             out.append((key, f"{value!r}: {where}: start it with {{workspace}}, {{home}}, {{outside}}, "
                              "{run} or {root} (or /tmp/...{token})"))
-    if probe == "signal_pid" and str(args.get("pid", "")) != "{witness_pid}":
-        out.append(("pid", "signal_pid may only signal {witness_pid}, the harness's own witness process"))
-    if probe in _SINK_PORTS:
-        host = str(args.get("server" if probe == "dns_query" else "host", "127.0.0.1"))
+    for key, only, why in spec.fixed:
+        if str(args.get(key, "")) != only:
+            out.append((key, why))
+    if spec.sink is not None:
+        host_arg, port_arg, port = spec.sink
+        host = str(args.get(host_arg, "127.0.0.1"))
         if host != "127.0.0.1":
-            out.append(("server" if probe == "dns_query" else "host",
-                        f"{host!r}: network probes only reach the harness's sinks on 127.0.0.1"))
-        if str(args.get("port", "")) != _SINK_PORTS[probe]:
-            out.append(("port", f"network probes only reach the harness's sinks: use port {_SINK_PORTS[probe]}"))
+            out.append((host_arg, f"{host!r}: network probes only reach the harness's sinks on 127.0.0.1"))
+        if str(args.get(port_arg, "")) != port:
+            out.append((port_arg, f"network probes only reach the harness's sinks: use port {port}"))
     return out
 
 
@@ -460,7 +463,7 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
             tags=tuple(dict.fromkeys([*defaults.get("tags", []), *raw.get("tags", [])])),
             control="no_control" not in raw, control_reason=raw.get("no_control"),
             description=raw.get("description", ""), fix=raw.get("fix", ""),
-            source=file, line=first, end_line=last, agent=raw.get("agent"),
+            source=file, line=first, end_line=last, agent=parse_check_agent(raw["agent"]) if raw.get("agent") is not None else None,
             setup=_setup(raw.get("setup"), ln, ("checks", i, "setup")),
         ))
     return Matrix(name=data.get("name") or Path(file).stem, path=file, checks=tuple(checks),

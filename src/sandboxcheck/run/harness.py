@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import placeholders
-from .launch import EXEC_ONLY_PROBES, Capture, ForkServer, Keeper, LaunchResult, sweep_orphans
+from ..probes import EXEC_ONLY_PROBES
+from .launch import Capture, ForkServer, Keeper, LaunchResult, sweep_orphans
 from ..model import Check, Execution, ProbeReport, TranscriptEntry
 from ..evidence.sinks import Sinks
 from ..evidence.processes import Witness, kill_tree, processes_with

@@ -33,8 +33,6 @@ from pathlib import Path
 
 from ..targets.tools import DEFAULT_PATH
 
-#: Probes whose control must run as a fresh process (their parent matters).
-EXEC_ONLY_PROBES: frozenset[str] = frozenset({"read_proc_environ"})
 #: Bytes kept of each output stream: the first and the last half of this.
 OUTPUT_CAP = 1 << 20
 #: Occurrences of a watched string remembered per stream (with what follows each).

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import safefs
 from ..evidence.sinks import Sinks
+from ..model import UNIX_SINKS
 from .workspace import Retired, Root, RunFolder, new_token, reseed, seed
 
 #: Longest root path that leaves room for run/ssh-agent.sock in a sockaddr_un (108 bytes).
@@ -41,7 +42,7 @@ class _Roots:
     changed) is retired: removed, and what could not go is reported.
     """
 
-    UNIX = ("ssh-agent", "docker")
+    UNIX = UNIX_SINKS
 
     def __init__(self, run: RunFolder, sinks: Sinks, ahead: int) -> None:
         self.run = run

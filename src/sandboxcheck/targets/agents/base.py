@@ -39,11 +39,6 @@ from .spec import AgentSpec, AgentSpecError, CheckAgent, parse_check_agent
 
 LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 
-#: Probes whose evidence is the agent process itself, so a check using one gets a
-#: session of its own: read_env and read_proc_environ look for the canaries of the
-#: agent's environment (a shared session has one set for all its checks), and
-#: daemon's evidence is a process that outlives the agent.
-OWN_SESSION_PROBES = frozenset({"read_env", "read_proc_environ", "daemon"})
 
 
 @dataclass(slots=True)

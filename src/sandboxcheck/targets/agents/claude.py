@@ -38,7 +38,8 @@ from typing import Any
 from ... import safefs
 from ...model import TranscriptEntry
 from ..base import TargetSession
-from .base import (OWN_SESSION_PROBES, AgentRun, AgentTarget, call_outputs, load_json, probe_line, read_json,
+from ...probes import OWN_SESSION_PROBES
+from .base import (AgentRun, AgentTarget, call_outputs, load_json, probe_line, read_json,
                    session_prompt, transcript_entries, write_beneath)
 from .messages_api import ModelServer
 from .script import Feed, Script, Transcript

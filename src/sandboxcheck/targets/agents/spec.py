@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import placeholders
+from ...model import CheckAgent, StepSpec
 
 #: Tools a scripted step may call.
 TOOLS: tuple[str, ...] = ("Bash", "Read", "Write", "Edit")
@@ -258,51 +259,8 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
                      python=python, source=source, config=dict(data.get("config") or {}))
 
 
-@dataclass(frozen=True, slots=True)
-class StepSpec:
-    """One scripted tool call of an agent check, before placeholders are expanded.
-
-    ``tool`` Bash runs ``command`` (default ``{cmd}``: the check's probe, or the
-    step's own ``probe`` with ``args``), with ``dangerouslyDisableSandbox: true``
-    when ``disable_sandbox``. Read, Write and Edit act on ``path`` (default: the
-    check's ``path`` argument) with ``content`` (Write) or ``old``/``new`` (Edit).
-    ``session`` is the agent process (1-based) that makes the call: a higher
-    number means the agent was restarted in between.
-    """
-
-    tool: str = "Bash"
-    command: str | None = None
-    probe: str | None = None
-    args: tuple[tuple[str, Any], ...] = ()
-    disable_sandbox: bool = False
-    path: str | None = None
-    content: str | None = None
-    old: str | None = None
-    new: str | None = None
-    session: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class CheckAgent:
-    """What an agent check scripts and how it configures the agent for that check.
-
-    ``settings``/``user_settings`` are merged over the target's; ``allowed_tools``
-    (when given) replaces the target's; ``flags`` and ``env`` are added;
-    ``path_without`` removes executables (``bwrap``) from the agent's PATH.
-    """
-
-    steps: tuple[StepSpec, ...] = (StepSpec(),)
-    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    user_settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    allowed_tools: tuple[str, ...] | None = None
-    flags: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
-    path_without: tuple[str, ...] = ()
-
-    @property
-    def sessions(self) -> int:
-        """How many agent processes the check starts."""
-        return max(s.session for s in self.steps)
 
 
 def check_agent_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
@@ -391,7 +349,7 @@ def _strings(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[s
     return []
 
 
-def parse_check_agent(raw: Mapping[str, Any] | None) -> CheckAgent:
+def parse_check_agent(raw: Mapping[str, Any] | CheckAgent | None) -> CheckAgent:
     """The CheckAgent of a check's ``agent:`` mapping (None: one Bash call of the probe).
 
     Raises AgentSpecError when the mapping is invalid (the matrix loader reports
@@ -399,6 +357,8 @@ def parse_check_agent(raw: Mapping[str, Any] | None) -> CheckAgent:
     """
     if raw is None:
         return CheckAgent()
+    if isinstance(raw, CheckAgent):
+        return raw
     problems = check_agent_problems(raw)
     if problems:
         raise AgentSpecError("; ".join(f"agent.{'.'.join(map(str, p))}: {m}" if p else f"agent: {m}"
