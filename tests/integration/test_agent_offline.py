@@ -17,11 +17,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+
+from marks import eventually
 
 from sandboxcheck.targets.agents import load_agent_target
 from sandboxcheck.targets.agents.spec import check_agent_problems, merge, offline, parse_check_agent
@@ -440,9 +441,7 @@ def test_sigterm_during_a_shared_session_ends_the_agent_and_removes_everything(
     def running(needle: str) -> list[psutil.Process]:
         return [p for p in psutil.process_iter(["cmdline"]) if needle in " ".join(p.info["cmdline"] or [])]
 
-    deadline = time.monotonic() + 30
-    while not running(f"sleep {marker}") and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    eventually(lambda: bool(running(f"sleep {marker}")) or proc.poll() is not None, timeout=30)
     if not running(f"sleep {marker}"):
         proc.kill()
         raise AssertionError(("the session never reached the slow check", proc.communicate()))
@@ -453,8 +452,7 @@ def test_sigterm_during_a_shared_session_ends_the_agent_and_removes_everything(
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    time.sleep(0.2)
-    assert not running(f"sleep {marker}") and not running(str(tmp_path / "bin" / "claude"))
+    assert eventually(lambda: not running(f"sleep {marker}") and not running(str(tmp_path / "bin" / "claude")))
     try:
         assert os.listdir(tmp) == []
     finally:
