@@ -15,6 +15,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: runs real sandboxes on this machine")
 
 
+#: Folders whose tests run real sandboxes, agents or whole CLI runs: the slow tier.
+#: ``python3 -m pytest -m "not integration"`` runs the rest (the fast tier).
+_INTEGRATION = ("integration", "hostile")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent.name in _INTEGRATION:
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def baseline() -> Matrix:
     return load_matrix(resolve_matrix("baseline"))

@@ -19,6 +19,12 @@ from . import __version__
 from .compare import DEFAULT_FAIL_ON, FAIL_ON_WORDS
 
 REPORT_FORMATS = ["table", "json", "junit", "sarif", "markdown"]
+#: The one --target-opt of every command that loads targets (run, compare, survey, bisect;
+#: the plugin's --sandboxcheck-target-opt): see ``targets.registry.load_targets``.
+_TARGET_OPT = click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
+                           help="Target option (e.g. settings=FILE for srt-settings, flags=... for an "
+                                "agent), given to every target that takes it; one no target takes is an "
+                                "error. Repeatable.")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
 #: The target of ``run`` without --target: sandboxcheck's own Landlock launcher.
@@ -202,8 +208,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--keep-workspace", is_flag=True, help="Keep each throwaway root for debugging.")
 @click.option("--no-control", is_flag=True,
               help="Skip the unsandboxed control runs (faster, weaker proof).")
-@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
-              help="Target option, e.g. settings=FILE for srt-settings. Repeatable.")
+@_TARGET_OPT
 @click.option("--require-isolation", is_flag=True,
               help="Exit 1 when the preflight sees no isolation at all (a sandbox that fell open).")
 @click.option("--no-preflight", is_flag=True, help="Skip the preflight probe.")
@@ -472,9 +477,7 @@ def _emit(write: Any, output: str | None) -> None:
 @click.argument("matrix")
 @click.option("--before", "before_ref", required=True, help="Target before (preset, file or inline).")
 @click.option("--after", "after_ref", required=True, help="Target after.")
-@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
-              help="Target option (e.g. settings=FILE), given to each of the two targets that takes it. "
-                   "Repeatable.")
+@_TARGET_OPT
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
               show_default=True, help=_FORMAT_HELP)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
@@ -499,7 +502,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     from .run.options import RunOptions
     from .run.schedule import run_targets
     from .run.roots import check_temp_dir
-    from .survey import load_targets
+    from .targets.registry import load_targets
     from .targets.base import TargetError
     from .targets.registry import parse_target_opts
 
@@ -552,8 +555,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
 @click.argument("matrix")
 @click.option("--target", "-t", "target_refs", multiple=True, required=True,
               help="Preset name, target file or inline command; repeat for each column.")
-@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
-              help="Target option, given to every target that takes it. Repeatable.")
+@_TARGET_OPT
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "markdown", "json", "html"]),
               default="table", show_default=True, help="Grid format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -624,7 +626,7 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 @click.option("--old", "old", required=True, help="The release known to behave the old way.")
 @click.option("--new", "new", required=True, help="The release known to behave the new way.")
 @click.option("--check", "checks", multiple=True, metavar="ID", help="Check to follow (repeatable; default: all).")
-@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE", help="Target option. Repeatable.")
+@_TARGET_OPT
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)

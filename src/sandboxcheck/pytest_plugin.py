@@ -45,7 +45,7 @@ from .model import RunReport
 from .run.roots import check_temp_dir
 from .matrix.suite import SuiteError, SuiteOptions, is_suite_file, load_suite, missing_matrix_message, resolve_matrix_ref, resolve_target_ref
 from .targets.base import Target, TargetError
-from .targets.registry import load_target
+from .targets.registry import load_target, parse_target_opts
 
 DEFAULT_TARGET = "landlock"  # the CLI's default too
 T = TypeVar("T")
@@ -79,6 +79,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("target", "Target of the matrices, and the sandboxcheck fixture's default: preset name, "
            f"target file, or inline command containing {{cmd}}. Repeatable (default: {DEFAULT_TARGET}).",
            "linelist", "TARGET"),
+    Option("target_opt", "Target option KEY=VALUE (settings=FILE, flags=...), given to every target "
+           "that takes it, as the command line's --target-opt. Repeatable.", "linelist", "KEY=VALUE"),
     Option("strict", "Inconclusive checks and unavailable targets fail instead of skipping.", "bool"),
     Option("jobs", "Checks run in parallel (default: cores, shared among xdist workers).", "string", "N"),
     Option("timeout", "Per-check timeout in seconds, overriding the matrices.", "string", "SECONDS"),
@@ -119,6 +121,7 @@ class _Layer:
     control: bool | None = None
     sessions: bool | None = None
     only: tuple[str, ...] = ()
+    target_opt: tuple[str, ...] = ()
 
 
 def _number(text: str, what: str, kind: type, low: float, high: float) -> Any:
@@ -152,7 +155,8 @@ def _layer(config: pytest.Config, from_ini: bool) -> _Layer:
         jobs=_number(str(jobs).strip(), source["jobs"], int, 1, 64) if jobs is not None else None,
         timeout=_number(str(timeout).strip(), source["timeout"], float, 0.1, 600) if timeout is not None else None,
         control=False if raw.get("no_control") else None,
-        sessions=False if raw.get("per_check_sessions") else None, only=tuple(raw.get("only", ())))
+        sessions=False if raw.get("per_check_sessions") else None, only=tuple(raw.get("only", ())),
+        target_opt=tuple(raw.get("target_opt", ())))
 
 
 def _shown_path(path: Path, base: Path) -> str:
@@ -230,9 +234,15 @@ class Settings:
         if not refs and required:
             refs = (DEFAULT_TARGET,)
         out: list[Target] = []
+        opts_given, opts_layer = self._pick("target_opt")
+        try:
+            self.target_options = parse_target_opts(opts_given)
+        except TargetError as exc:
+            errors.append(f"{opts_layer.source['target_opt']}: {exc}")
+            self.target_options = {}
         for ref in refs:
             try:
-                target = load_target(resolve_target_ref(ref, layer.base))
+                target = load_target(resolve_target_ref(ref, layer.base), self.target_options, strict=False)
             except TargetError as exc:
                 errors.append(f"{layer.source['target']} {ref}: {exc}")
                 continue
@@ -242,6 +252,9 @@ class Settings:
                               "a target file with a name of its own")
                 continue
             out.append(target)
+        unused = sorted(set(self.target_options) - {k for t in out for k in t.option_names()})
+        if unused and out:
+            errors.append(f"{opts_layer.source['target_opt']} {unused[0]}: none of the targets takes this option")
         return out
 
     def default_target(self) -> str | Target:
@@ -748,7 +761,8 @@ class Sandboxcheck:
             return ref
         resolved = next((r for r in (resolve_target_ref(ref, b) for b in self._bases) if r != ref), ref)
         try:
-            return self._runs.cached(("target", resolved), lambda: load_target(resolved))
+            opts = self._runs.settings.target_options
+            return self._runs.cached(("target", resolved), lambda: load_target(resolved, opts, strict=False))
         except TargetError as exc:
             problem = str(exc)
         pytest.fail(problem, pytrace=False)

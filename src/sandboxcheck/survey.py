@@ -30,9 +30,7 @@ from .run.options import Progress, RunOptions
 from .run.schedule import run_matrix
 from .model import RunReport
 from .targets.command import CommandTarget
-from .targets.base import Target, TargetError
-from .targets.registry import load_target
-from .targets.base import requirement_versions
+from .targets.base import Target, requirement_versions
 
 SCHEMA_VERSION = 1
 NA = "n/a"
@@ -207,17 +205,10 @@ def _unique(names: Sequence[str]) -> list[str]:
 
 def load_targets(refs: Sequence[str], options: Mapping[str, str] | None = None
                  ) -> list[tuple[str, Target]]:
-    """(ref, target) for each ref; each target gets the options it takes.
+    """(ref, target) for each ref; each target gets the options it takes (``registry.load_targets``)."""
+    from .targets.registry import load_targets as load
 
-    An option that no target takes is a TargetError, like a bad ref.
-    """
-    options = dict(options or {})
-    loaded = [(ref, load_target(ref, options, strict=False)) for ref in refs]
-    taken = {k for _, t in loaded if isinstance(t, CommandTarget) for k in t.option_values()}
-    unused = sorted(set(options) - taken)
-    if unused:
-        raise TargetError(f"--target-opt {unused[0]}: none of the targets takes this option")
-    return loaded
+    return load(refs, options)
 
 
 def run_survey(matrix: Matrix, targets: Sequence[tuple[str, Target]],

@@ -91,6 +91,10 @@ class Target(ABC):
         """
         return None
 
+    def option_names(self) -> frozenset[str]:
+        """The ``--target-opt`` keys this target takes."""
+        return frozenset()
+
     def supports(self, check: Any) -> str | None:
         """None when this target can run ``check``, else why not (an agent check needs an agent)."""
         if getattr(check, "agent", None) is not None:

@@ -46,6 +46,9 @@ class CommandTarget(Target):
             self._uses = frozenset().union(*(placeholders.names(t) for t in texts)) if texts else frozenset()
         return set(self._uses)
 
+    def option_names(self) -> frozenset[str]:
+        return frozenset(self._options)
+
     def option_values(self) -> dict[str, str]:
         """Each option the target takes and its value (an override, else the default template)."""
         return dict(self._options)

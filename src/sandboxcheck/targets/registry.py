@@ -298,3 +298,20 @@ def parse_target_opts(pairs: Sequence[str]) -> dict[str, str]:
             raise TargetError(f"--target-opt {pair!r}: expected KEY=VALUE with a lowercase KEY")
         out[key] = value
     return out
+
+
+def load_targets(refs: Sequence[str], options: Mapping[str, str] | None = None) -> list[tuple[str, Target]]:
+    """(ref, target) for each ref, each given the ``--target-opt`` values it takes.
+
+    The same rule for ``run``, ``survey``, ``compare``, ``bisect`` and the pytest
+    plugin: an option no target takes is a TargetError (a typo must not pass
+    silently), an option only some take goes to those.
+    """
+    options = dict(options or {})
+    loaded = [(ref, load_target(ref, options, strict=False)) for ref in refs]
+    unused = sorted(set(options) - {k for _, t in loaded for k in t.option_names()})
+    if unused:
+        takes = sorted({k for _, t in loaded for k in t.option_names()})
+        raise TargetError(f"--target-opt {unused[0]}: none of the targets takes this option"
+                          + (f" (they take: {', '.join(takes)})" if takes else " (they take none)"))
+    return loaded

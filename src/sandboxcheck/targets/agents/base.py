@@ -288,6 +288,11 @@ class AgentTarget(Target):
         return []
 
     # -- Target interface ----------------------------------------------------------
+    def option_names(self) -> frozenset[str]:
+        from .spec import DRIVER_OPTIONS
+
+        return frozenset(DRIVER_OPTIONS.get(self.agent.driver, ()))
+
     def unavailable(self) -> str | None:
         missing = [Requirement(r.name, r.install).hint() for r in self.agent.requires if self.missing_tool(r.name)]
         return "; ".join(missing) or None
