@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 
 from . import placeholders, safeyaml
 from .agent.spec import semantic_problems as agent_semantic_problems
+from .network.contain import http_get_problems
 from .model import SETUP_ACTIONS, Check, EvidenceSpec, Matrix, SetupStep, Waiver
 from .probes import PROBES
 from .resources import schema_path
@@ -237,7 +238,7 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
         if kind == "marker" and not ev_map.get("marker"):
             add(ev_at, "marker evidence needs 'marker'" + default)
         if kind == "sink" and not ev_map.get("sink") and not probe.evidence.sink:
-            add(ev_at, "sink evidence needs 'sink' (tcp, udp, dns, ssh-agent, docker)" + default)
+            add(ev_at, "sink evidence needs 'sink' (tcp, udp, dns, ssh-agent, docker, web, resolver)" + default)
         raw_labels = ev_map.get("labels")
         if isinstance(raw_labels, list) and raw_labels:
             for sub, msg in _label_problems(raw_labels, kind):
@@ -420,6 +421,8 @@ def _containment(probe: str, args: dict[str, Any]) -> list[tuple[str, str]]:
                         f"{host!r}: network probes only reach the harness's sinks on 127.0.0.1"))
         if str(args.get("port", "")) != _SINK_PORTS[probe]:
             out.append(("port", f"network probes only reach the harness's sinks: use port {_SINK_PORTS[probe]}"))
+    if probe == "http_get":
+        out += http_get_problems(args)
     return out
 
 

@@ -23,7 +23,8 @@ EVIDENCE_KINDS: dict[str, str] = {
             "or at any sink",
     "file": "a host path ('path') is created, changed or removed; with 'contains', only when it then "
             "holds that text",
-    "sink": "a harness-owned sink ('sink': tcp, udp, dns, ssh-agent, docker) receives the check's canary",
+    "sink": "a harness-owned sink ('sink': tcp, udp, dns, ssh-agent, docker; web, resolver: the harness's "
+            "own network) receives the check's canary",
     "marker": "a string ('marker') that only exists once the action ran shows up in the output",
     "survivor": "a process tagged with the check's canary outlives the target",
     "signal": "the harness's witness process ({witness_pid}) receives a signal",
