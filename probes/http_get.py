@@ -3,7 +3,8 @@
 --via env (default): http_proxy for http (lower case only, as curl), https_proxy or
 HTTPS_PROXY for https, then all_proxy / ALL_PROXY; no_proxy / NO_PROXY exempts hosts.
 --via direct: ignore every proxy variable. --via socks: the first socks5/socks5h
-proxy among ALL_PROXY, all_proxy, FTP_PROXY, ftp_proxy (none: the action cannot run). --proxy URL: use this proxy (http://,
+proxy among ALL_PROXY, all_proxy, FTP_PROXY, ftp_proxy, else --socks-fallback (a SOCKS5
+server outside the sandbox: reaching it at all is egress), else the action cannot run. --proxy URL: use this proxy (http://,
 socks5://, socks5h://). --socks-name NAME: the SOCKS5 domain to send instead of
 the URL's host, percent-decoded (so %00 is a NUL byte). TLS certificates are not
 verified: the harness's sink signs its own.
@@ -18,7 +19,7 @@ from base64 import b64encode
 from urllib.parse import unquote_to_bytes
 from _probe import args, emit, precondition_failed
 
-a = args(sys.argv[1:], {"url": None, "via": "env", "proxy": "", "socks-name": ""})
+a = args(sys.argv[1:], {"url": None, "via": "env", "proxy": "", "socks-name": "", "socks-fallback": ""})
 
 
 def split_url(url):
@@ -111,7 +112,7 @@ def socks_from_env():
 scheme, _, host, port, path = split_url(a["url"])
 action = "GET %s" % a["url"]
 if a["via"] == "socks" and not a["proxy"]:
-    a["proxy"] = socks_from_env()
+    a["proxy"] = socks_from_env() or a["socks-fallback"]
     if not a["proxy"]:
         precondition_failed("http_get", action, "a SOCKS5 proxy named by the environment")
 proxy = a["proxy"] or ("" if a["via"] == "direct" else choose_proxy(scheme, host))

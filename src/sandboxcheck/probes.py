@@ -51,7 +51,7 @@ PROBES: dict[str, ProbeSpec] = {p.name: p for p in (
               EvidenceSpec("sink", sink="dns")),
     ProbeSpec("http_get", "fetch an http:// or https:// URL through the proxy the environment names "
               "(as curl picks it), directly (via: direct), or through a given proxy",
-              ("url",), ("via", "proxy", "socks-name"), EvidenceSpec("sink", sink="web")),
+              ("url",), ("via", "proxy", "socks-name", "socks-fallback"), EvidenceSpec("sink", sink="web")),
     ProbeSpec("unix_send", "connect to a unix socket and send a payload", ("payload",),
               ("path", "env"), EvidenceSpec("sink")),
     ProbeSpec("daemon", "double-fork a daemon that tries to outlive the session", ("tag",),

@@ -36,7 +36,7 @@ def url_problem(url: str) -> str | None:
 def http_get_problems(args: dict[str, Any]) -> list[tuple[str, str]]:
     """Containment problems of an ``http_get`` check's arguments, as (argument, message)."""
     out = []
-    for key in ("url", "proxy"):
+    for key in ("url", "proxy", "socks-fallback"):
         value = args.get(key)
         if isinstance(value, str) and value:
             why = url_problem(value)

@@ -61,23 +61,20 @@ class NetHit:
                  self.socks_destination or b""]
         return any(needle in t or needle.lower() in t.lower() for t in texts)
 
-    def describe(self) -> str:
-        """A stable line for a report: no port, no token."""
+    def describe(self, token: str = "") -> str:
+        """A line for a report; ``token`` is shown as ``{token}`` and no port is named, so runs compare."""
         parts = ["over " + " in ".join(reversed(self.layers))] if self.layers else []
         if self.socks_destination is not None:
-            shown = self.socks_destination.decode("ascii", "backslashreplace").replace("\x00", "\\x00")
-            parts.append(f"SOCKS5 destination {_untokened(shown)!r}")
+            # The port is left out: it differs from run to run.
+            name = self.socks_destination.rpartition(b":")[0] or self.socks_destination
+            shown = name.decode("ascii", "backslashreplace").replace("\x00", "\\x00")
+            parts.append(f"SOCKS5 destination {shown!r}")
         if self.sni:
-            parts.append(f"TLS server name {_untokened(self.sni)!r}")
+            parts.append(f"TLS server name {self.sni!r}")
         if self.client:
             parts.append(f"connected from a {self.client!r} process")
-        return f"{self.sink} sink at the harness's {self.role} address" + (" " + ", ".join(parts) if parts else "")
-
-
-def _untokened(text: str) -> str:
-    # Labels carrying a check token differ every run: a stable report shows them as {token}.
-    return ".".join("{token}" if label.startswith("sc-") or len(label) > 40 else label
-                    for label in text.split("."))
+        text = f"{self.sink} sink at the harness's {self.role} address" + (" " + ", ".join(parts) if parts else "")
+        return text.replace(token, "{token}") if token else text
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path] | None:
@@ -218,6 +215,9 @@ class ProtocolSinks:
         self._hits: deque[NetHit] = deque(maxlen=HITS_KEPT)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        #: Connections being served now; ``settle`` waits for them to be recorded.
+        self._active = 0
+        self._idle = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._listeners: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -288,6 +288,11 @@ class ProtocolSinks:
         with self._lock:
             return [h for h in self._hits if h.carries(needle)]
 
+    def settle(self, timeout: float = 2.0) -> None:
+        """Return once every connection accepted so far has been recorded (or ``timeout`` passed)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout)
+
     def forget(self, token: str) -> None:
         """Drop ``token``'s hits (its check has been judged)."""
         needle = token.encode()
@@ -325,6 +330,8 @@ class ProtocolSinks:
             if not self._slots.acquire(blocking=False):
                 conn.close()  # a flood: served no further
                 continue
+            with self._lock:
+                self._active += 1
             threading.Thread(target=self._serve, args=(conn, role, peer), daemon=True).start()
 
     def _serve(self, conn: socket.socket, role: str, peer: tuple) -> None:  # type: ignore[type-arg]
@@ -388,6 +395,9 @@ class ProtocolSinks:
             except OSError:
                 pass
             self._slots.release()
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
 
     def _dns_loop(self, sock: socket.socket, role: str) -> None:
         while not self._stop.is_set():

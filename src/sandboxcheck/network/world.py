@@ -139,6 +139,7 @@ class OwnedNetwork:
     def hits(self, token: str, sink: str) -> list[NetHit]:
         """Hits carrying ``token`` at the ``web`` or ``resolver`` sink."""
         kind = "dns" if sink == "resolver" else sink
+        self.sinks.settle()
         return [h for h in self.sinks.hits(token) if h.sink == kind]
 
     def forget(self, token: str) -> None:
