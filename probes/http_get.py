@@ -37,17 +37,23 @@ def split_url(url):
 
 def exempt(host, no_proxy):
     h = host.lower().rstrip(".")
+    try:
+        ip = ipaddress.ip_address(h.strip("[]"))
+    except ValueError:
+        ip = None
     for entry in (e.strip().lower() for e in no_proxy.split(",")):
-        if not entry:
-            continue
         if entry == "*":
             return True
-        try:
-            if ipaddress.ip_address(h) in ipaddress.ip_network(entry.strip("[]"), strict=False):
-                return True
+        if not entry:
             continue
-        except ValueError:
-            pass
+        if ip is not None:
+            # As curl: an address host matches address and CIDR entries only.
+            try:
+                if ip in ipaddress.ip_network(entry.strip("[]"), strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
         entry = entry.lstrip(".")
         if h == entry or h.endswith("." + entry):
             return True
