@@ -8,7 +8,9 @@ a unix socket, to this proxy outside. The proxy speaks HTTP (absolute-form and
 CONNECT) and SOCKS5 and allows NAME and its subdomains, minus --deny, except
 where a flaw says otherwise:
   suffix      a name matches when it merely ends with NAME (evilNAME passes)
-  socks-nul   the SOCKS5 domain is checked whole, then dialled up to its first NUL byte
+  socks-nul   host names are not checked for bytes a name cannot hold: a SOCKS5 domain
+              passes the suffix check whole, and the resolver reads it up to its
+              first NUL byte (C strings; Python's getaddrinfo does the same)
   plain-http  plain HTTP requests are not checked at all, only CONNECT and SOCKS5
 Standard library only; it never dials anything but what a request names, and
 the harness runs it where every name it may dial resolves to loopback.
@@ -37,8 +39,13 @@ def parse(argv):
 OPTS, CMD = parse(sys.argv[1:])
 
 
+HOST_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-_:[]")
+
+
 def allowed(name):
     n = name.lower().rstrip(".")
+    if "socks-nul" not in OPTS["flaw"] and not set(n) <= HOST_CHARS:
+        return False
     if any(n == d or n.endswith("." + d) for d in OPTS["deny"]):
         return False
     if "suffix" in OPTS["flaw"]:
