@@ -206,6 +206,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--require-isolation", is_flag=True,
               help="Exit 1 when the preflight sees no isolation at all (a sandbox that fell open).")
 @click.option("--no-preflight", is_flag=True, help="Skip the preflight probe.")
+@click.option("--own-network", is_flag=True,
+              help="Run every check inside the harness's own name space (names under sandboxcheck.test "
+                   "resolve to its sinks); checks using its network always do.")
 @click.option("--agent-sessions", type=click.Choice(["shared", "per-check"]), default="shared",
               show_default=True,
               help="Agent targets: run the checks that allow it one after another in long-lived "
@@ -226,7 +229,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         agent_sessions: str = "shared", sarif_base: str | None = None,
         only: tuple[str, ...] = (), keyword: str | None = None, baseline_alias: str | None = None,
         accepted_any_target: bool = False, verbose: bool = False, shard_spec: str | None = None,
-        anonymise_host: bool = False) -> None:
+        anonymise_host: bool = False, own_network: bool = False) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     from .matrix import MatrixError
     from .policy import BaselineError, apply_baseline, load_accepted
@@ -272,7 +275,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         _fail_usage("--require-isolation needs the preflight: drop --no-preflight")
     options = RunOptions(jobs=jobs, timeout=timeout, keep_workspace=keep_workspace,
                          control=not no_control, preflight=not no_preflight,
-                         sessions=agent_sessions == "shared")
+                         sessions=agent_sessions == "shared", own_network=own_network)
     try:
         report = run_matrix(m, target, options, progress)
     except KeyboardInterrupt:

@@ -79,6 +79,8 @@ class RunOptions:
     #: Run the checks a target can share a long-lived process for (an agent's) in
     #: such sessions, instead of one process each.
     sessions: bool = True
+    #: Run every check inside the harness's own name space (not only those using its network).
+    own_network: bool = False
 
 
 #: A long-lived session is retired after this many checks, before its conversation grows
@@ -546,7 +548,8 @@ class Harness:
             values = self._values(root, target)
             ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
             used = set().union(*(placeholders.names(v) for v in [*_flat(check.args), *ev_texts]))
-            if (used | getattr(target, "uses", set)()) & NET_PLACEHOLDERS or check.evidence.sink in NET_SINKS:
+            if (self.options.own_network or (used | getattr(target, "uses", set)()) & NET_PLACEHOLDERS
+                    or check.evidence.sink in NET_SINKS):
                 try:
                     net = self.network()
                     if session is not None:
