@@ -785,6 +785,49 @@ def targets(names: tuple[str, ...], verbose: bool) -> None:
 
 
 @main.command()
+@click.argument("settings", type=click.Path(dir_okay=False, exists=True))
+@click.option("--target", "-t", "target_ref", required=True,
+              help="The sandbox to test: srt, srt-settings or srt-net (any @VERSION) run with the settings; "
+                   "another target runs with its own configuration.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file instead of stdout.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
+              help="Checks run in parallel.")
+def conform(settings: str, target_ref: str, fmt: str, output: str | None, jobs: int) -> None:
+    """Test each rule a sandbox's SETTINGS declare (srt JSON, Claude Code JSON, Codex TOML).
+
+    Every declared path and domain, a domain in neither list, a path no rule
+    names and the files srt always protects become checks; each rule is
+    reported as honoured, violated or could not test (why). Exit 1 when a
+    rule was violated.
+    """
+    import json
+
+    from .conform import PolicyError, format_table
+    from .conform import conform as run_conform
+    from .matrix import MatrixError
+    from .runner import RunOptions
+    from .targets import TargetError
+
+    _harness()
+    try:
+        report = run_conform(settings, target_ref, RunOptions(jobs=jobs))
+    except (PolicyError, TargetError, MatrixError) as exc:
+        _fail_usage(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    text = json.dumps(report.to_dict(), indent=2) if fmt == "json" else format_table(report)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        click.echo(text)
+    sys.exit(report.exit_code())
+
+
+@main.command()
 def probes() -> None:
     """List the probe catalogue."""
     from rich.table import Table
