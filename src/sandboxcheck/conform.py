@@ -106,8 +106,8 @@ def _strings(value: Any, where: str) -> tuple[Declared, ...]:
 
 
 def _srt_policy(data: dict[str, Any], source: str, prefix: str = "") -> Policy:
-    net = data.get("network") or {}
-    fs = data.get("filesystem") or {}
+    net = {} if data.get("network") is None else data["network"]
+    fs = {} if data.get("filesystem") is None else data["filesystem"]
     if not isinstance(net, dict) or not isinstance(fs, dict):
         raise PolicyError(f"{prefix}network and {prefix}filesystem must be mappings")
     return Policy(
