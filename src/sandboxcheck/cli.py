@@ -789,7 +789,8 @@ def targets(names: tuple[str, ...], verbose: bool) -> None:
 @click.option("--target", "-t", "target_ref", required=True,
               help="The sandbox to test: srt, srt-settings or srt-net (any @VERSION) run with the settings; "
                    "another target runs with its own configuration.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table: one line per rule; json: the rules with their verdicts (schema_version 1).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report to this file instead of stdout.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
