@@ -554,6 +554,9 @@ class Harness:
                     net = self.network()
                     if session is not None:
                         raise NetworkUnavailable("a long-lived session cannot be moved into the harness's network")
+                    blind = net.cannot_observe(check.evidence.sink, [str(v) for v in _flat(check.args)])
+                    if blind:
+                        raise NetworkUnavailable(blind)
                 except NetworkUnavailable as exc:
                     return Execution(target=target.name, argv=(), returncode=None, timed_out=False,
                                      duration_s=0.0, stdout="", stderr="", probe=None, evidence=(), effect=False,

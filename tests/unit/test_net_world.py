@@ -104,3 +104,11 @@ def test_close_frees_the_ports() -> None:
     net.close()
     with pytest.raises(OSError):
         socket.create_connection((addr, port), timeout=2).close()
+
+
+def test_a_check_the_network_cannot_observe_says_why(net: OwnedNetwork) -> None:
+    assert net.cannot_observe("web", ["http://allowed.sandboxcheck.test:1/"]) is None
+    net.sinks.dns_address, net.sinks.dns_problem = None, "the DNS sink cannot listen on 127.1.2.53:53 (denied)"
+    assert net.cannot_observe("resolver", []) == "the DNS sink cannot listen on 127.1.2.53:53 (denied)"
+    net.sinks.cert = None
+    assert "openssl" in (net.cannot_observe("web", ["https://allowed.sandboxcheck.test:1/"]) or "")

@@ -136,6 +136,14 @@ class OwnedNetwork:
             out.append("openssl not found: the TLS layer records server names without a handshake")
         return out
 
+    def cannot_observe(self, sink: str | None, args: list[str]) -> str | None:
+        """Why a check with these evidence and arguments would see nothing whatever happened (None: it can)."""
+        if sink == "resolver" and self.sinks.dns_address is None:
+            return self.sinks.dns_problem or "no DNS sink"
+        if self.sinks.cert is None and any(a.startswith("https://") for a in args):
+            return "openssl not found: the web sink cannot complete TLS, so an https request's path never arrives"
+        return None
+
     def hits(self, token: str, sink: str) -> list[NetHit]:
         """Hits carrying ``token`` at the ``web`` or ``resolver`` sink."""
         kind = "dns" if sink == "resolver" else sink
