@@ -212,6 +212,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--require-isolation", is_flag=True,
               help="Exit 1 when the preflight sees no isolation at all (a sandbox that fell open).")
 @click.option("--no-preflight", is_flag=True, help="Skip the preflight probe.")
+@click.option("--own-network", is_flag=True,
+              help="Run every check inside the harness's own name space (names under sandboxcheck.test "
+                   "resolve to its sinks); checks using its network always do.")
 @click.option("--agent-sessions", type=click.Choice(["shared", "per-check"]), default="shared",
               show_default=True,
               help="Agent targets: run the checks that allow it one after another in long-lived "
@@ -232,7 +235,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         agent_sessions: str = "shared", sarif_base: str | None = None,
         only: tuple[str, ...] = (), keyword: str | None = None, baseline_alias: str | None = None,
         accepted_any_target: bool = False, verbose: bool = False, shard_spec: str | None = None,
-        anonymise_host: bool = False) -> None:
+        anonymise_host: bool = False, own_network: bool = False) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
     from .matrix.load import MatrixError
     from .policy import BaselineError, apply_baseline, load_accepted
@@ -281,7 +284,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         _fail_usage("--require-isolation needs the preflight: drop --no-preflight")
     options = RunOptions(jobs=jobs, timeout=timeout, keep_workspace=keep_workspace,
                          control=not no_control, preflight=not no_preflight,
-                         sessions=agent_sessions == "shared")
+                         sessions=agent_sessions == "shared", own_network=own_network)
     try:
         report = run_matrix(m, target, options, progress)
     except KeyboardInterrupt:
@@ -794,6 +797,50 @@ def targets(names: tuple[str, ...], verbose: bool) -> None:
         console.print(left + text, no_wrap=True, crop=False, markup=False, highlight=False)
     console.print(f"{len(loaded)} presets; 'sandboxcheck targets NAME' or -v shows one in full", style="dim",
                   markup=False, highlight=False)
+
+
+@main.command()
+@click.argument("settings", type=click.Path(dir_okay=False, exists=True))
+@click.option("--target", "-t", "target_ref", required=True,
+              help="The sandbox to test: srt, srt-settings or srt-net (any @VERSION) run with the settings; "
+                   "another target runs with its own configuration.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table: one line per rule; json: the rules with their verdicts (schema_version 1).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file instead of stdout.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
+              help="Checks run in parallel.")
+def conform(settings: str, target_ref: str, fmt: str, output: str | None, jobs: int) -> None:
+    """Test each rule a sandbox's SETTINGS declare (srt JSON, Claude Code JSON, Codex TOML).
+
+    Every declared path and domain, a domain in neither list, a path no rule
+    names and the files srt always protects become checks; each rule is
+    reported as honoured, violated or could not test (why). Exit 1 when a
+    rule was violated.
+    """
+    import json
+
+    from .conform import PolicyError, format_table
+    from .conform import conform as run_conform
+    from .matrix.load import MatrixError
+    from .run.options import RunOptions
+    from .targets.base import TargetError
+
+    _harness()
+    try:
+        report = run_conform(settings, target_ref, RunOptions(jobs=jobs))
+    except (PolicyError, TargetError, MatrixError) as exc:
+        _fail_usage(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    text = json.dumps(report.to_dict(), indent=2) if fmt == "json" else format_table(report)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        click.echo(text)
+    sys.exit(report.exit_code())
 
 
 @main.command()

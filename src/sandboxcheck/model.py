@@ -26,6 +26,8 @@ SINKS: dict[str, str] = {
     "dns": "a DNS server on 127.0.0.1 ({dns_port}) that logs query names",
     "ssh-agent": "a unix socket at run/ssh-agent.sock ($SSH_AUTH_SOCK)",
     "docker": "a unix socket at run/docker.sock ($DOCKER_HOST)",
+    "web": "the harness's own network: HTTP, CONNECT, TLS and SOCKS5 sinks on its addresses ({net_port})",
+    "resolver": "the harness's own network: its DNS server ({net_dns_ip}), which logs query names",
 }
 #: The sinks that are unix sockets in the root (the rest listen on 127.0.0.1).
 UNIX_SINKS: tuple[str, ...] = ("ssh-agent", "docker")

@@ -62,6 +62,9 @@ PROBES: dict[str, ProbeSpec] = {p.name: p for p in (
               EvidenceSpec("sink", sink="udp"), sink=("host", "port", "{udp_port}")),
     ProbeSpec("dns_query", "send a DNS query for a name", ("name",), ("server", "port"),
               EvidenceSpec("sink", sink="dns"), sink=("server", "port", "{dns_port}")),
+    ProbeSpec("http_get", "fetch an http:// or https:// URL through the proxy the environment names "
+              "(as curl picks it), directly (via: direct), or through a given proxy",
+              ("url",), ("via", "proxy", "socks-name", "socks-fallback"), EvidenceSpec("sink", sink="web")),
     ProbeSpec("unix_send", "connect to a unix socket and send a payload", ("payload",),
               ("path", "env"), EvidenceSpec("sink"), contained=("path",)),
     ProbeSpec("daemon", "double-fork a daemon that tries to outlive the session", ("tag",),

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from .. import placeholders, safeyaml
 from ..targets.agents.spec import parse_check_agent, semantic_problems as agent_semantic_problems
+from ..network.contain import http_get_problems
 from ..model import SETUP_ACTIONS, SINKS, Check, EvidenceSpec, Matrix, SetupStep, Waiver
 from ..probes import PROBES
 from ..safeyaml import format_path  # noqa: F401 - part of this module's interface (suite, tests)
@@ -420,6 +421,8 @@ def _containment(probe: str, args: dict[str, Any]) -> list[tuple[str, str]]:
             out.append((host_arg, f"{host!r}: network probes only reach the harness's sinks on 127.0.0.1"))
         if str(args.get(port_arg, "")) != port:
             out.append((port_arg, f"network probes only reach the harness's sinks: use port {port}"))
+    if probe == "http_get":
+        out += http_get_problems(args)
     return out
 
 

@@ -30,6 +30,7 @@ from .sessions import _Session
 from ..probes import parse_probe_line
 from .launch import _LAUNCH
 from .launch import _server_python
+from ..network.world import NET_PLACEHOLDERS, NET_SINKS, NetworkUnavailable, OwnedNetwork
 _LABELS: dict[str, str] = {label: "~/" + rel for rel, (label, _) in HOME_FILES.items()}
 _LABELS.update({"outside-file": "outside/secret.txt", "outside-env": "outside/.env",
                 "listing": "a file name in outside/", "workspace-file": "workspace/notes.txt",
@@ -62,6 +63,9 @@ class Harness:
         self._old_runs: list[RunFolder] = []
         self._probes: Path | None = None
         self._sinks: Sinks | None = None
+        #: The harness's own network (names, protocol sinks), started by the first check using it.
+        self._network: OwnedNetwork | None = None
+        self._network_problem: str | None = None
         self._forkserver: ForkServer | None = None
         self._roots: _Roots | None = None
         self._lock = threading.RLock()  # the lazy properties nest
@@ -113,6 +117,20 @@ class Harness:
                 self._sinks = Sinks()
             return self._sinks
 
+    def network(self) -> OwnedNetwork:
+        """The harness's own network, started on first use; NetworkUnavailable when it cannot be."""
+        with self._lock:
+            self._refuse_if_closing()
+            if self._network_problem:
+                raise NetworkUnavailable(self._network_problem)
+            if self._network is None:
+                try:
+                    self._network = OwnedNetwork()
+                except (NetworkUnavailable, OSError) as exc:
+                    self._network_problem = str(exc)
+                    raise NetworkUnavailable(self._network_problem) from exc
+            return self._network
+
     def _refuse_if_closing(self) -> None:
         # After close() nothing may be created again: a worker still finishing
         # would otherwise re-create folders that cleanup has already passed.
@@ -153,6 +171,9 @@ class Harness:
         if self._sinks is not None:
             self._sinks.close()
             self._sinks = None
+        if self._network is not None:
+            self._network.close()
+            self._network = None
         runs = [*self._old_runs, *([self._run] if self._run is not None else [])]
         self._old_runs, self._run = [], None
         for run in runs:
@@ -246,10 +267,25 @@ class Harness:
         unix = {name: path / "run" / f"{name}.sock" for name in _Roots.UNIX}
         sinks.watch(token)
         passed: dict[int, int] = {}
+        net: OwnedNetwork | None = None
         try:
             values = self._values(root, target)
             ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
             used = set().union(*(placeholders.names(v) for v in [*_flat(check.args), *ev_texts]))
+            if (self.options.own_network or (used | getattr(target, "uses", set)()) & NET_PLACEHOLDERS
+                    or check.evidence.sink in NET_SINKS):
+                try:
+                    net = self.network()
+                    if session is not None:
+                        raise NetworkUnavailable("a long-lived session cannot be moved into the harness's network")
+                    blind = net.cannot_observe(check.evidence.sink, [str(v) for v in _flat(check.args)])
+                    if blind:
+                        raise NetworkUnavailable(blind)
+                except NetworkUnavailable as exc:
+                    return Execution(target=target.name, argv=(), returncode=None, timed_out=False,
+                                     duration_s=0.0, stdout="", stderr="", probe=None, evidence=(), effect=False,
+                                     error=f"the harness's own network is unavailable: {exc}")
+                values.update(net.values())
             if "witness_pid" in used:
                 witness = Witness(canary(token, "witness"),
                                   lifetime=60 + (self.options.timeout or check.timeout) * 2)
@@ -293,8 +329,11 @@ class Harness:
                 try:
                     before, ws_before = self._snapshots(check, root, watch, cleanup_paths)
                     argv = target.argv(values, probe_argv)
+                    if net is not None:
+                        argv = net.wrap(argv)
                     env = self._environment(root, target)
-                    fork = control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES
+                    fork = (control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES
+                            and net is None)
                     launched = self._launch(argv, root.workspace, env, timeout, needles, fork=fork,
                                             want_survivors=token if ev.kind == "survivor" else False,
                                             pass_fds=passed)
@@ -332,6 +371,10 @@ class Harness:
                         what = "created" if not before.exists else "changed" if after.exists else "removed"
                         evidence.append(f"{ev.path} {what} on the host"
                                         + (" with the check's canary" if contains else ""))
+            elif ev.kind == "sink" and net is not None and ev.sink in NET_SINKS:
+                for net_hit in net.hits(token, ev.sink):
+                    evidence.append(f"{net_hit.describe(token)} received the check's canary")
+                    break
             elif ev.kind == "sink":
                 name = ev.sink or ""
                 sinks.sync()
@@ -381,6 +424,8 @@ class Harness:
             for fd in passed.values():
                 os.close(fd)
             sinks.forget(token)
+            if net is not None:
+                net.forget(token)
             if witness is not None:
                 witness.stop()
             for extra_path in cleanup_paths:

@@ -32,3 +32,5 @@ class RunOptions:
     #: Run the checks a target can share a long-lived process for (an agent's) in
     #: such sessions, instead of one process each.
     sessions: bool = True
+    #: Run every check inside the harness's own name space (not only those using its network).
+    own_network: bool = False
