@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .model import status_exit
 from .compare import Change, classify, results_by_id
 from .matrix.load import MatrixError, Problem, _Lines, compose, read_text
 
@@ -420,10 +421,8 @@ def replay(advisories: Sequence[Advisory], evaluator: Evaluator,
 
 def exit_code(replays: Sequence[Replay]) -> int:
     """0 when every advisory was reproduced, 1 when one was not, else 3 when one could not run."""
-    statuses = {r.status for r in replays}
-    if NOT_REPRODUCED in statuses:
-        return 1
-    return 3 if COULD_NOT_RUN in statuses else 0
+    return status_exit(("fail" if r.status == NOT_REPRODUCED else r.status for r in replays),
+                       unsure=(COULD_NOT_RUN,))
 
 
 def summary_line(replays: Sequence[Replay]) -> str:

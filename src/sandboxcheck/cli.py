@@ -18,15 +18,36 @@ import click
 from . import __version__
 from .compare import DEFAULT_FAIL_ON, FAIL_ON_WORDS
 
-REPORT_FORMATS = ["table", "json", "junit", "sarif", "markdown"]
+class _Formats(click.Choice):
+    """The --format choices of one kind of result, read from the format registry when first
+    needed (the registry also lists formats other packages add)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> list[str]:  # type: ignore[override]
+        from .report.registry import formats
+
+        return formats(self.kind)
+
+    @choices.setter
+    def choices(self, value: object) -> None:  # click's own __init__ is bypassed
+        pass
+
+
+def _report_formats() -> list[str]:
+    from .report.registry import formats
+
+    return formats("run")
 #: The one --target-opt of every command that loads targets (run, compare, survey, bisect;
 #: the plugin's --sandboxcheck-target-opt): see ``targets.registry.load_targets``.
 _TARGET_OPT = click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
                            help="Target option (e.g. settings=FILE for srt-settings, flags=... for an "
                                 "agent), given to every target that takes it; one no target takes is an "
                                 "error. Repeatable.")
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
+from .report.registry import EXIT_FAIL, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 #: The target of ``run`` without --target: sandboxcheck's own Landlock launcher.
 DEFAULT_TARGET = "landlock"
 
@@ -186,13 +207,13 @@ def main(ctx: click.Context, debug: bool) -> None:
               envvar="SANDBOXCHECK_TARGET",
               help="Preset name ('sandboxcheck targets' lists them), target file, or inline command "
                    "containing {cmd}. Without it, sandboxcheck's own Landlock launcher is tested.")
-@click.option("--format", "-f", "fmt", type=click.Choice(REPORT_FORMATS), default="table",
+@click.option("--format", "-f", "fmt", type=_Formats("run"), default="table",
               show_default=True, help="Report format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report to this file instead of stdout.")
 @click.option("--report", "reports", multiple=True, metavar="FORMAT:FILE",
               help="Also write a report, e.g. --report junit:out.xml --report sarif:out.sarif "
-                   f"(formats: {', '.join(REPORT_FORMATS)}). Repeatable.")
+                   "(formats as --format). Repeatable.")
 @click.option("--accepted", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Accepted JSON report (of the same target): fail only on deviations it does not already have.")
 @click.option("--baseline", "baseline_alias", type=click.Path(dir_okay=False), default=None, hidden=True,
@@ -378,9 +399,9 @@ def _parse_reports(reports: tuple[str, ...]) -> list[tuple[str, str]]:
     out = []
     for spec in reports:
         fmt, sep, path = spec.partition(":")
-        if not sep or not path or fmt not in REPORT_FORMATS:
+        if not sep or not path or fmt not in _report_formats():
             _fail_usage(f"--report {spec!r}: expected FORMAT:FILE with FORMAT one of "
-                        f"{', '.join(REPORT_FORMATS)}")
+                        f"{', '.join(_report_formats())}")
         out.append((fmt, path))
     return out
 
@@ -391,23 +412,15 @@ def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[s
 
     A table written to a file has every check's full reason and fix, as ``-v`` shows them.
     """
-    from functools import partial
 
-    from .report.run import FORMATTERS, render_table
+    from .report.registry import render
 
-    formatters = {**FORMATTERS, "sarif": partial(FORMATTERS["sarif"], base=sarif_base)}
     for f, path in ([(fmt, output)] if output else []) + extra:
         with open(path, "w", encoding="utf-8") as fh:
-            if f == "table":
-                render_table(report, fh, verbose=True)
-            else:
-                formatters[f](report, fh)
+            render("run", f, report, fh, verbose=True, base=sarif_base)
         click.echo(f"{f} report written to {path}", err=True)
     if not output:
-        if fmt == "table":
-            render_table(report, sys.stdout, verbose=verbose)
-        else:
-            formatters[fmt](report, sys.stdout)
+        render("run", fmt, report, sys.stdout, verbose=verbose, base=sarif_base)
     if output or fmt != "table":
         s = report.summary()
         click.echo(f"{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
@@ -424,7 +437,7 @@ _OUTPUT_HELP = "Write the comparison to this file instead of stdout."
 @main.command()
 @click.argument("before", type=click.Path(dir_okay=False))
 @click.argument("after", type=click.Path(dir_okay=False))
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
+@click.option("--format", "-f", "fmt", type=_Formats("diff"), default="table",
               show_default=True, help=_FORMAT_HELP)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
 @click.option("--fail-on", default=",".join(DEFAULT_FAIL_ON), show_default=True, metavar="WORDS", help=_FAIL_ON_HELP)
@@ -438,7 +451,7 @@ def diff(before: str, after: str, fmt: str, output: str | None, fail_on: str, sh
     Exit 1 when a check regressed (its status got worse), 0 otherwise, 2 on bad input.
     """
     from .compare import Comparison, diff_reports, load_report, matrix_mismatch, results_by_id, side
-    from .compare import render as render_diff
+    from .report.registry import exit_code, render
     from .policy import BaselineError
 
     kinds = _fail_on(fail_on)
@@ -455,8 +468,8 @@ def diff(before: str, after: str, fmt: str, output: str | None, fail_on: str, sh
     changes = diff_reports(results_by_id(reports[0]), results_by_id(reports[1]))
     comparison = Comparison("diff", sides[0], sides[1], tuple(changes),
                             f"different matrices: {mismatch}" if mismatch else None)
-    _emit(lambda fh: render_diff(comparison, fmt, fh, show_all), output)
-    sys.exit(comparison.exit_code(kinds))
+    _emit(lambda fh: render("diff", fmt, comparison, fh, show_unchanged=show_all), output)
+    sys.exit(exit_code("diff", comparison, fail_on=kinds))
 
 
 def _fail_on(text: str) -> tuple[str, ...]:
@@ -481,7 +494,7 @@ def _emit(write: Any, output: str | None) -> None:
 @click.option("--before", "before_ref", required=True, help="Target before (preset, file or inline).")
 @click.option("--after", "after_ref", required=True, help="Target after.")
 @_TARGET_OPT
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
+@click.option("--format", "-f", "fmt", type=_Formats("diff"), default="table",
               show_default=True, help=_FORMAT_HELP)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
 @click.option("--report", "reports", multiple=True, metavar="WHICH:FILE",
@@ -500,7 +513,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     Exit 1 when a check regressed (its status got worse), 0 otherwise, 2 on bad input.
     """
     from .compare import Comparison, diff_reports, results_by_id, side, versions_of
-    from .compare import render as render_diff
+    from .report.registry import exit_code, render
     from .matrix.load import MatrixError
     from .run.options import RunOptions
     from .run.schedule import run_targets
@@ -550,8 +563,8 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     before_d, after_d = (r.to_dict() for r in runs)
     changes = diff_reports(results_by_id(before_d), results_by_id(after_d))
     comparison = Comparison("compare", side(before_d, before_ref), side(after_d, after_ref), tuple(changes))
-    _emit(lambda fh: render_diff(comparison, fmt, fh, show_all), output)
-    sys.exit(comparison.exit_code(kinds))
+    _emit(lambda fh: render("diff", fmt, comparison, fh, show_unchanged=show_all), output)
+    sys.exit(exit_code("diff", comparison, fail_on=kinds))
 
 
 @main.command()
@@ -559,7 +572,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
 @click.option("--target", "-t", "target_refs", multiple=True, required=True,
               help="Preset name, target file or inline command; repeat for each column.")
 @_TARGET_OPT
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "markdown", "json", "html"]),
+@click.option("--format", "-f", "fmt", type=_Formats("survey"),
               default="table", show_default=True, help="Grid format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the grid to this file instead of stdout.")
@@ -614,13 +627,15 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
     _shard_facts(result, m, None, anonymise_host)
+    from .report.registry import exit_code, render
+
     if output:
         with open(output, "w", encoding="utf-8") as fh:
-            sv.FORMATTERS[fmt](result, fh)
+            render("survey", fmt, result, fh)
         click.echo(f"survey written to {output}", err=True)
     else:
-        sv.FORMATTERS[fmt](result, sys.stdout)
-    sys.exit(result.exit_code())
+        render("survey", fmt, result, sys.stdout)
+    sys.exit(exit_code("survey", result))
 
 
 @main.command()
@@ -630,7 +645,7 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 @click.option("--new", "new", required=True, help="The release known to behave the new way.")
 @click.option("--check", "checks", multiple=True, metavar="ID", help="Check to follow (repeatable; default: all).")
 @_TARGET_OPT
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+@click.option("--format", "-f", "fmt", type=_Formats("bisect"), default="table", show_default=True,
               help="Output format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
@@ -670,15 +685,17 @@ def bisect(matrix: str, target_name: str, old: str, new: str, checks: tuple[str,
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    _emit(lambda fh: bs.render(result, fmt, fh), output)
-    sys.exit(EXIT_OK if result.found else EXIT_FAIL)
+    from .report.registry import exit_code, render
+
+    _emit(lambda fh: render("bisect", fmt, result, fh), output)
+    sys.exit(exit_code("bisect", result))
 
 
 @main.command()
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--advisories", "folder", default=None, metavar="DIR", envvar="SANDBOXCHECK_ADVISORIES",
               help="Folder of advisory files (default: the bundled corpus).")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+@click.option("--format", "-f", "fmt", type=_Formats("replay"), default="table", show_default=True,
               help="Output format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
@@ -708,9 +725,11 @@ def replay(ids: tuple[str, ...], folder: str | None, fmt: str, output: str | Non
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    _emit(lambda fh: adv.render(replays, fmt, fh), output)
+    from .report.registry import exit_code, render
+
+    _emit(lambda fh: render("replay", fmt, replays, fh), output)
     click.echo(adv.summary_line(replays), err=True)
-    sys.exit(adv.exit_code(replays))
+    sys.exit(exit_code("replay", replays))
 
 
 @main.command()
@@ -862,7 +881,7 @@ def probes() -> None:
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown", "html"]), default="table",
+@click.option("--format", "-f", "fmt", type=_Formats("fleet"), default="table",
               show_default=True, help="Report format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the merged report to this file instead of stdout.")
@@ -877,6 +896,8 @@ def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_
     """
     from . import merge as mg
 
+    from .report.registry import exit_code, render
+
     _check_writable([output])
     try:
         fleet = mg.load(files, allow_different_matrices)
@@ -886,13 +907,13 @@ def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_
         report = mg.run_report(fleet)
         if fmt == "json":
             _emit(lambda fh: mg.render_run_json(fleet, report, fh), output)
-        elif fmt in REPORT_FORMATS:
+        elif fmt in _report_formats():
             write_reports(report, fmt, output, [])
         else:
-            _emit(lambda fh: mg.FORMATTERS[fmt](fleet, fh), output)
-        sys.exit(report.exit_code())
-    _emit(lambda fh: mg.FORMATTERS[fmt](fleet, fh), output)
-    sys.exit(fleet.exit_code())
+            _emit(lambda fh: render("fleet", fmt, fleet, fh), output)
+        sys.exit(exit_code("run", report))
+    _emit(lambda fh: render("fleet", fmt, fleet, fh), output)
+    sys.exit(exit_code("fleet", fleet))
 
 
 def entry() -> None:

@@ -319,6 +319,8 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
     matrix = after.matrix or before.matrix
     head = f"sandboxcheck {comparison.command}" + (f" {matrix}" if matrix else "")
     if fmt == "markdown":
+        from .report.console import md_cell
+
         out.write(f"## {head}: `{before.title()}` -> `{after.title()}`\n\n")
         if comparison.note:
             out.write(f"**Warning:** {comparison.note}\n\n")
@@ -326,7 +328,7 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
         if shown:
             out.write("| " + " | ".join(_COLUMNS) + " |\n|" + "---|" * len(_COLUMNS) + "\n")
             for c in shown:
-                cells = [cell.replace("|", "\\|").replace("\n", " ") for cell in _row(c)]
+                cells = [md_cell(cell) for cell in _row(c)]
                 cells[1] = f"`{cells[1]}`"
                 out.write("| " + " | ".join(cells) + " |\n")
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -309,6 +309,16 @@ class Result:
 
 
 #: Version of the JSON report format.
+def status_exit(statuses: Iterable[str], unsure: Iterable[str] = ("inconclusive",)) -> int:
+    """The one exit rule of every verdict (run, survey, fleet, replay): 1 when anything
+    failed, else 3 when anything is in ``unsure`` (inconclusive; n/a in a grid), else 0.
+    The caller leaves out what is excused (waived, accepted)."""
+    seen = set(statuses)
+    if "fail" in seen:
+        return 1
+    return 3 if seen & set(unsure) else 0
+
+
 SCHEMA_VERSION = 1
 #: Fields of a check or waiver that say where it was written, not what it is.
 _PLACE = ("source", "line", "end_line")
@@ -366,10 +376,7 @@ class RunReport:
 
     def exit_code(self) -> int:
         """0 all passed (or skipped, waived, accepted), 1 a fail, 3 no fail but an inconclusive."""
-        live = [r for r in self.results if not r.excused]
-        if any(r.status is Status.FAIL for r in live):
-            return 1
-        return 3 if any(r.status is Status.INCONCLUSIVE for r in live) else 0
+        return status_exit(r.status.value for r in self.results if not r.excused)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical JSON report."""

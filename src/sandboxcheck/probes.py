@@ -5,7 +5,10 @@ this module never imports them.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from .model import EvidenceSpec, ProbeReport
 
@@ -106,3 +109,22 @@ def parse_probe_line(stdout: str) -> ProbeReport | None:
                            errno_number=number if isinstance(number, int) and not isinstance(number, bool) else None,
                            precondition=str(step)[:300] if step else None)
     return None
+
+
+def probe_argv(python: str, probes: str | Path, probe: str, args: Sequence[tuple[str, Any]],
+               values: Mapping[str, str]) -> list[str]:
+    """The argv that runs ``probe`` with a check's ``args`` (placeholders expanded from ``values``):
+    the one way a probe is started, by the harness and by an agent's scripted step alike.
+
+    ``python`` runs isolated from the caller's site and environment (-E -s -S) and writes no
+    bytecode into the probes folder (-B). An ``--`` argument carries a trailing argv (``argv:``).
+    """
+    from . import placeholders
+
+    argv = [python, "-B", "-E", "-s", "-S", str(Path(probes) / f"{probe}.py")]
+    for key, val in args:
+        if key == "--":
+            argv += ["--", *[placeholders.expand(str(v), values) for v in val]]
+        else:
+            argv += [f"--{key}", placeholders.expand(str(val), values)]
+    return argv

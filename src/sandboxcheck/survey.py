@@ -28,9 +28,10 @@ from .shard import Shard
 from .run.harness import Harness
 from .run.options import Progress, RunOptions
 from .run.schedule import run_matrix
-from .model import RunReport
+from .model import RunReport, status_exit
 from .targets.command import CommandTarget
 from .targets.base import Target, requirement_versions
+from .report.console import md_cell as _md
 
 SCHEMA_VERSION = 1
 NA = "n/a"
@@ -139,7 +140,7 @@ class Survey:
                     statuses.add(NA)
                 elif not getattr(r, "excused", False):
                     statuses.add(r.status.value)
-        return 1 if "fail" in statuses else 3 if statuses & {"inconclusive", NA} else 0
+        return status_exit(statuses, unsure=("inconclusive", NA))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready survey: targets with versions and summaries, then every cell per check."""
@@ -332,9 +333,6 @@ def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> Non
         console.print(f"[{i}] {note}", markup=False)
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
 
 def render_markdown(survey: Survey, out: IO[str]) -> None:
     """A Markdown page: date, tool versions and command on top, then the grid and notes."""
@@ -436,8 +434,3 @@ def render_html(survey: Survey, out: IO[str]) -> None:
         f"<li><code>{e(col.name)}</code>: {e(col.description or col.ref)}</li>\n"
         for col in survey.columns) + "</ul>\n")
     w("</body>\n</html>\n")
-
-
-FORMATTERS: dict[str, Callable[..., None]] = {
-    "table": render_table, "markdown": render_markdown, "json": render_json, "html": render_html,
-}

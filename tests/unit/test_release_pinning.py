@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandboxcheck import bisect as bs
-from sandboxcheck.targets.pinning import Installed, InstallSpec, PinError, node_major_for, node_script, parse_install, satisfies, split_ref, valid_range, version_key
+from sandboxcheck.targets.pinning import Installed, PinError, node_major_for, node_script, parse_install, satisfies, split_ref, valid_range, version_key
 from sandboxcheck.targets.base import TargetError
 from sandboxcheck.targets.registry import load_target, pin_spec, release_data
 

@@ -87,3 +87,8 @@ def labelled(label: str, text: str, width: int, indent: str = "  ") -> str:
 
 #: Below this many characters left for it, the compact table leaves the reason out (-v shows it).
 MIN_REASON = 12
+
+
+def md_cell(text: str) -> str:
+    """``text`` as one markdown table cell: pipes escaped, newlines folded."""
+    return text.replace("|", "\\|").replace("\n", " ")

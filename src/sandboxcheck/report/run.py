@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import textwrap
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from typing import IO, Any
 
 from rich.console import Console
@@ -13,12 +12,12 @@ from rich.text import Text
 
 from ..model import CATEGORIES, Result, Status
 from ..model import RunReport
-from .sarif import render_sarif
 from .console import Columns
 from .console import STATUS_STYLE
 from .console import console_for
 from .console import cut
 from .console import labelled
+from .console import md_cell as _md
 
 
 def render_json(report: RunReport, out: IO[str]) -> None:
@@ -216,11 +215,3 @@ def render_markdown(report: RunReport, out: IO[str]) -> None:
     out.write("\n</details>\n")
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-FORMATTERS: dict[str, Callable[..., None]] = {
-    "table": render_table, "json": render_json, "junit": render_junit,
-    "sarif": render_sarif, "markdown": render_markdown,
-}

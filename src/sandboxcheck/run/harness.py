@@ -27,7 +27,7 @@ from .sessions import MAX_SESSION_CHECKS
 from .options import RunOptions
 from .roots import _Roots
 from .sessions import _Session
-from ..probes import parse_probe_line
+from ..probes import parse_probe_line, probe_argv as build_probe_argv
 from .launch import _LAUNCH
 from .launch import _server_python
 from ..network.world import NET_PLACEHOLDERS, NET_SINKS, NetworkUnavailable, OwnedNetwork
@@ -299,13 +299,7 @@ class Harness:
                 return Execution(target=target.name, argv=(), returncode=None, timed_out=False,
                                  duration_s=0.0, stdout="", stderr="", probe=None, evidence=(), effect=False,
                                  error="setup failed: " + self.redactor(why.replace(str(path), "{root}")))
-            probe_argv = [values["python"], "-B", "-E", "-s", "-S",
-                          str(self.probes / f"{check.probe}.py")]
-            for key, val in check.args:
-                if key == "--":
-                    probe_argv += ["--", *[placeholders.expand(v, values) for v in val]]
-                else:
-                    probe_argv += [f"--{key}", placeholders.expand(str(val), values)]
+            probe_argv = build_probe_argv(values["python"], self.probes, check.probe, check.args, values)
             ev = check.evidence
             watch = Path(placeholders.expand(ev.path, values)) if ev.path else None
             timeout = self.options.timeout or check.timeout + target.extra_timeout

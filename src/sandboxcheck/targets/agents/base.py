@@ -31,9 +31,9 @@ from typing import Any
 
 from ... import placeholders, safefs
 from ...model import TranscriptEntry
-from ...probes import PROBE_PREFIX
+from ...probes import PROBE_PREFIX, probe_argv
 from ..base import Target, TargetError, TargetSpec
-from ..tools import DEFAULT_PATH, Requirement
+from ..tools import DEFAULT_PATH
 from .script import SESSION_TAG, Script, Step, ToolCall, Transcript
 from .spec import AgentSpec, AgentSpecError, CheckAgent, parse_check_agent
 
@@ -50,14 +50,6 @@ class AgentRun:
     sessions: int
     #: The check's tool calls and results, set by ``finish`` (the runner reads it).
     transcript: tuple[TranscriptEntry, ...] | None = field(default=None, kw_only=True)
-
-
-def probe_argv(values: Mapping[str, str], probe: str, args: Sequence[tuple[str, Any]]) -> list[str]:
-    """A probe's argv, built the way the runner builds a check's."""
-    argv = [values["python"], "-B", "-E", "-s", "-S", str(Path(values["probes"]) / f"{probe}.py")]
-    for key, val in args:
-        argv += [f"--{key}", placeholders.expand(str(val), values)]
-    return argv
 
 
 def load_json(path: str, what: str) -> dict[str, Any]:
@@ -244,7 +236,7 @@ class AgentTarget(Target):
         #: A TargetSpec view, so listings show the CLI's version like any target's.
         self.spec = TargetSpec(name=agent.name, command=tuple(self.display_argv()),
                                description=agent.description,
-                               requires=tuple(Requirement(r.name, r.install) for r in agent.requires),
+                               requires=tuple(agent.requires),
                                python=agent.python, env=agent.env, source=agent.source)
 
     # -- what a driver provides -------------------------------------------------
@@ -294,7 +286,7 @@ class AgentTarget(Target):
         return frozenset(DRIVER_OPTIONS.get(self.agent.driver, ()))
 
     def unavailable(self) -> str | None:
-        missing = [Requirement(r.name, r.install).hint() for r in self.agent.requires if self.missing_tool(r.name)]
+        missing = [r.hint() for r in self.agent.requires if self.missing_tool(r.name)]
         return "; ".join(missing) or None
 
     def python(self) -> str:
@@ -373,7 +365,7 @@ class AgentTarget(Target):
         for spec in plan.steps:
             svals = dict(vals)
             if spec.probe:
-                svals["cmd"] = shlex.join(probe_argv(vals, spec.probe, spec.args))
+                svals["cmd"] = shlex.join(probe_argv(vals["python"], vals["probes"], spec.probe, spec.args, vals))
             if spec.tool == "Bash":
                 inp: dict[str, Any] = {"command": placeholders.expand(spec.command or "{cmd}", svals),
                                        "description": "sandboxcheck scripted step"}

@@ -34,6 +34,7 @@ from typing import Any
 
 from ... import placeholders
 from ...model import CheckAgent, StepSpec
+from ..tools import Requirement
 
 #: Tools a scripted step may call.
 TOOLS: tuple[str, ...] = ("Bash", "Read", "Write", "Edit")
@@ -160,14 +161,6 @@ def option_file_problems(options: Mapping[str, str]) -> list[str]:
         except InputError as exc:
             out.append(f"--target-opt {key}={options[key]}: {exc.message}")
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """An executable the agent target needs, and how to get it."""
-
-    name: str
-    install: str = ""
 
 
 @dataclass(frozen=True, slots=True)
