@@ -553,7 +553,8 @@ class Harness:
                 try:
                     net = self.network()
                     if session is not None:
-                        raise NetworkUnavailable("a long-lived session cannot be moved into the harness's network")
+                        raise NetworkUnavailable("a long-lived agent session cannot run inside the harness's network: "
+                                                 "use --agent-sessions per-check")
                     blind = net.cannot_observe(check.evidence.sink, [str(v) for v in _flat(check.args)])
                     if blind:
                         raise NetworkUnavailable(blind)
