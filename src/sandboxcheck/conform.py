@@ -354,8 +354,8 @@ def derive(policy: Policy) -> list[Rule]:
             t = path_template(d.value)
             add(kind, d.value, d.where, write_expectation(policy, t) if t else "allowed" if kind == "allow-write"
                 else "denied", _write_check(t) if t else None, None if t else outside)
-    add("default-read", "{outside}", "no rule names it: reads follow the default", read_expectation(policy, "{outside}"),
-        _read_check("{outside}"))
+    add("default-read", "{outside}", "no rule names it: reads follow the default",
+        read_expectation(policy, "{outside}"), _read_check("{outside}"))
     add("default-write", "{outside}", "no rule names it: writes follow the default",
         write_expectation(policy, "{outside}"), _write_check("{outside}"))
     if policy.source in ("srt", "claude-code"):
