@@ -401,7 +401,7 @@ class Harness:
                 raise NetworkUnavailable(self._network_problem)
             if self._network is None:
                 try:
-                    self._network = OwnedNetwork()
+                    self._network = OwnedNetwork(str(self.run_folder.path))
                 except (NetworkUnavailable, OSError) as exc:
                     self._network_problem = str(exc)
                     raise NetworkUnavailable(self._network_problem) from exc
