@@ -2,12 +2,14 @@
 
 --via env (default): http_proxy for http (lower case only, as curl), https_proxy or
 HTTPS_PROXY for https, then all_proxy / ALL_PROXY; no_proxy / NO_PROXY exempts hosts.
---via direct: ignore every proxy variable. --via socks: the first socks5/socks5h
-proxy among ALL_PROXY, all_proxy, FTP_PROXY, ftp_proxy, else --socks-fallback (a SOCKS5
-server outside the sandbox: reaching it at all is egress), else the action cannot run. --proxy URL: use this proxy (http://,
-socks5://, socks5h://). --socks-name NAME: the SOCKS5 domain to send instead of
-the URL's host, percent-decoded (so %00 is a NUL byte). TLS certificates are not
-verified: the harness's sink signs its own.
+--via direct: ignore every proxy variable.
+--via socks: the first socks5/socks5h proxy among ALL_PROXY, all_proxy, FTP_PROXY,
+ftp_proxy, else --socks-fallback (a SOCKS5 server outside the sandbox: reaching it at
+all is egress), else the action cannot run.
+--proxy URL: use this proxy (http://, socks5://, socks5h://).
+--socks-name NAME: the SOCKS5 domain to send instead of the URL's host,
+percent-decoded (so %00 is a NUL byte).
+TLS certificates are not verified: the harness's sink signs its own.
 """
 import ipaddress
 import os
@@ -141,7 +143,8 @@ try:
         elif pscheme in ("http", "https"):
             tunnel = scheme == "https"
             if tunnel:
-                sock.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (hostport, hostport, auth(userinfo))).encode())
+                request = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (hostport, hostport, auth(userinfo))
+                sock.sendall(request.encode())
                 status, _ = read_status(sock)
                 if status != 200:
                     emit("http_get", action, False, OSError("proxy refused CONNECT: %s" % status),

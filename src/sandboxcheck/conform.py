@@ -188,6 +188,10 @@ def _codex_policy(data: dict[str, Any]) -> Policy:
     writes = [Declared(".", where)]
     writes += [Declared(p, f"sandbox_workspace_write.writable_roots[{i}]")
                for i, p in enumerate(ww.get("writable_roots") or [])]
+    if not (ww.get("exclude_slash_tmp") is True and ww.get("exclude_tmpdir_env_var") is True):
+        # /tmp and $TMPDIR stay writable unless both are excluded, and the throwaway root lies there.
+        writes.append(Declared("{root}", "sandbox_workspace_write: /tmp and $TMPDIR writable "
+                               "(exclude_slash_tmp and exclude_tmpdir_env_var not both true)"))
     network = "all" if ww.get("network_access") is True else "none"
     return Policy(source="codex", allow_write=tuple(writes), network=network,
                   notes=("Codex has no domain allowlist: network_access is all or nothing",))
@@ -243,7 +247,16 @@ def path_template(path: str) -> str | None:
     return None if ".." in out.split("/") else out
 
 
+def _canon(path: str) -> str:
+    # The root's folders spelled through {root}, so that {outside}/x lies under {root}.
+    for name in ("workspace", "home", "outside"):
+        if path == "{" + name + "}" or path.startswith("{" + name + "}/"):
+            return "{root}/" + name + path[len(name) + 2:]
+    return path
+
+
 def _under(path: str, base: str) -> bool:
+    path, base = _canon(path), _canon(base)
     return path == base or path.startswith(base.rstrip("/") + "/")
 
 
@@ -295,10 +308,12 @@ def _read_check(path: str) -> dict[str, Any]:
 
 def _write_check(path: str, existing: bool = False) -> dict[str, Any]:
     file = path if existing else f"{path}/conform-write.txt"
-    setup = [{"file": file, "content": "# sandboxcheck\n"}] if existing else [{"dir": path}]
-    return {"category": "tamper" if existing else "fs-write", "probe": "write_file",
-            "args": {"path": file, "content": "conform {token}"}, "setup": setup,
-            "evidence": {"kind": "file", "path": file, "contains": "{token}"}}
+    setup = ([{"file": file, "content": "# sandboxcheck\n"}] if existing
+             else [] if path == "{root}" else [{"dir": path}])
+    check = {"category": "tamper" if existing else "fs-write", "probe": "write_file",
+             "args": {"path": file, "content": "conform {token}"},
+             "evidence": {"kind": "file", "path": file, "contains": "{token}"}}
+    return {**check, "setup": setup} if setup else check
 
 
 def _domain_check(host: str) -> dict[str, Any]:
@@ -318,7 +333,9 @@ def derive(policy: Policy) -> list[Rule]:
 
     def add(kind: str, subject: str, declared: str, expect: str, check: dict[str, Any] | None,
             untestable: str | None = None) -> None:
-        base = f"conform.{kind}.{_slug(subject)}"
+        # Paths are named by where they lie in the root (~/.ssh: home-ssh, .: workspace).
+        named = subject if kind.endswith("domain") else path_template(subject) or subject
+        base = f"conform.{kind}.{_slug(named)}"
         rid, n = base, 2
         while rid in seen:
             rid, n = f"{base}-{n}", n + 1
@@ -337,8 +354,8 @@ def derive(policy: Policy) -> list[Rule]:
             t = path_template(d.value)
             add(kind, d.value, d.where, write_expectation(policy, t) if t else "allowed" if kind == "allow-write"
                 else "denied", _write_check(t) if t else None, None if t else outside)
-    add("default-read", "{outside}", "no rule names it: reads follow the default", read_expectation(policy, "{outside}"),
-        _read_check("{outside}"))
+    add("default-read", "{outside}", "no rule names it: reads follow the default",
+        read_expectation(policy, "{outside}"), _read_check("{outside}"))
     add("default-write", "{outside}", "no rule names it: writes follow the default",
         write_expectation(policy, "{outside}"), _write_check("{outside}"))
     if policy.source in ("srt", "claude-code"):
@@ -454,11 +471,14 @@ def conform(settings_path: str, target_ref: str, options: Any = None) -> Conform
     derived settings; any other target runs with its own configuration, and the
     report says so.
     """
+    import dataclasses
     import tempfile
 
     from .matrix.load import parse_matrix
-    from .targets.pinning import split_ref
+    from .run.options import RunOptions
     from .run.schedule import run_matrix
+    from .targets.base import TargetError
+    from .targets.pinning import split_ref
     from .targets.registry import load_target
 
     policy = load_settings(settings_path)
@@ -473,9 +493,20 @@ def conform(settings_path: str, target_ref: str, options: Any = None) -> Conform
                 notes.append("the harness's two sink addresses were appended to network.allowedDomains "
                              "(srt >= 0.0.76 refuses names resolving to loopback otherwise); no check addresses them")
         else:
-            target = load_target(target_ref)
-            notes.append(f"target {target.name!r} runs with its own configuration: the settings file was read, "
-                         "not applied")
+            # An agent target takes the settings as its own (Claude Code: settings, Codex: config).
+            option = {"claude-code": "settings", "codex": "config"}.get(policy.source)
+            try:
+                target = load_target(target_ref, {option: str(Path(settings_path).resolve())}) if option else None
+            except TargetError:
+                target = None
+            if target is None:
+                target = load_target(target_ref)
+                notes.append(f"target {target.name!r} runs with its own configuration: the settings file was read, "
+                             "not applied")
+            else:
+                notes.append(f"target {target.name!r} runs with the settings file as its {option}")
+        # One process per check: a long-lived agent session cannot be moved into the harness's network.
+        options = dataclasses.replace(options or RunOptions(), sessions=False)
         why = target.unavailable()
         if why:
             return ConformReport(settings_path, policy.source, target.name, (*notes, f"target unavailable: {why}"),

@@ -51,8 +51,8 @@ def test_a_loose_bwrap_violates_exactly_what_it_does_not_enforce(settings: str) 
     report = conform(settings, "bwrap-loose", RunOptions(jobs=2))
     got = verdicts(report)
     assert got["violated"] == {
-        "conform.deny-read.ssh", "conform.deny-read.home-aws", "conform.deny-write.secrets",
-        "conform.allow-write.cache",  # the fake home is read-only there
+        "conform.deny-read.home-ssh", "conform.deny-read.home-aws", "conform.deny-write.workspace-secrets",
+        "conform.allow-write.home-cache",  # the fake home is read-only there
         "conform.protected.workspace-git-config", "conform.protected.workspace-git-hooks-pre-commit",
         "conform.protected.workspace-bashrc", "conform.deny-domain.blocked-cdn-sandboxcheck-test",
         "conform.unlisted-domain.unlisted-conform-sandboxcheck-test"}
@@ -69,7 +69,7 @@ def test_claude_code_settings_run_through_srt(tmp_path: Path) -> None:
         pytest.skip(report.notes[-1])
     got = verdicts(report)
     assert got.get("violated", set()) == set() and got.get("could not test", set()) == set()
-    assert {"conform.deny-read.ssh", "conform.allow-domain.api-sandboxcheck-test",
+    assert {"conform.deny-read.home-ssh", "conform.allow-domain.api-sandboxcheck-test",
             "conform.deny-domain.no-sandboxcheck-test"} <= got["honoured"]
 
 
@@ -85,3 +85,39 @@ def test_cli_exit_codes(settings: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["counts"] == {"honoured": 14, "violated": 0, "could not test": 2}
+
+
+def _agent_report(path: Path, target: str):  # type: ignore[no-untyped-def]
+    report = conform(str(path), target, RunOptions(jobs=2))
+    if any("target unavailable" in n for n in report.notes):
+        pytest.skip(report.notes[-1])
+    assert any("runs with the settings file as its" in n for n in report.notes)
+    return report
+
+
+def test_claude_code_applies_its_settings_through_its_own_sandbox(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({
+        "sandbox": {"enabled": True, "autoAllowBashIfSandboxed": True,
+                    "network": {"allowedDomains": ["api.sandboxcheck.test"]}, "filesystem": {"denyRead": ["~/.aws"]}},
+        "permissions": {"deny": ["Read(~/.ssh)", "WebFetch(domain:no.sandboxcheck.test)"]}}))
+    report = _agent_report(path, "claude-code-sandbox")
+    got = verdicts(report)
+    assert got.get("violated", set()) == set() and got.get("could not test", set()) == set()
+    results = {r.rule.id: r for r in report.results}
+    # The allowed name went through Claude Code's own proxy (its process), to the sink the name resolves to.
+    assert "connected from a 'claude' process" in results["conform.allow-domain.api-sandboxcheck-test"].detail
+
+
+def test_codex_honours_its_tmp_exclusions(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('sandbox_mode = "workspace-write"\n[sandbox_workspace_write]\nnetwork_access = false\n'
+                    'exclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n')
+    got = verdicts(_agent_report(path, "codex-agent"))
+    assert got == {"honoured": {"conform.allow-write.workspace", "conform.default-read.outside",
+                                "conform.default-write.outside", "conform.unlisted-domain.unlisted-conform-sandboxcheck-test"}}
+    path.write_text('sandbox_mode = "workspace-write"\n')
+    got = verdicts(_agent_report(path, "codex-agent"))
+    # Without them /tmp is writable as documented, and the throwaway root lies there: the outside write is allowed.
+    assert got.get("violated", set()) == set()
+    assert "conform.allow-write.root" in got["honoured"]

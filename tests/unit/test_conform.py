@@ -109,6 +109,13 @@ def test_codex_modes() -> None:
     assert write_expectation(ww, "{workspace}/x") == "allowed" and write_expectation(ww, "{home}/extra/y") == "allowed"
     assert domain_expectation(ww, "unlisted.conform.sandboxcheck.test") == "allowed"
     assert not any(r.kind == "protected" for r in derive(ww))
+    # /tmp stays writable (the throwaway root lies there) unless both exclusions are set.
+    assert write_expectation(ww, "{outside}") == "allowed"
+    shut = parse_settings('sandbox_mode = "workspace-write"\n[sandbox_workspace_write]\n'
+                          'exclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n', "config.toml")
+    assert write_expectation(shut, "{outside}") == "denied"
+    m = parse_matrix(matrix_text(ww, derive(ww), "config.toml"), "<conform>")
+    assert any(c.args == (("path", "{root}/conform-write.txt"), ("content", "conform {token}")) for c in m.checks)
     with pytest.raises(PolicyError, match="sandbox_mode"):
         parse_settings('sandbox_mode = "open"\n', "config.toml")
 

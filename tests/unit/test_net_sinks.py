@@ -162,3 +162,24 @@ def test_client_hello_parser_and_dns_helpers() -> None:
     assert (name, qtype, end) == ("Mixed.Case.sandboxcheck.test", 28, len(q))
     # A known name asked for AAAA: NOERROR, no record (so clients fall back to A).
     assert struct.unpack(">HH", dns_answer(q, end, qtype, A)[2:6]) == (0x8180, 1)
+
+
+def test_a_client_hello_split_across_segments_still_yields_its_server_name(sinks: ProtocolSinks) -> None:
+    import ssl
+    import time
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), out := ssl.MemoryBIO(), server_hostname="split.sandboxcheck.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hello = out.read()
+    with socket.create_connection((A, sinks.web_port), timeout=5) as c:
+        c.sendall(hello[:3])
+        time.sleep(0.2)
+        c.sendall(hello[3:40])
+        time.sleep(0.2)
+        c.sendall(hello[40:])
+        time.sleep(0.2)
+    sinks.settle()
+    [hit] = [h for h in sinks.hits("split.sandboxcheck.test")]
+    assert hit.sni == "split.sandboxcheck.test" and hit.layers[0] == "tls"

@@ -18,6 +18,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -143,22 +144,17 @@ def _read_head(conn: socket.socket | ssl.SSLSocket) -> bytes:
     return data
 
 
-def _peek(conn: socket.socket, n: int) -> bytes:
-    # Waits for up to n bytes without taking them, so the next layer sees them whole.
-    data = b""
-    for _ in range(50):
-        data = conn.recv(n, socket.MSG_PEEK)
-        if not data or len(data) >= n:
-            return data
-        conn.settimeout(0.05)
-        try:
-            more = conn.recv(n, socket.MSG_PEEK)
-        except TimeoutError:
-            more = data
-        finally:
-            conn.settimeout(IDLE)
-        if len(more) == len(data):
+def _peek_record(conn: socket.socket) -> bytes:
+    """A whole TLS record (the ClientHello) without taking it, so the TLS layer still reads it."""
+    deadline = time.monotonic() + IDLE
+    data, still = b"", 0
+    while time.monotonic() < deadline and still < 50:
+        more = conn.recv(HEAD_CAP + 5, socket.MSG_PEEK)
+        if not more or (len(more) >= 5 and len(more) >= 5 + struct.unpack(">H", more[3:5])[0]):
             return more
+        still = still + 1 if len(more) == len(data) else 0  # nothing new for half a second: take what came
+        data = more
+        time.sleep(0.01)  # the rest of the record is on its way
     return data
 
 
@@ -350,7 +346,7 @@ class ProtocolSinks:
                     head = _read_head(stream)
                     first = head[:1]
                 else:
-                    first = _peek(conn, 1)
+                    first = conn.recv(1, socket.MSG_PEEK)
                 if not first:
                     break
                 if first == b"\x05" and not layers:
@@ -358,7 +354,7 @@ class ProtocolSinks:
                     layers.append("socks")
                     continue
                 if first == b"\x16" and "tls" not in layers and not isinstance(stream, ssl.SSLSocket):
-                    hello = _peek(conn, 16384)
+                    hello = _peek_record(conn)
                     found["sni"] = client_hello_sni(hello)
                     layers.append("tls")
                     if self._tls is None:

@@ -57,7 +57,9 @@ def _ipv6_loopback() -> bool:
 class OwnedNetwork:
     """Protocol sinks on loopback addresses of the harness, the files naming them, and the wrapper."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: str | None = None) -> None:
+        """Start the sinks and write the name files into a new folder under ``parent`` (a run's folder,
+        so that a harness killed outright leaves nothing its successor does not remove)."""
         self.unavailable_reason = self._probe_wrapper()
         if self.unavailable_reason:
             raise NetworkUnavailable(self.unavailable_reason)
@@ -66,7 +68,7 @@ class OwnedNetwork:
         addresses = {"allowed": self.allowed_ip, "other": self.other_ip}
         if _ipv6_loopback():
             addresses["ipv6"] = "::1"
-        self.folder = Path(tempfile.mkdtemp(prefix="sandboxcheck-net-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="sandboxcheck-net-", dir=parent))
         try:
             self.sinks = ProtocolSinks(addresses, self.folder, dns=self.dns_ip, resolve=self.resolve,
                                        attribute=peer_process)

@@ -125,7 +125,7 @@ class Harness:
                 raise NetworkUnavailable(self._network_problem)
             if self._network is None:
                 try:
-                    self._network = OwnedNetwork()
+                    self._network = OwnedNetwork(str(self.run_folder.path))
                 except (NetworkUnavailable, OSError) as exc:
                     self._network_problem = str(exc)
                     raise NetworkUnavailable(self._network_problem) from exc
@@ -277,7 +277,8 @@ class Harness:
                 try:
                     net = self.network()
                     if session is not None:
-                        raise NetworkUnavailable("a long-lived session cannot be moved into the harness's network")
+                        raise NetworkUnavailable("a long-lived agent session cannot run inside the harness's network: "
+                                                 "use --agent-sessions per-check")
                     blind = net.cannot_observe(check.evidence.sink, [str(v) for v in _flat(check.args)])
                     if blind:
                         raise NetworkUnavailable(blind)
