@@ -42,7 +42,7 @@ from typing import IO, Any
 
 from .model import status_exit
 from .compare import Change, classify, results_by_id
-from .matrix.load import MatrixError, Problem, _Lines, compose, read_text
+from .matrix.lines import MatrixError, Problem, Lines, compose, read_text
 
 #: Statuses of a replayed advisory, in the order a summary lists them.
 REPRODUCED, NOT_REPRODUCED, COULD_NOT_RUN = "reproduced", "not reproduced", "could not run"
@@ -100,7 +100,7 @@ def corpus_dir() -> Path:
     return _data_dir("advisories")
 
 
-def _problems(data: Any, ln: _Lines, file: str) -> list[Problem]:
+def _problems(data: Any, ln: Lines, file: str) -> list[Problem]:
     """Every problem of an advisory mapping (its keys, their types, the target and releases)."""
     def at(key: str, message: str, path: tuple[str | int, ...] = ()) -> Problem:
         full = (key, *path) if key else ()
@@ -171,7 +171,7 @@ def _problems(data: Any, ln: _Lines, file: str) -> list[Problem]:
     return out
 
 
-def _check_problems(adv: Advisory, ln: _Lines) -> list[Problem]:
+def _check_problems(adv: Advisory, ln: Lines) -> list[Problem]:
     """The matrix cannot be loaded, or a listed check is not in it (with a did-you-mean)."""
     from .matrix.load import load_matrix
     from .resources import resolve_matrix
@@ -205,7 +205,7 @@ def load_advisory(path: str | Path) -> Advisory:
     """An advisory file, validated (its matrix and checks included); AdvisoryError lists every problem."""
     file = str(path)
     node = compose(read_text(path, "advisory", AdvisoryError), file, AdvisoryError)
-    ln = _Lines(file)
+    ln = Lines(file)
     data = ln.convert(node) if node is not None else None
     problems = list(ln.problems) + _problems(data, ln, file)
     if problems:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import safeyaml
-from .matrix.load import MatrixError, Problem, _Lines, compose, load_matrix, read_text
+from .matrix.lines import MatrixError, Problem, Lines, compose, read_text
+from .matrix.load import load_matrix
 from .resources import resolve_matrix
 
 #: The kinds ``validate`` knows, as ``--kind`` takes them.
@@ -71,7 +72,7 @@ def validate_file(path: str, kind: str | None = None) -> Validated:
     resolved = str(resolve_matrix(path))
     text = read_text(resolved, kind or "matrix")
     node = compose(text, resolved)
-    ln = _Lines(resolved)
+    ln = Lines(resolved)
     data = ln.convert(node) if node is not None else None
     # A file of no other kind is read as a matrix, the kind most files given here are.
     kind = kind or detect_kind(resolved, data) or "matrix"
@@ -97,7 +98,7 @@ def validate_file(path: str, kind: str | None = None) -> Validated:
     return _workflow(resolved, data, ln)
 
 
-def _target(path: str, data: Any, ln: _Lines) -> Validated:
+def _target(path: str, data: Any, ln: Lines) -> Validated:
     from .targets.base import TargetError
     from .targets.registry import load_target
 
@@ -114,7 +115,7 @@ def _target(path: str, data: Any, ln: _Lines) -> Validated:
 _KEY_AT = re.compile(r"^(?:unknown key '([^']+)'|'([a-z_]+)'|([a-z_/]+):)")
 
 
-def _target_problem(path: str, message: str, ln: _Lines) -> Problem:
+def _target_problem(path: str, message: str, ln: Lines) -> Problem:
     """One line of a TargetError as a Problem at the line of the key it is about."""
     for prefix in (f"{path}: ", f"{Path(path)}: "):
         message = message.removeprefix(prefix)
@@ -125,7 +126,7 @@ def _target_problem(path: str, message: str, ln: _Lines) -> Problem:
     return Problem(path, line, "", message)
 
 
-def _report(path: str, ln: _Lines) -> Validated:
+def _report(path: str, ln: Lines) -> Validated:
     from .compare import load_report
     from .policy import BaselineError
 
@@ -142,7 +143,7 @@ def _report(path: str, ln: _Lines) -> Validated:
 _RUNS_MATRIX = ("run", "survey", "compare", "validate")
 
 
-def _workflow(path: str, data: dict[str, Any], ln: _Lines) -> Validated:
+def _workflow(path: str, data: dict[str, Any], ln: Lines) -> Validated:
     """A GitHub Actions workflow: the matrices and targets its sandboxcheck commands name must load."""
     from .matrix.suite import missing_matrix_message
     from .targets.base import TargetError

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
-from .. import placeholders, safeyaml
+from .. import placeholders
+from .lines import MatrixError, Lines, Path_, Problem, compose, read_text, schema_problems, suggest  # noqa: F401  (MatrixError, Problem, compose, read_text: this module's interface)
 from ..targets.agents.spec import parse_check_agent, semantic_problems as agent_semantic_problems
 from ..network.contain import http_get_problems
 from ..model import SETUP_ACTIONS, SINKS, Check, EvidenceSpec, Matrix, SetupStep, Waiver
@@ -20,57 +18,16 @@ from ..probes import PROBES
 from ..safeyaml import format_path  # noqa: F401 - part of this module's interface (suite, tests)
 
 DEFAULT_TIMEOUT = 10.0
-Path_ = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One validation problem, located in its file."""
-
-    file: str
-    line: int
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        loc = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{loc}: {self.where}: {self.message}" if self.where else f"{loc}: {self.message}"
 
 
-class MatrixError(Exception):
-    """A matrix could not be loaded; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
-class _Lines(safeyaml.Converter):
-    """YAML -> Python values, remembering the line of every node and key; problems as Problems."""
-
-    def __init__(self, file: str) -> None:
-        super().__init__()
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def problem(self, line: int, path: Path_, message: str) -> None:
-        self.problems.append(Problem(self.file, line, format_path(path), message))
 
 
-def compose(text: str, file: str, error: type[MatrixError] = MatrixError) -> yaml.Node | None:
-    """The YAML node of ``text`` within the loader's limits; ``error`` (a MatrixError) otherwise."""
-    try:
-        return safeyaml.compose(text, file)
-    except safeyaml.InputError as exc:
-        raise error([Problem(file, exc.line, "", exc.message)]) from None
 
 
-def read_text(path: str | Path, what: str, error: type[MatrixError] = MatrixError) -> str:
-    """A matrix or suite file's text (regular file, size cap, UTF-8); ``error`` otherwise."""
-    try:
-        return safeyaml.read_text(path, what)
-    except safeyaml.InputError as exc:
-        raise error([Problem(exc.file, exc.line, "", exc.message)]) from None
 
 
 @lru_cache(maxsize=1)
@@ -80,74 +37,10 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(matrix_schema())
 
 
-_TYPE_WORDS = {"array": "a list", "object": "a mapping", "string": "a string", "number": "a number",
-               "boolean": "true or false", "integer": "an integer"}
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _schema_problems(data: Any, ln: _Lines, validator: Draft202012Validator | None = None,
-                     what: str = "matrix") -> list[Problem]:
-    """Schema errors as people read them (shared by matrices and suites)."""
-    problems = []
-    errors = (validator or _validator()).iter_errors(data)
-    for err in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
-        if err.context:
-            # oneOf/anyOf: blame the branch that fits the value's shape.
-            want = "object" if isinstance(err.instance, dict) else None
-            err = min(err.context, key=lambda e: (
-                e.schema.get("type") != want if want else e.validator != "enum",
-                -len(e.absolute_path)))
-        path = tuple(err.absolute_path)
-        if path in ln.nonfinite:
-            continue  # already reported as "not a finite number"; a range error would only repeat it
-        if err.validator == "additionalProperties":
-            allowed = err.schema.get("properties", {})
-            for extra in sorted(set(err.instance) - set(allowed)):
-                key_path = path + (extra,)
-                problems.append(Problem(ln.file, ln.key_lines.get(key_path, ln.line(path)),
-                                        format_path(key_path),
-                                        f"unknown key{_suggest(extra, allowed)}"))
-            continue
-        if err.validator == "enum":
-            choices = [str(c) for c in err.validator_value]
-            if len(choices) > 8:
-                hint = _suggest(err.instance, choices) or f" (known: {', '.join(choices)})"
-                msg = f"{err.instance!r} is not a known value{hint}"
-            else:
-                msg = f"{err.instance!r} is not one of: {', '.join(choices)}"
-        elif err.validator == "required":
-            # jsonschema reports one error per missing key, each naming it first in its message.
-            key = err.message.split(" is a required property")[0].strip("'\"")
-            msg = f"missing required key {key!r}"
-        elif err.validator == "minItems" and path == ("checks",):
-            msg = "the matrix has no checks"
-        elif err.validator == "minItems":
-            msg = f"the {what} names no {path[-1] if path else 'items'}"
-        elif err.validator == "pattern" and path and path[-1] == "expires":
-            msg = f"{err.instance!r} is not a date (YYYY-MM-DD)"
-        elif err.validator == "minLength":
-            msg = "must not be empty"
-        elif err.validator == "pattern" and path and path[-1] == "id":
-            msg = f"{err.instance!r} is not a valid check id (dotted lowercase, e.g. fs.read.symlink)"
-        elif err.validator == "type" and path and path[-1] == "mode" and isinstance(err.instance, int):
-            msg = f"the number {err.instance!r} is not a mode: write it as a quoted octal string, e.g. \"0600\""
-        elif err.validator == "type":
-            shown = "an empty value" if err.instance is None else repr(err.instance)
-            kinds = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-            msg = f"{shown} is not {' or '.join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds)}"
-        elif err.validator in ("exclusiveMinimum", "minimum", "maximum"):
-            bound = {"exclusiveMinimum": "greater than", "minimum": "at least", "maximum": "at most"}
-            msg = f"{err.instance!r} is out of range: must be {bound[err.validator]} {err.validator_value}"
-        elif err.validator == "const":
-            msg = f"{err.instance!r} is not supported (only {err.validator_value!r})"
-        else:
-            msg = err.message
-        problems.append(Problem(ln.file, ln.line(path), format_path(path), msg))
-    return problems
 
 
 def _evidence(raw: Any, probe: str) -> EvidenceSpec:
@@ -174,7 +67,7 @@ def _strings(value: Any) -> Iterable[tuple[Path_, str]]:
                 yield (i,) + sub, s
 
 
-def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
+def _semantic_problems(data: dict[str, Any], ln: Lines) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
 
@@ -195,7 +88,7 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
         for sub, text in _strings({k: raw.get(k) for k in ("args", "argv", "evidence")}):
             for name in placeholders.names(text) - placeholders.MATRIX_PLACEHOLDERS:
                 add(here + sub, f"unknown placeholder {{{name}}}"
-                    f"{_suggest(name, placeholders.MATRIX_PLACEHOLDERS)}")
+                    f"{suggest(name, placeholders.MATRIX_PLACEHOLDERS)}")
         steps = raw.get("setup")
         fds = _setup_fds(steps)
         for sub, msg in _setup_problems(steps):
@@ -216,7 +109,7 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
         if isinstance(args, dict):
             for name in sorted(set(args) - set(probe.required) - set(probe.optional)):
                 add(here + ("args", name), f"probe {probe.name!r} takes no argument {name!r}"
-                    f"{_suggest(name, probe.required + probe.optional)}")
+                    f"{suggest(name, probe.required + probe.optional)}")
             for name in probe.required:
                 if name not in args:
                     add(here + ("args",), f"probe {probe.name!r} needs argument {name!r}")
@@ -260,7 +153,7 @@ def _semantic_problems(data: dict[str, Any], ln: _Lines) -> list[Problem]:
     ids = set(seen)
     for i, w in enumerate(data["waivers"] if isinstance(data.get("waivers"), list) else []):
         if isinstance(w, dict) and isinstance(w.get("id"), str) and w["id"] not in ids:
-            add(("waivers", i, "id"), f"waiver for unknown check id {w['id']!r}{_suggest(w['id'], ids)}")
+            add(("waivers", i, "id"), f"waiver for unknown check id {w['id']!r}{suggest(w['id'], ids)}")
         if isinstance(w, dict) and isinstance(w.get("expires"), str):
             try:
                 dt.date.fromisoformat(w["expires"])
@@ -333,7 +226,7 @@ def _setup_problems(steps: Any) -> list[tuple[Path_, str]]:
             if isinstance(text, str):
                 for name in sorted(placeholders.names(text) - placeholders.MATRIX_PLACEHOLDERS):
                     out.append(((j, key), f"unknown placeholder {{{name}}}"
-                                          f"{_suggest(name, placeholders.MATRIX_PLACEHOLDERS)}"))
+                                          f"{suggest(name, placeholders.MATRIX_PLACEHOLDERS)}"))
         if action == "pass_fd":
             n = _setup_fds(steps[:j + 1])[-1]
             if n in seen_fds:
@@ -342,7 +235,7 @@ def _setup_problems(steps: Any) -> list[tuple[Path_, str]]:
     return out
 
 
-def _setup(raw: list[dict[str, Any]] | None, ln: _Lines, base: Path_) -> tuple[SetupStep, ...]:
+def _setup(raw: list[dict[str, Any]] | None, ln: Lines, base: Path_) -> tuple[SetupStep, ...]:
     """Setup steps from validated YAML data."""
     steps = raw or []
     fds = iter(_setup_fds(steps))
@@ -426,7 +319,7 @@ def _containment(probe: str, args: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def parse_waivers(raw: list[dict[str, Any]], file: str, ln: _Lines | None = None,
+def parse_waivers(raw: list[dict[str, Any]], file: str, ln: Lines | None = None,
                   base: Path_ = ("waivers",)) -> tuple[Waiver, ...]:
     """Waivers from validated YAML data."""
     return tuple(Waiver(id=w["id"], reason=w["reason"], expires=w["expires"], target=w.get("target"),
@@ -439,12 +332,12 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
     node = compose(text, file)
     if node is None:
         raise MatrixError([Problem(file, 0, "", "the matrix is empty")])
-    ln = _Lines(file)
+    ln = Lines(file)
     data = ln.convert(node)
     problems = list(ln.problems)
     if not isinstance(data, dict):
         raise MatrixError(problems + [Problem(file, 1, "", "a matrix is a mapping with a 'checks' list")])
-    problems += _schema_problems(data, ln)
+    problems += schema_problems(data, ln, _validator())
     problems += _semantic_problems(data, ln)
     if problems:
         problems.sort(key=lambda p: (p.line, p.where))

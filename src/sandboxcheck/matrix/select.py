@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 
 from ..model import Check, Matrix
-from .load import _suggest
+from .lines import suggest
 
 
 # -- selecting checks: --only ID_OR_GLOB and -k EXPR -------------------------------------
@@ -28,7 +28,7 @@ def unmatched_only(ids: Iterable[str], patterns: Iterable[str]) -> list[str]:
     out = []
     for p in patterns:
         if not any(fnmatch.fnmatchcase(i, p) for i in known):
-            out.append(f"--only {p!r} matches no check{_suggest(p, known)}")
+            out.append(f"--only {p!r} matches no check{suggest(p, known)}")
     return out
 
 

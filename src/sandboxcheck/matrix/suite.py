@@ -29,9 +29,10 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .load import MatrixError, Path_, Problem, _Lines, _suggest, compose, load_matrix, parse_waivers, read_text
+from .lines import MatrixError, Path_, Problem, Lines, suggest, compose, read_text
+from .load import load_matrix, parse_waivers
 from ..safeyaml import format_path
-from .load import _schema_problems as _matrix_schema_problems
+from .lines import schema_problems as _matrix_schema_problems  # the same message rules as a matrix
 from ..model import Matrix, Waiver
 from ..resources import matrices_dir, presets_dir, schema_path
 from ..targets.base import Target, TargetError
@@ -134,7 +135,7 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_path("suite").read_text()))
 
 
-def _schema_problems(data: Any, ln: _Lines) -> list[Problem]:
+def _schema_problems(data: Any, ln: Lines) -> list[Problem]:
     """Schema errors worded like the matrix loader's (the same code)."""
     return _matrix_schema_problems(data, ln, _validator(), what="suite")
 
@@ -156,7 +157,7 @@ def parse_suite(text: str, file: str = "<suite>", base: Path | None = None) -> S
     node = compose(text, file, SuiteError)
     if node is None:
         raise SuiteError([Problem(file, 0, "", "the suite is empty")])
-    ln = _Lines(file)
+    ln = Lines(file)
     data = ln.convert(node)
     problems = list(ln.problems)
     if not isinstance(data, dict):
@@ -215,7 +216,7 @@ def parse_suite(text: str, file: str = "<suite>", base: Path | None = None) -> S
         if not isinstance(w, dict):
             continue
         if complete and isinstance(w.get("id"), str) and w["id"] not in ids:
-            add(("waivers", i, "id"), f"waiver for unknown check id {w['id']!r}{_suggest(w['id'], ids)}")
+            add(("waivers", i, "id"), f"waiver for unknown check id {w['id']!r}{suggest(w['id'], ids)}")
         if isinstance(w.get("expires"), str):
             try:
                 dt.date.fromisoformat(w["expires"])
@@ -225,7 +226,7 @@ def parse_suite(text: str, file: str = "<suite>", base: Path | None = None) -> S
         if isinstance(w.get("target"), str) and len(targets) == len(data.get("targets") or []) \
                 and w["target"] not in names:
             add(("waivers", i, "target"), f"waiver for target {w['target']!r}, which this suite does "
-                f"not run{_suggest(w['target'], names)} (its targets: {', '.join(names)})")
+                f"not run{suggest(w['target'], names)} (its targets: {', '.join(names)})")
 
     if problems:
         problems.sort(key=lambda p: (p.file != file, p.file, p.line, p.where))
