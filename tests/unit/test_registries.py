@@ -97,3 +97,31 @@ def test_target_options_go_to_the_targets_that_take_them() -> None:
 
 def test_the_shipped_schema_parses() -> None:
     json.loads(schema_path("matrix").read_text())
+
+
+def test_a_target_kind_from_another_package_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+    from importlib import metadata
+
+    from sandboxcheck.targets import registry
+    from sandboxcheck.targets.command import CommandTarget
+    from sandboxcheck.targets.registry import parse_target
+
+    def build(data, source, options, strict, pin):  # noqa: ANN001, ANN202
+        # A kind that turns a short mapping into a command target.
+        return CommandTarget(parse_target({"name": data["name"], "command": ["/usr/bin/env", "{cmd}"]}, source))
+
+    module = types.ModuleType("sc_third_party_kind")
+    module.build = build
+    monkeypatch.setitem(sys.modules, "sc_third_party_kind", module)
+    ep = metadata.EntryPoint(name="envwrap", value="sc_third_party_kind:build", group="sandboxcheck.targets")
+    real = metadata.entry_points
+    monkeypatch.setattr(metadata, "entry_points",
+                        lambda **kw: [ep] if kw.get("group") == "sandboxcheck.targets" else real(**kw))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "TARGET_KINDS", dict(registry.TARGET_KINDS))
+    target = registry._build_target({"kind": "envwrap", "name": "mine"}, "mine.yaml", None, True)
+    assert target.name == "mine" and target.argv({}, ["true"])[:1] == ["/usr/bin/env"]
+    with pytest.raises(TargetError, match="kind: 'nope' is not a kind of target .known: agent, envwrap"):
+        registry._build_target({"kind": "nope", "name": "x"}, "x.yaml", None, True)

@@ -9,7 +9,7 @@ import dataclasses
 import difflib
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,35 +173,73 @@ def _read_target(ref: str) -> tuple[dict[str, Any], str]:
     return data, str(path)
 
 
-def _build_target(data: dict[str, Any], source: str, options: Mapping[str, str] | None, strict: bool,
-                  pin: Installed | None = None) -> Target:
-    kind = data.get("kind")
-    if kind is not None and kind != "agent":
-        raise TargetError(f"{source}: kind: {kind!r} is not a kind of target (known: agent; "
-                          "leave 'kind' out for a command target)")
-    if kind == "agent":
-        from .agents import load_agent_target  # agent targets are a package of their own
-        from .agents.spec import DRIVER_OPTIONS, option_file_problems
+def _agent_target(data: dict[str, Any], source: str, options: Mapping[str, str] | None, strict: bool,
+                  pin: Installed | None) -> Target:
+    """``kind: agent``: an agent CLI driven by a scripted model (targets/agents/)."""
+    from .agents import load_agent_target  # agent targets are a package of their own
+    from .agents.spec import DRIVER_OPTIONS, option_file_problems
 
-        _, problems = parse_install(data.get("install"), data.get("versions"))
-        if problems:
-            raise TargetError("\n".join(f"{source}: {p}" for p in problems))
-        # Only the options this driver takes: an unknown one is reported as such below.
-        driver = data.get("agent", "claude-code")
-        taken = DRIVER_OPTIONS.get(driver, ()) if isinstance(driver, str) else ()
-        unreadable = option_file_problems({k: v for k, v in (options or {}).items() if k in taken})
-        if unreadable:
-            raise TargetError("\n".join(unreadable))
-        target = load_agent_target({k: v for k, v in data.items() if k not in PIN_KEYS}, source, options, strict)
-        target.pin = pin
-        view = getattr(target, "spec", None)
-        if pin is not None and isinstance(view, TargetSpec):  # reports name the pinned release, not PATH's
-            target.spec = dataclasses.replace(view, version=pin.version, pin=pin)  # type: ignore[attr-defined]
-        return target
+    _, problems = parse_install(data.get("install"), data.get("versions"))
+    if problems:
+        raise TargetError("\n".join(f"{source}: {p}" for p in problems))
+    # Only the options this driver takes: an unknown one is reported as such below.
+    driver = data.get("agent", "claude-code")
+    taken = DRIVER_OPTIONS.get(driver, ()) if isinstance(driver, str) else ()
+    unreadable = option_file_problems({k: v for k, v in (options or {}).items() if k in taken})
+    if unreadable:
+        raise TargetError("\n".join(unreadable))
+    target = load_agent_target({k: v for k, v in data.items() if k not in PIN_KEYS}, source, options, strict)
+    target.pin = pin
+    view = getattr(target, "spec", None)
+    if pin is not None and isinstance(view, TargetSpec):  # reports name the pinned release, not PATH's
+        target.spec = dataclasses.replace(view, version=pin.version, pin=pin)  # type: ignore[attr-defined]
+    return target
+
+
+def _command_target(data: dict[str, Any], source: str, options: Mapping[str, str] | None, strict: bool,
+                    pin: Installed | None) -> Target:
+    """A command line that runs the probe (no ``kind``): every wrapper preset."""
     spec = parse_target(data, source)
     if pin is not None:
         spec = dataclasses.replace(spec, pin=pin, bin_dirs=(pin.bin_dir,), version=pin.version)
     return CommandTarget(spec, options, strict)
+
+
+#: A target kind builds a Target from a target file's mapping:
+#: ``builder(data, source, options, strict, pin) -> Target``.
+TargetBuilder = Callable[[dict[str, Any], str, "Mapping[str, str] | None", bool, "Installed | None"], Target]
+#: The target kinds a target file may name with ``kind:`` (``command`` when it names none).
+#: Another package adds one with an entry point in the group ``sandboxcheck.targets``
+#: whose name is the kind and whose object is its builder.
+TARGET_KINDS: dict[str, TargetBuilder] = {"command": _command_target, "agent": _agent_target}
+_plugins_loaded = False
+
+
+def target_kinds() -> dict[str, TargetBuilder]:
+    """Every target kind: the built-in ones, then those other packages register."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="sandboxcheck.targets"):
+            if ep.name not in TARGET_KINDS:
+                try:
+                    TARGET_KINDS[ep.name] = ep.load()
+                except Exception:  # noqa: BLE001 - a broken plugin must not break the built-in kinds
+                    continue
+    return TARGET_KINDS
+
+
+def _build_target(data: dict[str, Any], source: str, options: Mapping[str, str] | None, strict: bool,
+                  pin: Installed | None = None) -> Target:
+    kind = data.get("kind", "command")
+    builder = target_kinds().get(kind) if isinstance(kind, str) else None
+    if builder is None:
+        known = ", ".join(k for k in target_kinds() if k != "command")
+        raise TargetError(f"{source}: kind: {kind!r} is not a kind of target (known: {known}; "
+                          "leave 'kind' out for a command target)")
+    return builder(data, source, options, strict, pin)
 
 
 def pin_spec(name: str) -> tuple[InstallSpec, dict[str, Any], str]:
