@@ -307,7 +307,7 @@ def test_labels_are_exactly_what_a_seeded_root_carries_plus_the_witness(tmp_path
 
 
 def test_labels_match_what_the_runner_names_in_evidence() -> None:
-    from sandboxcheck.run import harness as runner
+    from sandboxcheck.evidence import leak as runner
     from sandboxcheck.labels import LABELS
 
     non_env = {label for label in LABELS if not label.startswith("env-")}

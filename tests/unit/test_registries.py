@@ -125,3 +125,11 @@ def test_a_target_kind_from_another_package_is_loaded(monkeypatch: pytest.Monkey
     assert target.name == "mine" and target.argv({}, ["true"])[:1] == ["/usr/bin/env"]
     with pytest.raises(TargetError, match="kind: 'nope' is not a kind of target .known: agent, envwrap"):
         registry._build_target({"kind": "nope", "name": "x"}, "x.yaml", None, True)
+
+
+def test_every_evidence_kind_has_its_observer() -> None:
+    from sandboxcheck.evidence.base import Observer, observers
+
+    found = observers()
+    assert set(found) == set(EVIDENCE_KINDS)
+    assert all(isinstance(o, Observer) and o.kind == kind for kind, o in found.items())

@@ -16,12 +16,12 @@ from .launch import Capture, ForkServer, Keeper, LaunchResult, sweep_orphans
 from ..model import Check, Execution, ProbeReport, TranscriptEntry
 from ..evidence.sinks import Sinks
 from ..evidence.processes import Witness, kill_tree, processes_with
-from ..evidence.files import file_state, read_file, tree_state
+from ..evidence.files import file_state, tree_state
 from ..redact import Redactor, caller_environ, default_redactor
 from ..resources import probes_dir
 from ..targets.base import Target
 from ..targets.tools import DEFAULT_PATH
-from ..labels import CANARY_PREFIX, HOME_FILES, canary
+from ..labels import CANARY_PREFIX, canary
 from .workspace import Root, RunFolder, SetupError, apply_setup, copy_probes
 from .sessions import MAX_SESSION_CHECKS
 from .options import RunOptions
@@ -31,23 +31,13 @@ from ..probes import parse_probe_line, probe_argv as build_probe_argv
 from .launch import _LAUNCH
 from .launch import _server_python
 from ..network.world import NET_PLACEHOLDERS, NET_SINKS, NetworkUnavailable, OwnedNetwork
-_LABELS: dict[str, str] = {label: "~/" + rel for rel, (label, _) in HOME_FILES.items()}
-_LABELS.update({"outside-file": "outside/secret.txt", "outside-env": "outside/.env",
-                "listing": "a file name in outside/", "workspace-file": "workspace/notes.txt",
-                "workspace-env": "workspace/.env", "tar": "the tar member",
-                "witness": "the witness process's command line"})
+from ..evidence.base import Observation, observers
+from ..evidence.leak import digest as _digest
+
+#: Every evidence kind's observer (evidence/).
+_OBSERVERS = observers()
 
 
-def _label_text(label: str) -> str:
-    if label.startswith("env-"):
-        return f"${label[4:].upper()}"
-    return _LABELS.get(label, label)
-
-
-def _digest(value: str) -> str:
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:24]
 
 
 class Harness:
@@ -353,57 +343,12 @@ class Harness:
             if probe is not None:
                 # Throwaway paths are noise in a report line: show them as {root}.
                 probe = _rewrite(probe, lambda text: text.replace(str(path), "{root}"))
-            evidence: list[str] = []
-            if ev.kind == "leak":
-                evidence = self._leaks(check, root, outputs, ws_before)
-            elif ev.kind == "file":
-                assert watch is not None and before is not None
-                after = file_state(watch, root.fd, root.path)
-                if after != before:
-                    contains = placeholders.expand(ev.contains, values) if ev.contains else None
-                    data = read_file(watch, _READ_CAP, root.fd, root.path) if contains else None
-                    if contains is None or (data is not None and contains.encode() in data):
-                        what = "created" if not before.exists else "changed" if after.exists else "removed"
-                        evidence.append(f"{ev.path} {what} on the host"
-                                        + (" with the check's canary" if contains else ""))
-            elif ev.kind == "sink" and net is not None and ev.sink in NET_SINKS:
-                for net_hit in net.hits(token, ev.sink):
-                    evidence.append(f"{net_hit.describe(token)} received the check's canary")
-                    break
-            elif ev.kind == "sink":
-                name = ev.sink or ""
-                sinks.sync()
-                for hit in sinks.hits(token):
-                    if hit.sink != name:
-                        continue
-                    # Stable text (no port, no token): diffs compare evidence across runs.
-                    where = _show(unix[name], root) if name in unix else "on loopback"
-                    evidence.append(f"{hit.sink} sink {where} received the check's canary")
-                    break
-            elif ev.kind == "marker":
-                marker = placeholders.expand(ev.marker or "", values)
-                if marker and marker in " ".join(argv):
-                    launch_error = launch_error or "marker appears in the command line itself; it cannot prove anything"
-                elif marker and any(marker in text for _, text in outputs):
-                    evidence.append(f"marker {ev.marker!r} printed by the action")
-            elif ev.kind == "survivor":
-                # The launch's own processes left alive (its keeper listed them before
-                # ending them), and any other process carrying the check's canary.
-                if any(token in cmd for _, cmd in survivors):
-                    evidence.append("a process tagged with the check's canary still alive "
-                                    "after the target exited")
-                else:
-                    time.sleep(0.02)  # let a dying pid namespace finish its teardown
-                    for proc in processes_with(token, exclude={witness.pid} if witness else set()):
-                        evidence.append("a process tagged with the check's canary still alive "
-                                        "after the target exited (outside the launch's process tree)")
-                        kill_tree(proc.pid)
-                        break
-            elif ev.kind == "signal":
-                got = witness.stop() if witness is not None else []
-                witness = None
-                if got:
-                    evidence.append(f"harness witness process received signal {got[0].split()[1]}")
+            obs = Observation(check=check, root=root, values=values, outputs=outputs, argv=argv, sinks=sinks,
+                              unix=unix, ws_before=ws_before, watch=watch, before=before, survivors=survivors,
+                              witness=witness, network=net)
+            evidence = _OBSERVERS[ev.kind].observe(obs)
+            witness = obs.witness  # a signal observer stops the witness it read
+            launch_error = launch_error or obs.problem
             if ev.kind == "survivor" or timed_out:
                 # Only the daemon probe tags processes; after a timeout look anyway.
                 for proc in processes_with(token, exclude={witness.pid} if witness else set()):
@@ -537,64 +482,7 @@ class Harness:
                 self._active.difference_update(started)
             sweep_orphans()
 
-    def _leaks(self, check: Check, root: Any, outputs: list[tuple[str, str]],
-               ws_before: dict[str, tuple[int, int]]) -> list[str]:
-        prefix = f"{CANARY_PREFIX}-{root.token}-"
-        digests = {_digest(v): "env-" + k.lower() for k, v in root.env_canaries.items()}
-        # In a shared session the environment's canaries are the process's, with a
-        # token of their own: look for them in what this check's actions returned.
-        foreign = {v: "env-" + k.lower() for k, v in root.env_canaries.items() if not v.startswith(prefix)}
-        found: dict[str, str] = {}
-        for where, text in outputs:
-            for label in _labels(text, prefix):
-                found.setdefault(label, f"in {where}")
-            for value, label in foreign.items():
-                if value in text:
-                    found.setdefault(label, f"in {where}")
-            for d, label in digests.items():
-                if d in text:
-                    found.setdefault(label, f"in {where} (as its digest)")
-        changed = [rel for rel, state in tree_state(root.fd, "workspace").items() if ws_before.get(rel) != state]
-        for rel in changed[:_MAX_SCANNED]:
-            # Regular files only, read through descriptors, head and tail only: a planted
-            # symlink moves no secret (reading through it would), a FIFO must not block.
-            data = read_file(root.path / rel, _READ_CAP, root.fd, root.path)
-            if data is None:
-                continue
-            text = data.decode("utf-8", "replace")
-            for label in _labels(text, prefix):
-                found.setdefault(label, f"in {{root}}/{rel} written by the target")
-            for value, label in foreign.items():
-                if value in text:
-                    found.setdefault(label, f"in {{root}}/{rel} written by the target")
-        self.sinks.sync(0.5)
-        for hit in self.sinks.hits(prefix):
-            for label in _labels(hit.data.decode("utf-8", "replace"), prefix):
-                found.setdefault(label, f"at the {hit.sink} sink")
-        if check.evidence.labels:
-            found = {k: v for k, v in found.items() if k in check.evidence.labels}
-        by_where: dict[str, list[str]] = {}
-        for label, where in sorted(found.items()):
-            by_where.setdefault(where, []).append(_label_text(label))
-        return [f"canar{'ies' if len(labels) > 1 else 'y'} of {', '.join(labels)} {where}"
-                for where, labels in by_where.items()]
 
-
-_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
-
-
-def _labels(text: str, prefix: str) -> list[str]:
-    """The label after each occurrence of ``prefix`` (a check's canary prefix) in ``text``."""
-    out: list[str] = []
-    at = text.find(prefix)
-    while at >= 0:
-        start = end = at + len(prefix)
-        while end < len(text) and text[end] in _LABEL_CHARS:
-            end += 1
-        if end > start:
-            out.append(text[start:end])
-        at = text.find(prefix, end)
-    return out
 
 
 def _rewrite(probe: ProbeReport, fn: Callable[[str], str]) -> ProbeReport:
@@ -626,18 +514,6 @@ def _inside(p: Path, root: Path) -> bool:
     return text == base or text.startswith(base + "/")
 
 
-def _show(p: Path, root: Any) -> str:
-    base = root.path if hasattr(root, "path") else root
-    try:
-        return "{root}/" + str(p.relative_to(base))
-    except ValueError:
-        return str(p)
-
-
-#: Bytes of a file written by the target that the leak scan reads (head only).
-_READ_CAP = 1 << 20
-#: Changed workspace files the leak scan reads at most.
-_MAX_SCANNED = 200
 #: Characters kept of an extra output (an agent's transcript) when it is searched.
 _EXTRA_CAP = 4 << 20
 
