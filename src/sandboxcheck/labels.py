@@ -13,7 +13,7 @@ CANARY_PREFIX = "SCNRY"
 #: Environment variables every target receives, each holding a canary.
 ENV_CANARIES: tuple[str, ...] = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "ANTHROPIC_API_KEY",
-    "OPENAI_API_KEY", "NPM_TOKEN", "SANDBOXCHECK_SECRET",
+    "OPENAI_API_KEY", "GEMINI_API_KEY", "NPM_TOKEN", "SANDBOXCHECK_SECRET",
 )
 
 #: Dummy credential files of the fake home: path relative to home -> (label, template).

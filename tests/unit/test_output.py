@@ -188,7 +188,7 @@ def invoke(*args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("args, expected", [
     (("run", "baselin", "-t", "none"), "unknown matrix 'baselin': not a file and not a bundled matrix "
-                                       "(did you mean 'baseline'?); bundled: advisories, agent, baseline"),
+                                       "(did you mean 'baseline'?); bundled: advisories, agent, agent-gemini, baseline"),
     (("validate", "basline"), "(did you mean 'baseline'?)"),
     (("compare", "baseline-x", "--before", "none", "--after", "none"), "(did you mean 'baseline'?)"),
     (("run", "baseline", "-t", "bwrap-stric"), "unknown target 'bwrap-stric' (did you mean 'bwrap-strict'?)"),

@@ -78,7 +78,8 @@ def test_unsupported_release_is_refused_before_any_install(ref: str, supported: 
 
 def test_every_vendor_preset_is_pinnable() -> None:
     for name in ("srt", "srt-settings", "codex-read-only", "codex-workspace-write", "codex-workspace-write-no-tmp",
-                 "codex-agent", "codex-agent-no-tmp", "codex-agent-read-only", "claude-code", "claude-code-sandbox"):
+                 "codex-agent", "codex-agent-no-tmp", "codex-agent-read-only", "claude-code", "claude-code-sandbox",
+                 "gemini-cli", "gemini-cli-yolo", "gemini-cli-auto-edit", "gemini-cli-plan", "gemini-cli-tool-sandbox"):
         install, _, _ = pin_spec(name)
         assert install.supported
     with pytest.raises(TargetError, match="pinnable presets: claude-code, claude-code-sandbox"):

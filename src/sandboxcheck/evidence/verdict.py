@@ -23,7 +23,7 @@ LAYERS: dict[str, str] = {
     "NOVAR": "variable removed from the environment",
     # Agent targets: the harness's scripted model saw the agent refuse the call.
     "AGENT_DENIED": "the agent's permission check (it would have asked the user)",
-    "AGENT_REFUSED": "the agent refused to start (its sandbox is unavailable)",
+    "AGENT_REFUSED": "the agent refused to start (its sandbox unavailable, or the folder not trusted)",
 }
 
 

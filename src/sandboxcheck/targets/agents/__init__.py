@@ -5,7 +5,8 @@
 The agent runs in the same throwaway root, fake HOME and synthetic
 environment as any target; the model it talks to is a scripted server on
 127.0.0.1 (``messages_api`` speaks Anthropic's Messages API for Claude Code,
-``responses_api`` OpenAI's Responses API for Codex; ``base.AgentTarget`` is what every driver shares), which plays the
+``responses_api`` OpenAI's Responses API for Codex, ``gemini_api`` the Gemini API for
+Gemini CLI; ``base.AgentTarget`` is what every driver shares), which plays the
 check's script and records every tool result outside the sandbox.
 """
 from __future__ import annotations

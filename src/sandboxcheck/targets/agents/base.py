@@ -268,6 +268,10 @@ class AgentTarget(Target):
         """A step of the harness's vocabulary as this agent's tools take it."""
         return step
 
+    def session_stdin(self, number: int) -> str:
+        """What session ``number`` reads on stdin: its prompt (a CLI taking it as an argument: "")."""
+        return session_prompt(number)
+
     def collect(self, run: AgentRun, status: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add what the driver kept of each session (a log, say) to its status entry."""
         return status
@@ -332,7 +336,7 @@ class AgentTarget(Target):
             if plan.path_without:
                 env["PATH"] = shim_path(folder / "path", plan.path_without)
             sessions = [{"argv": self.session_argv(run, plan, n), "env": env, "cwd": values["workspace"],
-                         "stdin": session_prompt(n)} for n in range(1, plan.sessions + 1)]
+                         "stdin": self.session_stdin(n)} for n in range(1, plan.sessions + 1)]
             plan_path = folder / "plan.json"
             write_beneath(str(root), plan_path, {"sessions": sessions, "status": str(folder / "status.json")})
         except BaseException:

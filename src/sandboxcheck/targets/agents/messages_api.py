@@ -346,9 +346,13 @@ class ModelServer:
     played and answered.
     """
 
-    def __init__(self, script: Script, feed: Feed | None = None) -> None:
-        self.model = ScriptedModel(script, feed)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+    #: The request handler: a protocol's routes (a subclass for another wire protocol).
+    handler: type[BaseHTTPRequestHandler] = _Handler
+
+    def __init__(self, script: Script, feed: Feed | None = None, *, model: ScriptedModel | None = None) -> None:
+        """``model`` plays the script (another protocol's model class); by default Messages API's."""
+        self.model = model if model is not None else ScriptedModel(script, feed)
+        self._server = _Server(("127.0.0.1", 0), self.handler)
         self._server.model = self.model
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                          name="sandboxcheck-model", daemon=True)

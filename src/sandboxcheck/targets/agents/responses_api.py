@@ -335,8 +335,7 @@ class ResponsesServer(ModelServer):
     provider's ``base_url`` is ``url + "/v1"``) and ``transcript``.
     """
 
+    handler = _ResponsesHandler
+
     def __init__(self, script: Script, tools: Mapping[str, str] | None = None) -> None:
-        super().__init__(script)
-        self.model = ResponsesModel(script, tools)
-        self._server.model = self.model
-        self._server.RequestHandlerClass = _ResponsesHandler
+        super().__init__(script, model=ResponsesModel(script, tools))

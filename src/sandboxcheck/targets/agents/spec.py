@@ -16,7 +16,9 @@ An agent target file (``kind: agent``)::
 
 A ``codex`` target takes ``config:`` (keys merged into the generated
 CODEX_HOME/config.toml) instead of ``settings``, ``user_settings`` and
-``allowed_tools``, which are Claude Code's.
+``allowed_tools``, which are Claude Code's. A ``gemini-cli`` target's
+``settings`` and ``user_settings`` are Gemini CLI settings (the workspace's
+``.gemini/settings.json`` and the fake HOME's ``~/.gemini/settings.json``).
 
 An agent check carries an ``agent:`` mapping in the matrix (see
 ``CheckAgent``); without one, an agent target runs the check's probe as one
@@ -73,6 +75,8 @@ DRIVERS: dict[str, Driver] = {d.name: d for d in (
     Driver("claude-code", "claude", ("settings", "user_settings", "flags", "allowed_tools"),
            ("settings", "user_settings", "allowed_tools"), "sandboxcheck.targets.agents.claude:ClaudeCodeTarget"),
     Driver("codex", "codex", ("config", "flags"), ("config",), "sandboxcheck.targets.agents.codex:CodexTarget"),
+    Driver("gemini-cli", "gemini", ("settings", "user_settings", "flags"), ("settings", "user_settings"),
+           "sandboxcheck.targets.agents.gemini:GeminiTarget"),
 )}
 
 
@@ -196,7 +200,7 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
         problems.append(f"agent: {driver!r} is not a known agent (known: {', '.join(DRIVERS)})")
     for other, keys in _DRIVER_KEYS.items():
         for key in keys:
-            if other != driver and driver in DRIVERS and key in data:
+            if other != driver and driver in DRIVERS and key in data and key not in _DRIVER_KEYS[driver]:
                 problems.append(f"'{key}' is a {other} key; an agent: {driver} target does not take it")
     reqs: list[Requirement] = []
     raw_reqs = data.get("requires") or []
@@ -219,7 +223,8 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
                         f"requires: [{{name: {exe}, install: \"npm install ...\"}}]")
     for key in ("settings", "user_settings"):
         if not isinstance(data.get(key) or {}, Mapping):
-            problems.append(f"'{key}' must be a mapping (Claude Code settings)")
+            problems.append(f"'{key}' must be a mapping ({'Gemini CLI' if driver == 'gemini-cli' else 'Claude Code'} "
+                            "settings)")
     if not isinstance(data.get("config") or {}, Mapping):
         problems.append("'config' must be a mapping (Codex config.toml keys)")
     tools = data.get("allowed_tools") or []
