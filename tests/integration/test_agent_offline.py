@@ -28,7 +28,7 @@ from sandboxcheck.targets.agents import load_agent_target
 from sandboxcheck.targets.agents.spec import check_agent_problems, merge, offline, parse_check_agent
 from sandboxcheck.matrix.load import MatrixError, parse_matrix
 from sandboxcheck.model import Matrix, Observed, Status
-from sandboxcheck.pytest_plugin import describe_failure
+from sandboxcheck.plugin.items import describe_failure
 from sandboxcheck.report.run import render_table
 from sandboxcheck.run.options import RunOptions
 from sandboxcheck.run.schedule import run_matrix
