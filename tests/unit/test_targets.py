@@ -419,3 +419,23 @@ def test_lookup_survives_a_removed_working_directory(tmp_path: Path, monkeypatch
     cwd.rmdir()
     assert targets.tool_dirs() == [cache / "sandboxcheck" / "npm" / "node_modules" / ".bin"]
     assert targets.find_tool(MISSING_TOOL) is None
+
+
+def test_a_tool_is_asked_its_version_once_per_installed_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir, state, asked = tmp_path / "bin", tmp_path / "state", tmp_path / "asked"
+    bindir.mkdir()
+    tool = bindir / "sc-fake-tool"
+    tool.write_text(f"#!/bin/sh\necho x >> {asked}\necho 'sc-fake-tool 1.2.3'\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("SANDBOXCHECK_TOOLS", str(bindir))
+    monkeypatch.setattr(targets, "state_dir", lambda name, create=True: state / name)
+    targets.installed_version.cache_clear()
+    assert targets.installed_version("sc-fake-tool") == "sc-fake-tool 1.2.3"
+    targets.installed_version.cache_clear()  # as a new process would start
+    assert targets.installed_version("sc-fake-tool") == "sc-fake-tool 1.2.3"
+    assert asked.read_text().count("x") == 1
+    # Another file at the same path (an upgrade) is asked again.
+    tool.write_text(f"#!/bin/sh\necho x >> {asked}\necho 'sc-fake-tool 1.2.40'\n")
+    targets.installed_version.cache_clear()
+    assert targets.installed_version("sc-fake-tool") == "sc-fake-tool 1.2.40"
+    targets.installed_version.cache_clear()

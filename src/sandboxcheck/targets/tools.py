@@ -95,6 +95,53 @@ def find_tool(name: str, first: Sequence[Path] = ()) -> str | None:
 _VERSION = re.compile(r"\d+(?:\.\d+)+(?:~\d+(?:\.\d+)*)?")
 
 
+#: Versions remembered across processes: a tool's version is asked once per installed file
+#: (a node CLI costs about half a second of CPU to answer ``--version``; every process of a
+#: sharded survey would otherwise ask every tool again).
+_VERSIONS_FILE = "versions.json"
+_VERSIONS_KEPT = 256
+
+
+def _version_key(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{os.path.realpath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _remembered_versions() -> tuple[Path | None, dict[str, str]]:
+    import json
+
+    folder = state_dir("versions", create=False)
+    if folder is None:
+        return None, {}
+    try:
+        data = json.loads((folder / _VERSIONS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    return folder, {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(data, dict) else {}
+
+
+def _remember_version(key: str, version: str) -> None:
+    import json
+
+    folder, known = _remembered_versions()
+    folder = folder or state_dir("versions")
+    if folder is None:
+        return
+    known[key] = version
+    kept = dict(list(known.items())[-_VERSIONS_KEPT:])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{_VERSIONS_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(kept), encoding="utf-8")
+        os.replace(tmp, folder / _VERSIONS_FILE)
+    except OSError:
+        pass
+
+
 @lru_cache(maxsize=None)
 def installed_version(binary: str, first: Sequence[Path] = ()) -> str | None:
     """``'<binary> <version>'`` of an executable, or None when it is not installed.
@@ -103,13 +150,26 @@ def installed_version(binary: str, first: Sequence[Path] = ()) -> str | None:
     ``codex-cli 0.169.0``, a bare ``0.0.78`` from srt, ``bubblewrap 0.8.0``)
     and socat only knows ``-V`` (its number on the second line), so this tries
     ``--version`` then ``-V`` and takes the first dotted number printed by one
-    that succeeds; without one, the first line as printed.
+    that succeeds; without one, the first line as printed. Remembered across
+    processes per installed file (path, inode, size, modification time).
     """
-    import subprocess
-
     path = find_tool(binary, first)
     if not path:
         return None
+    key = _version_key(path)
+    if key is not None:
+        known = _remembered_versions()[1].get(key)
+        if known is not None:
+            return known
+    found_version = _ask_version(binary, path)
+    if found_version is not None and key is not None:
+        _remember_version(key, found_version)
+    return found_version
+
+
+def _ask_version(binary: str, path: str) -> str | None:
+    import subprocess
+
     first_line: str | None = None
     for flag in ("--version", "-V"):
         try:
