@@ -20,10 +20,12 @@ import subprocess
 import tempfile
 import time
 
-from sandboxcheck.matrix import load_matrix
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.runner import Harness, RunOptions, run_matrix
-from sandboxcheck.targets import load_target
+from sandboxcheck.run.harness import Harness
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.targets.registry import load_target
 
 
 def floor(n: int, jobs: int) -> float:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sandboxcheck.targets import load_target
+from sandboxcheck.targets.registry import load_target
 
 DEFAULT_TARGETS = ("landlock", "bwrap-strict", "firejail")
 

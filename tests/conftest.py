@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandboxcheck.matrix import load_matrix
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix
 from sandboxcheck.resources import resolve_matrix
 
@@ -13,6 +13,17 @@ pytest_plugins = ["pytester"]  # the plugin tests in tests/plugin run pytest ins
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: runs real sandboxes on this machine")
+
+
+#: Folders whose tests run real sandboxes, agents or whole CLI runs: the slow tier.
+#: ``python3 -m pytest -m "not integration"`` runs the rest (the fast tier).
+_INTEGRATION = ("integration", "hostile")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent.name in _INTEGRATION:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

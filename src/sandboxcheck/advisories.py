@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .model import status_exit
 from .compare import Change, classify, results_by_id
-from .matrix import MatrixError, Problem, _Lines, compose, read_text
+from .matrix.lines import MatrixError, Problem, Lines, compose, read_text
 
 #: Statuses of a replayed advisory, in the order a summary lists them.
 REPRODUCED, NOT_REPRODUCED, COULD_NOT_RUN = "reproduced", "not reproduced", "could not run"
@@ -99,7 +100,7 @@ def corpus_dir() -> Path:
     return _data_dir("advisories")
 
 
-def _problems(data: Any, ln: _Lines, file: str) -> list[Problem]:
+def _problems(data: Any, ln: Lines, file: str) -> list[Problem]:
     """Every problem of an advisory mapping (its keys, their types, the target and releases)."""
     def at(key: str, message: str, path: tuple[str | int, ...] = ()) -> Problem:
         full = (key, *path) if key else ()
@@ -131,7 +132,7 @@ def _problems(data: Any, ln: _Lines, file: str) -> list[Problem]:
         if key in text and not _VERSION.match(text[key]):
             out.append(at(key, f"{text[key]!r} is not a release number such as 0.0.16 (quote it in YAML)"))
     if "target" in text:
-        from .targets import pinnable_presets
+        from .targets.registry import pinnable_presets
 
         names = pinnable_presets()
         if text["target"] not in names:
@@ -139,7 +140,7 @@ def _problems(data: Any, ln: _Lines, file: str) -> list[Problem]:
             out.append(at("target", f"{text['target']!r} is not a pinnable preset"
                           + (f" (did you mean {close[0]!r}?)" if close else f"; pinnable: {', '.join(names)}")))
     if _VERSION.match(text.get("vulnerable", "")) and _VERSION.match(text.get("fixed", "")):
-        from .pinning import version_key
+        from .targets.pinning import version_key
 
         if version_key(text["vulnerable"]) >= version_key(text["fixed"]):
             out.append(at("fixed", f"{text['fixed']} is not newer than the vulnerable {text['vulnerable']}"))
@@ -170,9 +171,9 @@ def _problems(data: Any, ln: _Lines, file: str) -> list[Problem]:
     return out
 
 
-def _check_problems(adv: Advisory, ln: _Lines) -> list[Problem]:
+def _check_problems(adv: Advisory, ln: Lines) -> list[Problem]:
     """The matrix cannot be loaded, or a listed check is not in it (with a did-you-mean)."""
-    from .matrix import load_matrix
+    from .matrix.load import load_matrix
     from .resources import resolve_matrix
 
     ref = adv.matrix_ref()
@@ -204,7 +205,7 @@ def load_advisory(path: str | Path) -> Advisory:
     """An advisory file, validated (its matrix and checks included); AdvisoryError lists every problem."""
     file = str(path)
     node = compose(read_text(path, "advisory", AdvisoryError), file, AdvisoryError)
-    ln = _Lines(file)
+    ln = Lines(file)
     data = ln.convert(node) if node is not None else None
     problems = list(ln.problems) + _problems(data, ln, file)
     if problems:
@@ -373,10 +374,11 @@ class PinnedEvaluator(Evaluator):
         import time
 
         from .bisect import BisectError, select_checks
-        from .matrix import load_matrix
+        from .matrix.load import load_matrix
         from .resources import resolve_matrix
-        from .runner import run_targets
-        from .targets import TargetError, load_target
+        from .run.schedule import run_targets
+        from .targets.base import TargetError
+        from .targets.registry import load_target
 
         t0 = time.monotonic()
         try:
@@ -419,10 +421,8 @@ def replay(advisories: Sequence[Advisory], evaluator: Evaluator,
 
 def exit_code(replays: Sequence[Replay]) -> int:
     """0 when every advisory was reproduced, 1 when one was not, else 3 when one could not run."""
-    statuses = {r.status for r in replays}
-    if NOT_REPRODUCED in statuses:
-        return 1
-    return 3 if COULD_NOT_RUN in statuses else 0
+    return status_exit(("fail" if r.status == NOT_REPRODUCED else r.status for r in replays),
+                       unsure=(COULD_NOT_RUN,))
 
 
 def summary_line(replays: Sequence[Replay]) -> str:

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from .compare import Change, Comparison, diff_reports, results_by_id, side
 from .compare import render as render_diff
-from .pinning import PinError, is_prerelease, registry_versions, version_key
+from .targets.pinning import PinError, is_prerelease, registry_versions, version_key
 
 #: Statuses of a tried release.
 OLD, NEW, SKIPPED = "old", "new", "skipped"
@@ -243,8 +243,9 @@ def evaluator(name: str, matrix: Any, options: Mapping[str, str], run_options: A
     A release that does not install or start, or whose run leaves a check
     inconclusive, comes back skipped with the reason.
     """
-    from .runner import run_matrix
-    from .targets import TargetError, load_target
+    from .run.schedule import run_matrix
+    from .targets.base import TargetError
+    from .targets.registry import load_target
 
     def evaluate(version: str) -> Outcome:
         progress(f"{name}@{version}: installing (cached after the first time)")

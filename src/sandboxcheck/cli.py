@@ -18,9 +18,36 @@ import click
 from . import __version__
 from .compare import DEFAULT_FAIL_ON, FAIL_ON_WORDS
 
-REPORT_FORMATS = ["table", "json", "junit", "sarif", "markdown"]
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
+class _Formats(click.Choice):
+    """The --format choices of one kind of result, read from the format registry when first
+    needed (the registry also lists formats other packages add)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> list[str]:  # type: ignore[override]
+        from .report.registry import formats
+
+        return formats(self.kind)
+
+    @choices.setter
+    def choices(self, value: object) -> None:  # click's own __init__ is bypassed
+        pass
+
+
+def _report_formats() -> list[str]:
+    from .report.registry import formats
+
+    return formats("run")
+#: The one --target-opt of every command that loads targets (run, compare, survey, bisect;
+#: the plugin's --sandboxcheck-target-opt): see ``targets.registry.load_targets``.
+_TARGET_OPT = click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
+                           help="Target option (e.g. settings=FILE for srt-settings, flags=... for an "
+                                "agent), given to every target that takes it; one no target takes is an "
+                                "error. Repeatable.")
+from .report.registry import EXIT_FAIL, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 #: The target of ``run`` without --target: sandboxcheck's own Landlock launcher.
 DEFAULT_TARGET = "landlock"
 
@@ -28,10 +55,10 @@ DEFAULT_TARGET = "landlock"
 def _progress() -> Any:
     """A progress bar on stderr when stderr is a terminal, else the silent default."""
     if sys.stderr.isatty():
-        from .report import RichProgress
+        from .report.console import RichProgress
 
         return RichProgress()
-    from .runner import Progress
+    from .run.options import Progress
 
     return Progress()
 
@@ -109,7 +136,8 @@ def _selection(command: Any) -> Any:
 
 def _load_selected(ref: str, only: tuple[str, ...], keyword: str | None) -> Any:
     """The matrix ``ref`` with the checks --only and -k select (MatrixError, or exit 2 for a selection)."""
-    from .matrix import SelectionError, load_matrix, select
+    from .matrix.select import SelectionError, select
+    from .matrix.load import load_matrix
 
     m = load_matrix(_matrix_path(ref))
     try:
@@ -121,7 +149,7 @@ def _load_selected(ref: str, only: tuple[str, ...], keyword: str | None) -> Any:
 
 def _harness() -> None:
     """Set up this process to launch targets: SIGTERM ends a run cleanly, and orphans come back here."""
-    from .controls import become_subreaper
+    from .run.launch import become_subreaper
 
     signal.signal(signal.SIGTERM, _sigterm)
     become_subreaper()
@@ -179,13 +207,13 @@ def main(ctx: click.Context, debug: bool) -> None:
               envvar="SANDBOXCHECK_TARGET",
               help="Preset name ('sandboxcheck targets' lists them), target file, or inline command "
                    "containing {cmd}. Without it, sandboxcheck's own Landlock launcher is tested.")
-@click.option("--format", "-f", "fmt", type=click.Choice(REPORT_FORMATS), default="table",
+@click.option("--format", "-f", "fmt", type=_Formats("run"), default="table",
               show_default=True, help="Report format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report to this file instead of stdout.")
 @click.option("--report", "reports", multiple=True, metavar="FORMAT:FILE",
               help="Also write a report, e.g. --report junit:out.xml --report sarif:out.sarif "
-                   f"(formats: {', '.join(REPORT_FORMATS)}). Repeatable.")
+                   "(formats as --format). Repeatable.")
 @click.option("--accepted", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Accepted JSON report (of the same target): fail only on deviations it does not already have.")
 @click.option("--baseline", "baseline_alias", type=click.Path(dir_okay=False), default=None, hidden=True,
@@ -201,11 +229,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--keep-workspace", is_flag=True, help="Keep each throwaway root for debugging.")
 @click.option("--no-control", is_flag=True,
               help="Skip the unsandboxed control runs (faster, weaker proof).")
-@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
-              help="Target option, e.g. settings=FILE for srt-settings. Repeatable.")
+@_TARGET_OPT
 @click.option("--require-isolation", is_flag=True,
               help="Exit 1 when the preflight sees no isolation at all (a sandbox that fell open).")
 @click.option("--no-preflight", is_flag=True, help="Skip the preflight probe.")
+@click.option("--own-network", is_flag=True,
+              help="Run every check inside the harness's own name space (names under sandboxcheck.test "
+                   "resolve to its sinks); checks using its network always do.")
 @click.option("--agent-sessions", type=click.Choice(["shared", "per-check"]), default="shared",
               show_default=True,
               help="Agent targets: run the checks that allow it one after another in long-lived "
@@ -226,12 +256,15 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         agent_sessions: str = "shared", sarif_base: str | None = None,
         only: tuple[str, ...] = (), keyword: str | None = None, baseline_alias: str | None = None,
         accepted_any_target: bool = False, verbose: bool = False, shard_spec: str | None = None,
-        anonymise_host: bool = False) -> None:
+        anonymise_host: bool = False, own_network: bool = False) -> None:
     """Run MATRIX (a file, or a bundled name such as 'baseline') against a target."""
-    from .matrix import MatrixError
+    from .matrix.load import MatrixError
     from .policy import BaselineError, apply_baseline, load_accepted
-    from .runner import RunOptions, check_temp_dir, run_matrix
-    from .targets import TargetError, load_target, parse_target_opts
+    from .run.options import RunOptions
+    from .run.schedule import run_matrix
+    from .run.roots import check_temp_dir
+    from .targets.base import TargetError
+    from .targets.registry import load_target, parse_target_opts
 
     shard = _parse_shard(shard_spec)
     if baseline_alias is not None:
@@ -272,7 +305,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
         _fail_usage("--require-isolation needs the preflight: drop --no-preflight")
     options = RunOptions(jobs=jobs, timeout=timeout, keep_workspace=keep_workspace,
                          control=not no_control, preflight=not no_preflight,
-                         sessions=agent_sessions == "shared")
+                         sessions=agent_sessions == "shared", own_network=own_network)
     try:
         report = run_matrix(m, target, options, progress)
     except KeyboardInterrupt:
@@ -366,9 +399,9 @@ def _parse_reports(reports: tuple[str, ...]) -> list[tuple[str, str]]:
     out = []
     for spec in reports:
         fmt, sep, path = spec.partition(":")
-        if not sep or not path or fmt not in REPORT_FORMATS:
+        if not sep or not path or fmt not in _report_formats():
             _fail_usage(f"--report {spec!r}: expected FORMAT:FILE with FORMAT one of "
-                        f"{', '.join(REPORT_FORMATS)}")
+                        f"{', '.join(_report_formats())}")
         out.append((fmt, path))
     return out
 
@@ -379,23 +412,15 @@ def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[s
 
     A table written to a file has every check's full reason and fix, as ``-v`` shows them.
     """
-    from functools import partial
 
-    from .report import FORMATTERS, render_table
+    from .report.registry import render
 
-    formatters = {**FORMATTERS, "sarif": partial(FORMATTERS["sarif"], base=sarif_base)}
     for f, path in ([(fmt, output)] if output else []) + extra:
         with open(path, "w", encoding="utf-8") as fh:
-            if f == "table":
-                render_table(report, fh, verbose=True)
-            else:
-                formatters[f](report, fh)
+            render("run", f, report, fh, verbose=True, base=sarif_base)
         click.echo(f"{f} report written to {path}", err=True)
     if not output:
-        if fmt == "table":
-            render_table(report, sys.stdout, verbose=verbose)
-        else:
-            formatters[fmt](report, sys.stdout)
+        render("run", fmt, report, sys.stdout, verbose=verbose, base=sarif_base)
     if output or fmt != "table":
         s = report.summary()
         click.echo(f"{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
@@ -412,7 +437,7 @@ _OUTPUT_HELP = "Write the comparison to this file instead of stdout."
 @main.command()
 @click.argument("before", type=click.Path(dir_okay=False))
 @click.argument("after", type=click.Path(dir_okay=False))
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
+@click.option("--format", "-f", "fmt", type=_Formats("diff"), default="table",
               show_default=True, help=_FORMAT_HELP)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
 @click.option("--fail-on", default=",".join(DEFAULT_FAIL_ON), show_default=True, metavar="WORDS", help=_FAIL_ON_HELP)
@@ -426,7 +451,7 @@ def diff(before: str, after: str, fmt: str, output: str | None, fail_on: str, sh
     Exit 1 when a check regressed (its status got worse), 0 otherwise, 2 on bad input.
     """
     from .compare import Comparison, diff_reports, load_report, matrix_mismatch, results_by_id, side
-    from .compare import render as render_diff
+    from .report.registry import exit_code, render
     from .policy import BaselineError
 
     kinds = _fail_on(fail_on)
@@ -443,8 +468,8 @@ def diff(before: str, after: str, fmt: str, output: str | None, fail_on: str, sh
     changes = diff_reports(results_by_id(reports[0]), results_by_id(reports[1]))
     comparison = Comparison("diff", sides[0], sides[1], tuple(changes),
                             f"different matrices: {mismatch}" if mismatch else None)
-    _emit(lambda fh: render_diff(comparison, fmt, fh, show_all), output)
-    sys.exit(comparison.exit_code(kinds))
+    _emit(lambda fh: render("diff", fmt, comparison, fh, show_unchanged=show_all), output)
+    sys.exit(exit_code("diff", comparison, fail_on=kinds))
 
 
 def _fail_on(text: str) -> tuple[str, ...]:
@@ -468,10 +493,8 @@ def _emit(write: Any, output: str | None) -> None:
 @click.argument("matrix")
 @click.option("--before", "before_ref", required=True, help="Target before (preset, file or inline).")
 @click.option("--after", "after_ref", required=True, help="Target after.")
-@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
-              help="Target option (e.g. settings=FILE), given to each of the two targets that takes it. "
-                   "Repeatable.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
+@_TARGET_OPT
+@click.option("--format", "-f", "fmt", type=_Formats("diff"), default="table",
               show_default=True, help=_FORMAT_HELP)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
 @click.option("--report", "reports", multiple=True, metavar="WHICH:FILE",
@@ -490,11 +513,14 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     Exit 1 when a check regressed (its status got worse), 0 otherwise, 2 on bad input.
     """
     from .compare import Comparison, diff_reports, results_by_id, side, versions_of
-    from .compare import render as render_diff
-    from .matrix import MatrixError
-    from .runner import RunOptions, check_temp_dir, run_targets
-    from .survey import load_targets
-    from .targets import TargetError, parse_target_opts
+    from .report.registry import exit_code, render
+    from .matrix.load import MatrixError
+    from .run.options import RunOptions
+    from .run.schedule import run_targets
+    from .run.roots import check_temp_dir
+    from .targets.registry import load_targets
+    from .targets.base import TargetError
+    from .targets.registry import parse_target_opts
 
     kinds = _fail_on(fail_on)
     keep: dict[str, str] = {}
@@ -527,7 +553,7 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    from .report import render_json
+    from .report.run import render_json
 
     for which, target, run_report in zip(("before", "after"), targets, runs):
         run_report.target.update(versions_of(target))
@@ -537,17 +563,16 @@ def compare(matrix: str, before_ref: str, after_ref: str, fmt: str, output: str 
     before_d, after_d = (r.to_dict() for r in runs)
     changes = diff_reports(results_by_id(before_d), results_by_id(after_d))
     comparison = Comparison("compare", side(before_d, before_ref), side(after_d, after_ref), tuple(changes))
-    _emit(lambda fh: render_diff(comparison, fmt, fh, show_all), output)
-    sys.exit(comparison.exit_code(kinds))
+    _emit(lambda fh: render("diff", fmt, comparison, fh, show_unchanged=show_all), output)
+    sys.exit(exit_code("diff", comparison, fail_on=kinds))
 
 
 @main.command()
 @click.argument("matrix")
 @click.option("--target", "-t", "target_refs", multiple=True, required=True,
               help="Preset name, target file or inline command; repeat for each column.")
-@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE",
-              help="Target option, given to every target that takes it. Repeatable.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "markdown", "json", "html"]),
+@_TARGET_OPT
+@click.option("--format", "-f", "fmt", type=_Formats("survey"),
               default="table", show_default=True, help="Grid format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the grid to this file instead of stdout.")
@@ -573,10 +598,12 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     import shlex
 
     from . import survey as sv
-    from .matrix import MatrixError
-    from .report import RichProgress
-    from .runner import RunOptions, check_temp_dir
-    from .targets import TargetError, parse_target_opts
+    from .matrix.load import MatrixError
+    from .report.console import RichProgress
+    from .run.options import RunOptions
+    from .run.roots import check_temp_dir
+    from .targets.base import TargetError
+    from .targets.registry import parse_target_opts
 
     shard = _parse_shard(shard_spec)
     _check_writable([output])
@@ -600,13 +627,15 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
     _shard_facts(result, m, None, anonymise_host)
+    from .report.registry import exit_code, render
+
     if output:
         with open(output, "w", encoding="utf-8") as fh:
-            sv.FORMATTERS[fmt](result, fh)
+            render("survey", fmt, result, fh)
         click.echo(f"survey written to {output}", err=True)
     else:
-        sv.FORMATTERS[fmt](result, sys.stdout)
-    sys.exit(result.exit_code())
+        render("survey", fmt, result, sys.stdout)
+    sys.exit(exit_code("survey", result))
 
 
 @main.command()
@@ -615,8 +644,8 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 @click.option("--old", "old", required=True, help="The release known to behave the old way.")
 @click.option("--new", "new", required=True, help="The release known to behave the new way.")
 @click.option("--check", "checks", multiple=True, metavar="ID", help="Check to follow (repeatable; default: all).")
-@click.option("--target-opt", "target_opts", multiple=True, metavar="KEY=VALUE", help="Target option. Repeatable.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+@_TARGET_OPT
+@click.option("--format", "-f", "fmt", type=_Formats("bisect"), default="table", show_default=True,
               help="Output format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
@@ -632,9 +661,10 @@ def bisect(matrix: str, target_name: str, old: str, new: str, checks: tuple[str,
     from pathlib import Path
 
     from . import bisect as bs
-    from .matrix import MatrixError, load_matrix
-    from .runner import RunOptions
-    from .targets import TargetError, parse_target_opts, pin_spec
+    from .matrix.load import MatrixError, load_matrix
+    from .run.options import RunOptions
+    from .targets.base import TargetError
+    from .targets.registry import parse_target_opts, pin_spec
 
     _check_writable([output])
     if "@" in target_name and not Path(target_name).exists():
@@ -655,15 +685,17 @@ def bisect(matrix: str, target_name: str, old: str, new: str, checks: tuple[str,
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    _emit(lambda fh: bs.render(result, fmt, fh), output)
-    sys.exit(EXIT_OK if result.found else EXIT_FAIL)
+    from .report.registry import exit_code, render
+
+    _emit(lambda fh: render("bisect", fmt, result, fh), output)
+    sys.exit(exit_code("bisect", result))
 
 
 @main.command()
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--advisories", "folder", default=None, metavar="DIR", envvar="SANDBOXCHECK_ADVISORIES",
               help="Folder of advisory files (default: the bundled corpus).")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+@click.option("--format", "-f", "fmt", type=_Formats("replay"), default="table", show_default=True,
               help="Output format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help=_OUTPUT_HELP)
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
@@ -679,7 +711,7 @@ def replay(ids: tuple[str, ...], folder: str | None, fmt: str, output: str | Non
     2 on bad input.
     """
     from . import advisories as adv
-    from .runner import RunOptions
+    from .run.options import RunOptions
 
     _check_writable([output])
     try:
@@ -693,9 +725,11 @@ def replay(ids: tuple[str, ...], folder: str | None, fmt: str, output: str | Non
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    _emit(lambda fh: adv.render(replays, fmt, fh), output)
+    from .report.registry import exit_code, render
+
+    _emit(lambda fh: render("replay", fmt, replays, fh), output)
     click.echo(adv.summary_line(replays), err=True)
-    sys.exit(adv.exit_code(replays))
+    sys.exit(exit_code("replay", replays))
 
 
 @main.command()
@@ -706,7 +740,7 @@ def replay(ids: tuple[str, ...], folder: str | None, fmt: str, output: str | Non
 def validate(files: tuple[str, ...], kind: str | None = None) -> None:
     """Validate FILES (matrices, suites, target files, JSON reports, workflows running sandboxcheck, advisories),
     reporting every problem with file and line."""
-    from .matrix import MatrixError
+    from .matrix.load import MatrixError
     from .validate import validate_file
 
     bad = 0
@@ -743,9 +777,12 @@ def targets(names: tuple[str, ...], verbose: bool) -> None:
     codex) and of the current directory, then in
     ~/.cache/sandboxcheck/npm/node_modules/.bin.
     """
-    from .pinning import PinError
-    from .report import console_for, cut, target_lines
-    from .targets import TargetError, load_target, pin_details, pinnable_presets, preset_names, requirement_versions
+    from .targets.pinning import PinError
+    from .report.console import console_for, cut
+    from .report.run import target_lines
+    from .targets.base import TargetError
+    from .targets.registry import load_target, pin_details, pinnable_presets, preset_names
+    from .targets.base import requirement_versions
 
     console = console_for(sys.stdout)
     pinned = [n for n in names if "@" in n]
@@ -782,12 +819,56 @@ def targets(names: tuple[str, ...], verbose: bool) -> None:
 
 
 @main.command()
+@click.argument("settings", type=click.Path(dir_okay=False, exists=True))
+@click.option("--target", "-t", "target_ref", required=True,
+              help="The sandbox to test: srt, srt-settings or srt-net (any @VERSION) run with the settings; "
+                   "another target runs with its own configuration.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table: one line per rule; json: the rules with their verdicts (schema_version 1).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file instead of stdout.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
+              help="Checks run in parallel.")
+def conform(settings: str, target_ref: str, fmt: str, output: str | None, jobs: int) -> None:
+    """Test each rule a sandbox's SETTINGS declare (srt JSON, Claude Code JSON, Codex TOML).
+
+    Every declared path and domain, a domain in neither list, a path no rule
+    names and the files srt always protects become checks; each rule is
+    reported as honoured, violated or could not test (why). Exit 1 when a
+    rule was violated.
+    """
+    import json
+
+    from .conform import PolicyError, format_table
+    from .conform import conform as run_conform
+    from .matrix.load import MatrixError
+    from .run.options import RunOptions
+    from .targets.base import TargetError
+
+    _harness()
+    try:
+        report = run_conform(settings, target_ref, RunOptions(jobs=jobs))
+    except (PolicyError, TargetError, MatrixError) as exc:
+        _fail_usage(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    text = json.dumps(report.to_dict(), indent=2) if fmt == "json" else format_table(report)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        click.echo(text)
+    sys.exit(report.exit_code())
+
+
+@main.command()
 def probes() -> None:
     """List the probe catalogue."""
     from rich.table import Table
 
     from .probes import PROBES
-    from .report import console_for
+    from .report.console import console_for
 
     table = Table("probe", "arguments", "evidence", "what it does")
     for p in PROBES.values():
@@ -800,7 +881,7 @@ def probes() -> None:
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown", "html"]), default="table",
+@click.option("--format", "-f", "fmt", type=_Formats("fleet"), default="table",
               show_default=True, help="Report format on stdout (or --output).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the merged report to this file instead of stdout.")
@@ -815,6 +896,8 @@ def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_
     """
     from . import merge as mg
 
+    from .report.registry import exit_code, render
+
     _check_writable([output])
     try:
         fleet = mg.load(files, allow_different_matrices)
@@ -824,13 +907,13 @@ def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_
         report = mg.run_report(fleet)
         if fmt == "json":
             _emit(lambda fh: mg.render_run_json(fleet, report, fh), output)
-        elif fmt in REPORT_FORMATS:
+        elif fmt in _report_formats():
             write_reports(report, fmt, output, [])
         else:
-            _emit(lambda fh: mg.FORMATTERS[fmt](fleet, fh), output)
-        sys.exit(report.exit_code())
-    _emit(lambda fh: mg.FORMATTERS[fmt](fleet, fh), output)
-    sys.exit(fleet.exit_code())
+            _emit(lambda fh: render("fleet", fmt, fleet, fh), output)
+        sys.exit(exit_code("run", report))
+    _emit(lambda fh: render("fleet", fmt, fleet, fh), output)
+    sys.exit(exit_code("fleet", fleet))
 
 
 def entry() -> None:

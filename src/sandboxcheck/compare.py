@@ -202,7 +202,7 @@ def target_version(target: Mapping[str, Any]) -> str | None:
 def versions_of(target: Any) -> dict[str, Any]:
     """What to add to a report's ``target`` entry about versions: a pinned ``version``, or the
     ``versions`` of the tools it requires (``["srt 0.0.78", "bwrap 0.8.0"]``); empty when unknown."""
-    from .targets import requirement_versions
+    from .targets.base import requirement_versions
 
     pinned = getattr(getattr(target, "spec", None), "version", None)
     if isinstance(pinned, str) and pinned:
@@ -319,6 +319,8 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
     matrix = after.matrix or before.matrix
     head = f"sandboxcheck {comparison.command}" + (f" {matrix}" if matrix else "")
     if fmt == "markdown":
+        from .report.console import md_cell
+
         out.write(f"## {head}: `{before.title()}` -> `{after.title()}`\n\n")
         if comparison.note:
             out.write(f"**Warning:** {comparison.note}\n\n")
@@ -326,13 +328,13 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
         if shown:
             out.write("| " + " | ".join(_COLUMNS) + " |\n|" + "---|" * len(_COLUMNS) + "\n")
             for c in shown:
-                cells = [cell.replace("|", "\\|").replace("\n", " ") for cell in _row(c)]
+                cells = [md_cell(cell) for cell in _row(c)]
                 cells[1] = f"`{cells[1]}`"
                 out.write("| " + " | ".join(cells) + " |\n")
         return
     from rich.markup import escape
 
-    from .report import Columns, console_for, cut, labelled
+    from .report.console import Columns, console_for, cut, labelled
 
     style = {"regression": "bold red", "improvement": "green"}
     console = console_for(out)

@@ -22,7 +22,7 @@ from .model import matrix_digest
 from .redact import caller_environ
 
 if TYPE_CHECKING:
-    from .targets import Target
+    from .targets.base import Target
 
 __all__ = ["matrix_digest"]  # re-exported: a report's matrix digest is made in model
 
@@ -110,7 +110,8 @@ def host_facts(targets: Iterable[Target] = (), anonymise: bool = False) -> dict[
     label = caller_environ().get(LABEL_ENV, "").strip()
     if label:
         facts["label"] = label
-    from .targets import landlock_abi, requirement_versions
+    from .targets.base import requirement_versions
+    from .targets.tools import landlock_abi
 
     tools = sorted({v for t in targets for v in requirement_versions(t)})
     facts.update({

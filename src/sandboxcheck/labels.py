@@ -8,7 +8,36 @@ from __future__ import annotations
 
 import difflib
 
-from .workspace import ENV_CANARIES, HOME_FILES
+CANARY_PREFIX = "SCNRY"
+
+#: Environment variables every target receives, each holding a canary.
+ENV_CANARIES: tuple[str, ...] = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY", "GEMINI_API_KEY", "NPM_TOKEN", "SANDBOXCHECK_SECRET",
+)
+
+#: Dummy credential files of the fake home: path relative to home -> (label, template).
+HOME_FILES: dict[str, tuple[str, str]] = {
+    ".ssh/id_ed25519": ("ssh-key", "-----BEGIN OPENSSH PRIVATE KEY-----\n{c}\n-----END OPENSSH PRIVATE KEY-----\n"),
+    ".ssh/config": ("ssh-config", "Host dummy\n  User {c}\n"),
+    ".aws/credentials": ("aws", "[default]\naws_access_key_id = AKIADUMMY\naws_secret_access_key = {c}\n"),
+    ".config/gcloud/application_default_credentials.json":
+        ("gcloud", '{{"type": "authorized_user", "client_id": "dummy", "refresh_token": "{c}"}}\n'),
+    ".kube/config": ("kube", "apiVersion: v1\nkind: Config\nusers:\n- name: dummy\n  user:\n    token: {c}\n"),
+    ".netrc": ("netrc", "machine example.invalid login dummy password {c}\n"),
+    ".docker/config.json": ("docker", '{{"auths": {{"registry.invalid": {{"auth": "{c}"}}}}}}\n'),
+    ".git-credentials": ("git-credentials", "https://dummy:{c}@git.invalid\n"),
+    ".npmrc": ("npmrc", "//registry.invalid/:_authToken={c}\n"),
+    ".pypirc": ("pypirc", "[pypi]\nusername = __token__\npassword = {c}\n"),
+    ".bashrc": ("bashrc", "# fake home of a sandboxcheck run\nexport PS1='$ '\n"),
+    ".gitconfig": ("gitconfig", "[user]\n  name = dummy\n  email = dummy@example.invalid\n"),
+}
+
+
+def canary(token: str, label: str) -> str:
+    """The canary value for one label of one check."""
+    return f"{CANARY_PREFIX}-{token}-{label}"
+
 
 #: Canaries the seed writes outside the fake home (kept in step with ``workspace._files``,
 #: which the unit tests compare against a real seed), and the harness's witness process.
@@ -54,4 +83,4 @@ def suggest(word: str) -> str | None:
     return names[close[0]] if close else None
 
 
-__all__ = ["LABELS", "suggest"]
+__all__ = ["CANARY_PREFIX", "ENV_CANARIES", "HOME_FILES", "LABELS", "canary", "suggest"]

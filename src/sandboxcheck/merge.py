@@ -19,8 +19,9 @@ from typing import IO, Any
 from . import __version__
 from .compare import load_report, target_version
 from .hostfacts import host_key
-from .model import SCHEMA_VERSION, Matrix, Observed, Result, RunReport, Status
+from .model import SCHEMA_VERSION, Matrix, Observed, Result, RunReport, Status, status_exit
 from .policy import BaselineError
+from .report.console import md_cell as _md
 
 NA = "n/a"
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "skip": "⏭️", NA: "·"}
@@ -104,10 +105,9 @@ class Fleet:
     def exit_code(self) -> int:
         """Like ``run``: 1 a live fail, 3 otherwise inconclusive, n/a, conflicting or incomplete, else 0."""
         statuses = {c["status"] for col in self.columns for c in col.cells.values() if not c.get("excused")}
-        if "fail" in statuses:
-            return 1
-        conflicts = any(d["kind"] == "conflicting" for d in self.duplicates)
-        return 3 if statuses & {"inconclusive", NA} or conflicts or self.incomplete() else 0
+        if self.incomplete() or any(d["kind"] == "conflicting" for d in self.duplicates):
+            statuses.add(NA)  # a gap or a conflict is as unsure as an n/a cell
+        return status_exit(statuses, unsure=("inconclusive", NA))
 
     def to_dict(self) -> dict[str, Any]:
         """The fleet view as JSON."""
@@ -382,9 +382,6 @@ def render_markdown(fleet: Fleet, out: IO[str]) -> None:
       + " |\n")
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
 
 def render_table(fleet: Fleet, out: IO[str], color: bool | None = None) -> None:
     """A terminal grid: differences first, then checks down and (target, host) across."""
@@ -438,6 +435,3 @@ def render_json(fleet: Fleet, out: IO[str]) -> None:
     """The fleet view as JSON."""
     json.dump(fleet.to_dict(), out, indent=2, ensure_ascii=False)
     out.write("\n")
-
-
-FORMATTERS = {"table": render_table, "json": render_json, "markdown": render_markdown, "html": render_html}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -18,12 +18,25 @@ CATEGORIES: tuple[str, ...] = (
 EXPECTS: tuple[str, ...] = ("allowed", "denied")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 #: Every evidence kind and what it takes as proof that the action took effect.
+#: The sinks the harness owns, which ``sink`` evidence names: network sinks on
+#: 127.0.0.1 and unix sockets in the root's run/ folder.
+SINKS: dict[str, str] = {
+    "tcp": "a TCP listener on 127.0.0.1 ({tcp_port})",
+    "udp": "a UDP socket on 127.0.0.1 ({udp_port})",
+    "dns": "a DNS server on 127.0.0.1 ({dns_port}) that logs query names",
+    "ssh-agent": "a unix socket at run/ssh-agent.sock ($SSH_AUTH_SOCK)",
+    "docker": "a unix socket at run/docker.sock ($DOCKER_HOST)",
+    "web": "the harness's own network: HTTP, CONNECT, TLS and SOCKS5 sinks on its addresses ({net_port})",
+    "resolver": "the harness's own network: its DNS server ({net_dns_ip}), which logs query names",
+}
+#: The sinks that are unix sockets in the root (the rest listen on 127.0.0.1).
+UNIX_SINKS: tuple[str, ...] = ("ssh-agent", "docker")
 EVIDENCE_KINDS: dict[str, str] = {
     "leak": "the check's canary crosses: in the target's output, in a file written in the workspace, "
             "or at any sink",
     "file": "a host path ('path') is created, changed or removed; with 'contains', only when it then "
             "holds that text",
-    "sink": "a harness-owned sink ('sink': tcp, udp, dns, ssh-agent, docker) receives the check's canary",
+    "sink": f"a harness-owned sink ('sink': {', '.join(SINKS)}) receives the check's canary",
     "marker": "a string ('marker') that only exists once the action ran shows up in the output",
     "survivor": "a process tagged with the check's canary outlives the target",
     "signal": "the harness's witness process ({witness_pid}) receives a signal",
@@ -116,7 +129,7 @@ class Check:
     end_line: int = 0
     #: An agent check's script and agent settings (the matrix's ``agent:`` mapping),
     #: read by agent targets; None for a plain probe check.
-    agent: dict[str, Any] | None = field(default=None, hash=False)
+    agent: CheckAgent | None = field(default=None, hash=False)
     #: Host-side actions in the root before the target starts (the matrix's ``setup:`` list).
     setup: tuple[SetupStep, ...] = ()
 
@@ -296,6 +309,16 @@ class Result:
 
 
 #: Version of the JSON report format.
+def status_exit(statuses: Iterable[str], unsure: Iterable[str] = ("inconclusive",)) -> int:
+    """The one exit rule of every verdict (run, survey, fleet, replay): 1 when anything
+    failed, else 3 when anything is in ``unsure`` (inconclusive; n/a in a grid), else 0.
+    The caller leaves out what is excused (waived, accepted)."""
+    seen = set(statuses)
+    if "fail" in seen:
+        return 1
+    return 3 if seen & set(unsure) else 0
+
+
 SCHEMA_VERSION = 1
 #: Fields of a check or waiver that say where it was written, not what it is.
 _PLACE = ("source", "line", "end_line")
@@ -353,10 +376,7 @@ class RunReport:
 
     def exit_code(self) -> int:
         """0 all passed (or skipped, waived, accepted), 1 a fail, 3 no fail but an inconclusive."""
-        live = [r for r in self.results if not r.excused]
-        if any(r.status is Status.FAIL for r in live):
-            return 1
-        return 3 if any(r.status is Status.INCONCLUSIVE for r in live) else 0
+        return status_exit(r.status.value for r in self.results if not r.excused)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical JSON report."""
@@ -375,3 +395,50 @@ class RunReport:
             **({"host": self.host} if self.host is not None else {}),
             **({"shard": self.shard} if self.shard is not None else {}),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One scripted tool call of an agent check, before placeholders are expanded.
+
+    ``tool`` Bash runs ``command`` (default ``{cmd}``: the check's probe, or the
+    step's own ``probe`` with ``args``), with ``dangerouslyDisableSandbox: true``
+    when ``disable_sandbox``. Read, Write and Edit act on ``path`` (default: the
+    check's ``path`` argument) with ``content`` (Write) or ``old``/``new`` (Edit).
+    ``session`` is the agent process (1-based) that makes the call: a higher
+    number means the agent was restarted in between.
+    """
+
+    tool: str = "Bash"
+    command: str | None = None
+    probe: str | None = None
+    args: tuple[tuple[str, Any], ...] = ()
+    disable_sandbox: bool = False
+    path: str | None = None
+    content: str | None = None
+    old: str | None = None
+    new: str | None = None
+    session: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAgent:
+    """What an agent check scripts and how it configures the agent for that check.
+
+    ``settings``/``user_settings`` are merged over the target's; ``allowed_tools``
+    (when given) replaces the target's; ``flags`` and ``env`` are added;
+    ``path_without`` removes executables (``bwrap``) from the agent's PATH.
+    """
+
+    steps: tuple[StepSpec, ...] = (StepSpec(),)
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    user_settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    allowed_tools: tuple[str, ...] | None = None
+    flags: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    path_without: tuple[str, ...] = ()
+
+    @property
+    def sessions(self) -> int:
+        """How many agent processes the check starts."""
+        return max(s.session for s in self.steps)

@@ -15,6 +15,7 @@ _TOKEN = re.compile(r"\{\{([a-z_]+)\}\}|\{([a-z_]+)\}")
 MATRIX_PLACEHOLDERS: frozenset[str] = frozenset({
     "workspace", "home", "outside", "root", "run", "probes", "python", "tmp",
     "token", "tcp_port", "udp_port", "dns_port", "witness_pid", "fd",
+    "net_port", "net_allowed_ip", "net_other_ip", "net_dns_ip", "net_domain",
 })
 #: What each matrix placeholder stands for (the matrix reference is generated from this).
 MATRIX_MEANINGS: dict[str, str] = {
@@ -32,6 +33,13 @@ MATRIX_MEANINGS: dict[str, str] = {
     "dns_port": "the port of the harness's DNS sink on 127.0.0.1",
     "witness_pid": "the pid of the harness's witness process (signal evidence)",
     "fd": "the number of the check's first pass_fd descriptor (setup)",
+    "net_port": "the port of the harness's web sinks (HTTP, TLS, CONNECT, SOCKS5) on each of its addresses; "
+                "using any net_ placeholder runs the target inside the harness's own name space",
+    "net_allowed_ip": "the loopback address that allowed.sandboxcheck.test and *.allowed.sandboxcheck.test "
+                      "resolve to",
+    "net_other_ip": "the loopback address every other name under sandboxcheck.test resolves to",
+    "net_dns_ip": "the loopback address of the harness's DNS sink (port 53; the target's resolv.conf names it)",
+    "net_domain": "the harness's test domain, sandboxcheck.test",
 }
 #: Where a ``setup:`` step's path may start: folders of the throwaway root.
 SETUP_ROOTS: tuple[str, ...] = ("{root}", "{workspace}", "{home}", "{outside}", "{run}")
@@ -47,6 +55,7 @@ TARGET_OPTIONS: frozenset[str] = frozenset({"settings"})
 TARGET_PLACEHOLDERS: frozenset[str] = frozenset({
     "workspace", "home", "root", "probes", "python", "cmd", "cmd_shell", "cmd_json", "run", "outside",
     "state", "version", "launch_id", *TARGET_OPTIONS,
+    "net_port", "net_allowed_ip", "net_other_ip", "net_dns_ip", "net_domain",
 })
 
 

@@ -5,8 +5,8 @@ showed for that check through that target (``allowed``, ``denied`` or
 ``unknown``), marked and coloured by its status. A target that cannot run
 here becomes a column of ``n/a`` with the reason in a note instead of
 aborting the survey. The core (:func:`run_survey`) reuses
-:func:`~sandboxcheck.runner.run_matrix` with one shared
-:class:`~sandboxcheck.runner.Harness`; the formatters below only render a
+:func:`~sandboxcheck.run.schedule.run_matrix` with one shared
+:class:`~sandboxcheck.run.harness.Harness`; the formatters below only render a
 finished :class:`Survey`.
 """
 from __future__ import annotations
@@ -25,8 +25,13 @@ from . import __version__
 from .hostfacts import host_facts, matrix_digest
 from .model import Check, Matrix, Result, Status
 from .shard import Shard
-from .runner import Harness, Progress, RunOptions, RunReport, run_matrix
-from .targets import CommandTarget, Target, TargetError, load_target, requirement_versions
+from .run.harness import Harness
+from .run.options import Progress, RunOptions
+from .run.schedule import run_matrix
+from .model import RunReport, status_exit
+from .targets.command import CommandTarget
+from .targets.base import Target, requirement_versions
+from .report.console import md_cell as _md
 
 SCHEMA_VERSION = 1
 NA = "n/a"
@@ -135,7 +140,7 @@ class Survey:
                     statuses.add(NA)
                 elif not getattr(r, "excused", False):
                     statuses.add(r.status.value)
-        return 1 if "fail" in statuses else 3 if statuses & {"inconclusive", NA} else 0
+        return status_exit(statuses, unsure=("inconclusive", NA))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready survey: targets with versions and summaries, then every cell per check."""
@@ -201,17 +206,10 @@ def _unique(names: Sequence[str]) -> list[str]:
 
 def load_targets(refs: Sequence[str], options: Mapping[str, str] | None = None
                  ) -> list[tuple[str, Target]]:
-    """(ref, target) for each ref; each target gets the options it takes.
+    """(ref, target) for each ref; each target gets the options it takes (``registry.load_targets``)."""
+    from .targets.registry import load_targets as load
 
-    An option that no target takes is a TargetError, like a bad ref.
-    """
-    options = dict(options or {})
-    loaded = [(ref, load_target(ref, options, strict=False)) for ref in refs]
-    taken = {k for _, t in loaded if isinstance(t, CommandTarget) for k in t.option_values()}
-    unused = sorted(set(options) - taken)
-    if unused:
-        raise TargetError(f"--target-opt {unused[0]}: none of the targets takes this option")
-    return loaded
+    return load(refs, options)
 
 
 def run_survey(matrix: Matrix, targets: Sequence[tuple[str, Target]],
@@ -305,7 +303,7 @@ def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> Non
     from rich.table import Table
     from rich.text import Text
 
-    from .report import console_for
+    from .report.console import console_for
 
     console = console_for(out, color)  # NO_COLOR, FORCE_COLOR and COLUMNS as every rich program
     if not console.is_terminal and not os.environ.get("COLUMNS"):
@@ -334,9 +332,6 @@ def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> Non
     for i, note in enumerate(_notes(survey), 1):
         console.print(f"[{i}] {note}", markup=False)
 
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(survey: Survey, out: IO[str]) -> None:
@@ -439,8 +434,3 @@ def render_html(survey: Survey, out: IO[str]) -> None:
         f"<li><code>{e(col.name)}</code>: {e(col.description or col.ref)}</li>\n"
         for col in survey.columns) + "</ul>\n")
     w("</body>\n</html>\n")
-
-
-FORMATTERS: dict[str, Callable[..., None]] = {
-    "table": render_table, "markdown": render_markdown, "json": render_json, "html": render_html,
-}

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import safeyaml
-from .matrix import MatrixError, Problem, _Lines, compose, load_matrix, read_text
+from .matrix.lines import MatrixError, Problem, Lines, compose, read_text
+from .matrix.load import load_matrix
 from .resources import resolve_matrix
 
 #: The kinds ``validate`` knows, as ``--kind`` takes them.
@@ -49,7 +50,7 @@ _DISTINCT: dict[str, tuple[str, ...]] = {
 
 def detect_kind(path: str, data: Any) -> str | None:
     """The kind of a file from its name and top-level keys; None when it is none of them."""
-    from .suite import SUITE_SUFFIXES
+    from .matrix.suite import SUITE_SUFFIXES
 
     if path.endswith(SUITE_SUFFIXES):
         return "suite"
@@ -71,7 +72,7 @@ def validate_file(path: str, kind: str | None = None) -> Validated:
     resolved = str(resolve_matrix(path))
     text = read_text(resolved, kind or "matrix")
     node = compose(text, resolved)
-    ln = _Lines(resolved)
+    ln = Lines(resolved)
     data = ln.convert(node) if node is not None else None
     # A file of no other kind is read as a matrix, the kind most files given here are.
     kind = kind or detect_kind(resolved, data) or "matrix"
@@ -79,7 +80,7 @@ def validate_file(path: str, kind: str | None = None) -> Validated:
         m = load_matrix(resolved)
         return Validated("matrix", f"{len(m.checks)} checks")  # the wording scripts may already parse
     if kind == "suite":
-        from .suite import load_suite
+        from .matrix.suite import load_suite
 
         s = load_suite(resolved)
         return Validated("suite", f"{_n(len(s.matrices), 'matrix', 'matrices')}, {_n(len(s.targets), 'target')}")
@@ -97,8 +98,9 @@ def validate_file(path: str, kind: str | None = None) -> Validated:
     return _workflow(resolved, data, ln)
 
 
-def _target(path: str, data: Any, ln: _Lines) -> Validated:
-    from .targets import TargetError, load_target
+def _target(path: str, data: Any, ln: Lines) -> Validated:
+    from .targets.base import TargetError
+    from .targets.registry import load_target
 
     try:
         target = load_target(path, strict=False)
@@ -113,7 +115,7 @@ def _target(path: str, data: Any, ln: _Lines) -> Validated:
 _KEY_AT = re.compile(r"^(?:unknown key '([^']+)'|'([a-z_]+)'|([a-z_/]+):)")
 
 
-def _target_problem(path: str, message: str, ln: _Lines) -> Problem:
+def _target_problem(path: str, message: str, ln: Lines) -> Problem:
     """One line of a TargetError as a Problem at the line of the key it is about."""
     for prefix in (f"{path}: ", f"{Path(path)}: "):
         message = message.removeprefix(prefix)
@@ -124,7 +126,7 @@ def _target_problem(path: str, message: str, ln: _Lines) -> Problem:
     return Problem(path, line, "", message)
 
 
-def _report(path: str, ln: _Lines) -> Validated:
+def _report(path: str, ln: Lines) -> Validated:
     from .compare import load_report
     from .policy import BaselineError
 
@@ -141,10 +143,11 @@ def _report(path: str, ln: _Lines) -> Validated:
 _RUNS_MATRIX = ("run", "survey", "compare", "validate")
 
 
-def _workflow(path: str, data: dict[str, Any], ln: _Lines) -> Validated:
+def _workflow(path: str, data: dict[str, Any], ln: Lines) -> Validated:
     """A GitHub Actions workflow: the matrices and targets its sandboxcheck commands name must load."""
-    from .suite import missing_matrix_message
-    from .targets import TargetError, load_target
+    from .matrix.suite import missing_matrix_message
+    from .targets.base import TargetError
+    from .targets.registry import load_target
 
     problems: list[Problem] = []
     commands = 0

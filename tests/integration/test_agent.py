@@ -25,12 +25,17 @@ from typing import Any
 
 import pytest
 
-from sandboxcheck.matrix import load_matrix
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix, Status
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.runner import Harness, RunOptions, RunReport, run_matrix
-from sandboxcheck.verdict import judge
-from sandboxcheck.targets import Target, TargetError, find_tool, installed_version, load_target
+from sandboxcheck.run.harness import Harness
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.model import RunReport
+from sandboxcheck.evidence.verdict import judge
+from sandboxcheck.targets.base import Target, TargetError
+from sandboxcheck.targets.tools import find_tool, installed_version
+from sandboxcheck.targets.registry import load_target
 
 pytestmark = [
     pytest.mark.integration,

@@ -17,20 +17,23 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from sandboxcheck.agent import load_agent_target
-from sandboxcheck.agent.spec import check_agent_problems, merge, offline, parse_check_agent
-from sandboxcheck.matrix import MatrixError, parse_matrix
+from marks import eventually
+
+from sandboxcheck.targets.agents import load_agent_target
+from sandboxcheck.targets.agents.spec import check_agent_problems, merge, offline, parse_check_agent
+from sandboxcheck.matrix.load import MatrixError, parse_matrix
 from sandboxcheck.model import Matrix, Observed, Status
-from sandboxcheck.pytest_plugin import describe_failure
-from sandboxcheck.report import render_table
-from sandboxcheck.runner import RunOptions, run_matrix
-from sandboxcheck.targets import TargetError, load_target
+from sandboxcheck.plugin.items import describe_failure
+from sandboxcheck.report.run import render_table
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.targets.base import TargetError
+from sandboxcheck.targets.registry import load_target
 
 pytestmark = pytest.mark.integration
 
@@ -397,7 +400,7 @@ def test_presets_load_and_describe_themselves() -> None:
 
 def test_unavailable_names_the_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("sandboxcheck.targets._local_tool_dirs", lambda: [])
+    monkeypatch.setattr("sandboxcheck.targets.tools._local_tool_dirs", lambda: [])
     monkeypatch.delenv("SANDBOXCHECK_TOOLS", raising=False)
     why = load_target("claude-code").unavailable()
     assert why is not None and why.startswith("claude not found on PATH: npm install")
@@ -438,9 +441,7 @@ def test_sigterm_during_a_shared_session_ends_the_agent_and_removes_everything(
     def running(needle: str) -> list[psutil.Process]:
         return [p for p in psutil.process_iter(["cmdline"]) if needle in " ".join(p.info["cmdline"] or [])]
 
-    deadline = time.monotonic() + 30
-    while not running(f"sleep {marker}") and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    eventually(lambda: bool(running(f"sleep {marker}")) or proc.poll() is not None, timeout=30)
     if not running(f"sleep {marker}"):
         proc.kill()
         raise AssertionError(("the session never reached the slow check", proc.communicate()))
@@ -451,8 +452,7 @@ def test_sigterm_during_a_shared_session_ends_the_agent_and_removes_everything(
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    time.sleep(0.2)
-    assert not running(f"sleep {marker}") and not running(str(tmp_path / "bin" / "claude"))
+    assert eventually(lambda: not running(f"sleep {marker}") and not running(str(tmp_path / "bin" / "claude")))
     try:
         assert os.listdir(tmp) == []
     finally:

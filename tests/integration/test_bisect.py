@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.pinning import satisfies, system_node
+from sandboxcheck.targets.pinning import satisfies, system_node
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration,
@@ -82,7 +82,7 @@ def test_unsupported_release_exits_2_naming_the_range() -> None:
 
 def test_pinned_agent_runs_its_own_release_and_reports_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from sandboxcheck.compare import versions_of
-    from sandboxcheck.targets import load_target
+    from sandboxcheck.targets.registry import load_target
 
     monkeypatch.setenv("SANDBOXCHECK_CACHE", str(ROOT / ".tools" / "cache"))
     target = load_target("claude-code@2.1.0")

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from marks import requires_bwrap
+from marks import eventually, requires_bwrap
 
 pytestmark = pytest.mark.integration
 
@@ -123,8 +123,8 @@ def test_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
     assert time.monotonic() - start < 20
     result = json.loads(proc.stdout)["results"][0]
     assert result["status"] == "inconclusive" and "timed out" in result["reason"]
-    time.sleep(0.2)
-    assert not [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+    assert eventually(lambda: not [p for p in psutil.process_iter(["cmdline"])
+                                   if marker in " ".join(p.info["cmdline"] or [])])
 
 
 @pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, "2"), (signal.SIGTERM, "8")])
@@ -134,22 +134,23 @@ def test_ctrl_c_removes_everything(tmp_path: Path, sig: int, jobs: str) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "sandboxcheck.cli", "run", "baseline", "--target",
                              f"/bin/sh -c 'sleep {marker}; exec \"$@\"' sh {{cmd}}", "--jobs", jobs],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (leftovers() - before) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    def sleeping() -> bool:  # a target's sleep (the run's own command line names the marker too)
+        return any((p.info["cmdline"] or [""])[0] == "sleep" and marker in p.info["cmdline"]
+                   for p in psutil.process_iter(["cmdline"]))
+
+    # A launch is under way once a target's sleep runs: the signal lands inside its wait.
+    eventually(lambda: (bool(leftovers() - before) and sleeping()) or proc.poll() is not None, timeout=60)
     if not leftovers() - before:
         if proc.poll() is None:
             proc.kill()
         out, err = proc.communicate(timeout=30)
         pytest.fail(f"the run never started (exit {proc.returncode}):\n{err[-4000:]}\n{out[-2000:]}")
-    time.sleep(1.0)  # well inside a launch's wait, not at its boundaries
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    time.sleep(0.2)
-    assert leftovers() <= before
-    assert not [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+    assert eventually(lambda: leftovers() <= before), leftovers() - before
+    assert eventually(lambda: not sleeping())
 
 
 def test_keep_workspace_keeps_and_reports(tmp_path: Path) -> None:

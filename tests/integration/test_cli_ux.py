@@ -12,7 +12,7 @@ import pytest
 
 from marks import requires_bwrap, requires_landlock
 from test_cli import private_tmp  # noqa: F401 - autouse: each test's runs get their own temp folder
-from sandboxcheck.targets import preset_names
+from sandboxcheck.targets.registry import preset_names
 
 pytestmark = pytest.mark.integration
 

@@ -24,14 +24,18 @@ from typing import Any
 
 import pytest
 
-from sandboxcheck.agent import load_agent_target
-from sandboxcheck.agent.codex import OFFLINE_CONFIG, CodexTarget, codex_step, toml_dumps
-from sandboxcheck.agent.model_server import Step
-from sandboxcheck.matrix import load_matrix, parse_matrix
+from sandboxcheck.targets.agents import load_agent_target
+from sandboxcheck.targets.agents.codex import OFFLINE_CONFIG, CodexTarget, codex_step, toml_dumps
+from sandboxcheck.targets.agents.script import Step
+from sandboxcheck.matrix.load import load_matrix, parse_matrix
 from sandboxcheck.model import Matrix, Observed, Status
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.runner import RunOptions, RunReport, run_targets
-from sandboxcheck.targets import TargetError, find_tool, installed_version, load_target, state_dir
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_targets
+from sandboxcheck.model import RunReport
+from sandboxcheck.targets.base import TargetError
+from sandboxcheck.targets.tools import find_tool, installed_version, state_dir
+from sandboxcheck.targets.registry import load_target
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import yaml
 
 from marks import requires_bwrap
 from sandboxcheck.resources import matrices_dir
-from sandboxcheck.targets import load_target
+from sandboxcheck.targets.registry import load_target
 
 pytestmark = [pytest.mark.integration, requires_bwrap]
 

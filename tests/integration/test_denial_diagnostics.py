@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.matrix import load_matrix
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix, Observed, Result, Status
-from sandboxcheck.runner import RunOptions, run_matrix
-from sandboxcheck.targets import load_target
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.targets.registry import load_target
 
 from marks import requires_bwrap, requires_landlock
 

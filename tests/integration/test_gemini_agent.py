@@ -22,15 +22,18 @@ from typing import Any
 
 import pytest
 
-from sandboxcheck.agent import load_agent_target
-from sandboxcheck.agent.gemini import OFFLINE_SETTINGS, GeminiTarget, gemini_step
-from sandboxcheck.agent.gemini_api import GeminiServer
-from sandboxcheck.agent.model_server import SESSION_TAG, Script, Step
-from sandboxcheck.matrix import load_matrix, parse_matrix
-from sandboxcheck.model import Status
+from sandboxcheck.matrix.load import load_matrix, parse_matrix
+from sandboxcheck.model import RunReport, Status
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.runner import RunOptions, RunReport, run_targets
-from sandboxcheck.targets import TargetError, find_tool, installed_version, load_target
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_targets
+from sandboxcheck.targets.agents import load_agent_target
+from sandboxcheck.targets.agents.gemini import OFFLINE_SETTINGS, GeminiTarget, gemini_step
+from sandboxcheck.targets.agents.gemini_api import GeminiServer
+from sandboxcheck.targets.agents.script import SESSION_TAG, Script, Step
+from sandboxcheck.targets.base import TargetError
+from sandboxcheck.targets.registry import load_target
+from sandboxcheck.targets.tools import find_tool, installed_version
 
 pytestmark = pytest.mark.integration
 

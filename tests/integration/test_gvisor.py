@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from sandboxcheck.model import Matrix, Observed, Status
-from sandboxcheck.runner import RunOptions, RunReport, run_matrix
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.model import RunReport
 from test_real_sandboxes import HOME_CREDENTIALS, READS_OUTSIDE, available
 
 pytestmark = pytest.mark.integration
@@ -93,7 +95,7 @@ def test_runsc_keeps_no_state_outside_the_root(reports: dict[str, RunReport]) ->
 
 
 def test_runsc_version_keeps_its_snapshot_date() -> None:
-    from sandboxcheck.targets import installed_version
+    from sandboxcheck.targets.tools import installed_version
 
     available("gvisor")
     version = installed_version("runsc")

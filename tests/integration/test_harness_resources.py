@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.matrix import load_matrix
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.runner import RunOptions, run_matrix
-from sandboxcheck.targets import load_target
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.targets.registry import load_target
 
 from marks import requires_bwrap
 

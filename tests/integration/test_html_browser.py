@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 
 from marks import requires_landlock
-from sandboxcheck.matrix import parse_matrix
-from sandboxcheck.runner import RunOptions
-from sandboxcheck.survey import FORMATTERS, load_targets, run_survey
+from sandboxcheck.matrix.load import parse_matrix
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.report.registry import render
+from sandboxcheck.survey import load_targets, run_survey
 
 pytestmark = pytest.mark.integration
 
@@ -189,7 +190,7 @@ def test_survey_html_in_a_headless_browser(tmp_path: Path, capsys: pytest.Captur
     assert result.exit_code() == 1  # env.own leaks through all three
     html_file = tmp_path / "survey.html"
     with html_file.open("w", encoding="utf-8") as fh:
-        FORMATTERS["html"](result, fh)
+        render("survey", "html", result, fh)
     survey = result.to_dict()
     names = [t["name"] for t in survey["targets"]]
     assert names == ["none", "landlock", "firejail --quiet --noprofile"]

@@ -102,7 +102,7 @@ def test_an_installed_copy_finds_npm_tools_under_the_working_directory(
     copy, proc = installed
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     python = str(copy / ".venv" / "bin" / "python")
-    code = ("from sandboxcheck.targets import Requirement, find_tool, project_dir; "
+    code = ("from sandboxcheck.targets.tools import Requirement; from sandboxcheck.targets.tools import find_tool, project_dir; "
             "print(project_dir()); print(find_tool('srt')); "
             "print(Requirement('srt', 'npm install --prefix .tools/npm x').hint())")
     before = subprocess.run([python, "-c", code], cwd=tmp_path, env=clean_env(),

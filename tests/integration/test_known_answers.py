@@ -10,8 +10,10 @@ import os
 import pytest
 
 from sandboxcheck.model import Matrix, Observed, Status
-from sandboxcheck.runner import RunOptions, RunReport, run_matrix
-from sandboxcheck.targets import load_target
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.model import RunReport
+from sandboxcheck.targets.registry import load_target
 
 from marks import requires_bwrap, requires_landlock
 

@@ -12,8 +12,10 @@ import os
 import pytest
 
 from sandboxcheck.model import Matrix, Status
-from sandboxcheck.runner import RunOptions, run_matrix
-from sandboxcheck.targets import CommandTarget, load_target
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.targets.command import CommandTarget
+from sandboxcheck.targets.registry import load_target
 
 from marks import requires_bwrap
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.pinning import PinError, cache_dir, split_ref
-from sandboxcheck.targets import TargetError, load_target
+from sandboxcheck.targets.pinning import PinError, cache_dir, split_ref
+from sandboxcheck.targets.base import TargetError
+from sandboxcheck.targets.registry import load_target
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration,

@@ -22,18 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.matrix import load_matrix
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix, Observed, Status
-from sandboxcheck.runner import RunOptions, RunReport, run_matrix
-from sandboxcheck.targets import (
-    CommandTarget,
-    Target,
-    TargetError,
-    find_tool,
-    installed_version,
-    load_target,
-    state_dir,
-)
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.model import RunReport
+from sandboxcheck.targets.command import CommandTarget
+from sandboxcheck.targets.base import Target, TargetError
+from sandboxcheck.targets.tools import find_tool, installed_version, state_dir
+from sandboxcheck.targets.registry import load_target
 
 pytestmark = pytest.mark.integration
 
@@ -254,7 +251,7 @@ def test_srt_sees_no_settings_file_in_the_fake_home(tmp_path: Path) -> None:
     # home, never seeded with one (and the developer's own file is out of its
     # reach), so the srt preset measures the built-in defaults; the EROFS on the
     # workspace in the test above shows they are what srt applied.
-    from sandboxcheck.workspace import seed
+    from sandboxcheck.run.workspace import seed
 
     root = seed(tmp_path, "0123456789abcdef")
     assert root.home == tmp_path / "home" and root.home.is_dir()
@@ -369,7 +366,7 @@ def test_sandboxcheck_tools_is_searched_before_path(tmp_path: Path, monkeypatch:
 
 
 def test_project_npm_folder_is_searched_after_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sandboxcheck import targets
+    from sandboxcheck.targets import tools as targets
 
     project = tmp_path / "project"
     bindir = project / ".tools" / "npm" / "node_modules" / ".bin"
@@ -411,7 +408,7 @@ def test_target_file_pointing_at_its_own_settings(tmp_path: Path) -> None:
 
 
 def test_files_are_written_by_start_only_under_the_root(tmp_path: Path) -> None:
-    from sandboxcheck.targets import parse_target
+    from sandboxcheck.targets.registry import parse_target
 
     with pytest.raises(TargetError, match=r"files: '/etc/x' must be a path under \{root\}/"):
         parse_target({"name": "t", "command": ["{cmd}"], "files": {"/etc/x": "y"}}, "t.yaml")

@@ -12,8 +12,9 @@ import psutil
 import pytest
 
 from sandboxcheck.model import Check, EvidenceSpec
-from sandboxcheck.runner import Harness, RunOptions
-from sandboxcheck.targets import load_target
+from sandboxcheck.run.harness import Harness
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.targets.registry import load_target
 
 pytestmark = pytest.mark.integration
 

@@ -21,11 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.matrix import load_matrix
-from sandboxcheck.model import Status
+from sandboxcheck.matrix.load import load_matrix
+from sandboxcheck.model import RunReport, Status
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.runner import RunOptions, RunReport, run_targets
-from sandboxcheck.targets import TargetError, find_tool, load_target
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_targets
+from sandboxcheck.targets.base import TargetError
+from sandboxcheck.targets.registry import load_target
+from sandboxcheck.targets.tools import find_tool
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,12 @@ import pytest
 from jsonschema.validators import validator_for
 
 from sandboxcheck.model import Matrix
-from sandboxcheck.report import render_junit, render_markdown, render_sarif
-from sandboxcheck.runner import RunOptions, RunReport, run_matrix
-from sandboxcheck.targets import load_target
+from sandboxcheck.report.run import render_junit, render_markdown
+from sandboxcheck.report.sarif import render_sarif
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.model import RunReport
+from sandboxcheck.targets.registry import load_target
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

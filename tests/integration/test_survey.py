@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from marks import requires_bwrap
-from sandboxcheck.matrix import load_matrix
-from sandboxcheck.runner import RunOptions
-from sandboxcheck.survey import FORMATTERS, LEGEND, load_targets, run_survey
-from sandboxcheck.targets import TargetError
+from sandboxcheck.matrix.load import load_matrix
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.report.registry import render
+from sandboxcheck.survey import LEGEND, load_targets, run_survey
+from sandboxcheck.targets.base import TargetError
 
 pytestmark = pytest.mark.integration
 
@@ -191,7 +192,7 @@ def test_same_name_twice_gets_distinct_columns(small: Path) -> None:
     survey = run_survey(load_matrix(small), load_targets(["none", "none"]), RunOptions(jobs=2))
     assert [c.name for c in survey.columns] == ["none", "none#2"]
     buf = io.StringIO()
-    FORMATTERS["table"](survey, buf)
+    render("survey", "table", survey, buf)
     text = buf.getvalue()
     assert "none#2" in text and "✗ allowed" in text and LEGEND.split(";")[0] in text
     assert survey.exit_code() == 1

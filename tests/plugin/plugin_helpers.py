@@ -34,7 +34,7 @@ BROKEN = "/nonexistent/sandbox {cmd}"
 #: Records each run_targets call of the plugin (one JSON line per call) in $SPY_LOG.
 SPY_CONFTEST = """\
 import json, os
-import sandboxcheck.pytest_plugin as plugin
+import sandboxcheck.plugin.runs as plugin
 
 def pytest_configure(config):
     real = plugin.run_targets

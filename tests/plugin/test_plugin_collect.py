@@ -106,8 +106,8 @@ def test_bad_ini_option_names_the_ini(pytester: pytest.Pytester) -> None:
 
 
 def test_option_layers_command_line_suite_ini_default(pytester: pytest.Pytester) -> None:
-    from sandboxcheck.pytest_plugin import _runs
-    from sandboxcheck.suite import SuiteOptions
+    from sandboxcheck.plugin.runs import _runs
+    from sandboxcheck.matrix.suite import SuiteOptions
 
     pytester.makeini("[pytest]\nsandboxcheck_jobs = 2\nsandboxcheck_timeout = 9\nsandboxcheck_no_control = true\n")
     suite = SuiteOptions(jobs=5, control=True, strict=True)
@@ -121,7 +121,7 @@ def test_option_layers_command_line_suite_ini_default(pytester: pytest.Pytester)
 
 
 def test_agent_sessions_are_shared_unless_asked_per_check(pytester: pytest.Pytester) -> None:
-    from sandboxcheck.pytest_plugin import _runs
+    from sandboxcheck.plugin.runs import _runs
 
     assert _runs(pytester.parseconfigure()).settings.run_options().sessions is True
     cli = _runs(pytester.parseconfigure("--sandboxcheck-per-check-sessions")).settings

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from marks import requires_bwrap
-from sandboxcheck.targets import find_tool
+from sandboxcheck.targets.tools import find_tool
 from plugin_helpers import (BROKEN, SMALL, matrix_args, read_runs, run, run_subprocess, spy_on_runs,
                             write_matrix)
 

@@ -8,7 +8,7 @@ import pytest
 from plugin_helpers import SMALL
 
 from sandboxcheck.resources import schema_path
-from sandboxcheck.suite import SuiteError, SuiteOptions, is_suite_file, load_suite, parse_suite
+from sandboxcheck.matrix.suite import SuiteError, SuiteOptions, is_suite_file, load_suite, parse_suite
 
 
 def test_suite_file_names() -> None:

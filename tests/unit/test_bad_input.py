@@ -447,7 +447,7 @@ SUITE_CASES = [
 
 @pytest.mark.parametrize("name,content,expect", SUITE_CASES, ids=[c[0] for c in SUITE_CASES])
 def test_bad_suite_is_a_suite_error(name: str, content: bytes | str, expect: str, case_dir: Path) -> None:
-    from sandboxcheck.suite import SuiteError, load_suite
+    from sandboxcheck.matrix.suite import SuiteError, load_suite
 
     files = {"s.sandboxcheck.yaml": content}
     if name == "target-fifo":
@@ -465,7 +465,7 @@ _YAML_BITS = ["*", "&a ", "*a", "!!python/object ", "<<: ", "{", "}", "[", "]", 
 
 @pytest.mark.parametrize("seed", range(20))
 def test_fuzzed_matrix_is_a_matrix_error_or_a_matrix(seed: int) -> None:
-    from sandboxcheck.matrix import MatrixError, parse_matrix
+    from sandboxcheck.matrix.load import MatrixError, parse_matrix
     from sandboxcheck.resources import matrices_dir
 
     text = (matrices_dir() / "baseline.yaml").read_text(encoding="utf-8")

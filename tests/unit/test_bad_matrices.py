@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from sandboxcheck import matrix as matrix_mod
-from sandboxcheck.matrix import MatrixError, Problem, format_path, load_matrix, parse_matrix
+from sandboxcheck.matrix import load as matrix_mod
+from sandboxcheck.matrix.load import MatrixError, Problem, load_matrix, parse_matrix
+from sandboxcheck.safeyaml import format_path
 from sandboxcheck.model import CATEGORIES, EXPECTS, SEVERITIES
 from sandboxcheck.probes import PROBES
 from sandboxcheck.resources import matrices_dir, schema_path
@@ -278,7 +279,7 @@ checks:
 
 def _seeded_labels(root_path: Path) -> set[str]:
     """Every canary label found in a freshly seeded root: file names, file contents, environment."""
-    from sandboxcheck.workspace import seed
+    from sandboxcheck.run.workspace import seed
 
     token = "0123456789abcdef"
     root = seed(root_path, token)
@@ -306,7 +307,7 @@ def test_labels_are_exactly_what_a_seeded_root_carries_plus_the_witness(tmp_path
 
 
 def test_labels_match_what_the_runner_names_in_evidence() -> None:
-    from sandboxcheck import runner
+    from sandboxcheck.evidence import leak as runner
     from sandboxcheck.labels import LABELS
 
     non_env = {label for label in LABELS if not label.startswith("env-")}

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.preflight import GVISOR_UNAME_VERSION, judge_preflight, kernel_layer
-from sandboxcheck.targets import CommandTarget, TargetError, load_target, parse_target
+from sandboxcheck.run.preflight import GVISOR_UNAME_VERSION, judge_preflight, kernel_layer
+from sandboxcheck.targets.command import CommandTarget
+from sandboxcheck.targets.base import TargetError
+from sandboxcheck.targets.registry import load_target, parse_target
 
 BUNDLE = {"name": "b", "command": ["runtime", "run", "--bundle", "{root}/oci", "{launch_id}"],
           "files": {"{root}/oci/config.json": '{"process": {"args": {cmd_json}, "cwd": "{workspace}"}}'}}

@@ -1,7 +1,7 @@
 """Bounded output capture: head and tail kept, watched strings found anywhere in the stream."""
 from __future__ import annotations
 
-from sandboxcheck.controls import Capture
+from sandboxcheck.run.launch import Capture
 
 
 def test_small_output_is_kept_whole() -> None:

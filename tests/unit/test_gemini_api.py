@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sandboxcheck.agent.gemini_api import (
+from sandboxcheck.targets.agents.gemini_api import (
     CALL_ID_PREFIX,
     GeminiModel,
     GeminiServer,
@@ -27,7 +27,7 @@ from sandboxcheck.agent.gemini_api import (
     exit_code,
     sample,
 )
-from sandboxcheck.agent.model_server import FINAL_TEXT, SESSION_TAG, SIDE_TEXT, Feed, Script, Step
+from sandboxcheck.targets.agents.script import FINAL_TEXT, SESSION_TAG, SIDE_TEXT, Feed, Script, Step
 
 STREAM = "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
 PLAIN = "/v1beta/models/gemini-2.5-pro:generateContent"

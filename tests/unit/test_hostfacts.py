@@ -11,7 +11,8 @@ import pytest
 from sandboxcheck import hostfacts
 from sandboxcheck.hostfacts import anonymised, anonymous_id, host_facts, host_key, matrix_digest, os_release
 from sandboxcheck.model import Matrix
-from sandboxcheck.targets import landlock_abi, load_target
+from sandboxcheck.targets.tools import landlock_abi
+from sandboxcheck.targets.registry import load_target
 
 
 def test_digest_ignores_where_the_matrix_lies(baseline: Matrix) -> None:

@@ -16,17 +16,8 @@ from typing import Any
 
 import pytest
 
-from sandboxcheck.agent.model_server import (
-    FINAL_TEXT,
-    Feed,
-    SESSION_TAG,
-    SIDE_TEXT,
-    ModelServer,
-    Script,
-    ScriptedModel,
-    Step,
-    sse_events,
-)
+from sandboxcheck.targets.agents.script import FINAL_TEXT, Feed, SESSION_TAG, SIDE_TEXT, Script, Step
+from sandboxcheck.targets.agents.messages_api import ModelServer, ScriptedModel, sse_events
 
 BASH_TOOL = {
     "name": "Bash", "description": "Executes a given bash command...",

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from sandboxcheck import cli
 from sandboxcheck._entry import only_prints_help
 from sandboxcheck.model import Check, EvidenceSpec, Matrix, Observed, Result, Status
-from sandboxcheck.report import preflight_lines, preflight_meaning, render_junit, render_markdown, render_table
-from sandboxcheck.runner import RunReport
+from sandboxcheck.report.run import preflight_lines, preflight_meaning, render_junit, render_markdown, render_table
+from sandboxcheck.model import RunReport
 
 LONG_ID = "credentials.cloud.gcloud-application-default-credentials"
 FIX = "Mount a fake home; never bind the user's real ~/.config/gcloud into the sandbox."
@@ -188,7 +188,7 @@ def invoke(*args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("args, expected", [
     (("run", "baselin", "-t", "none"), "unknown matrix 'baselin': not a file and not a bundled matrix "
-                                       "(did you mean 'baseline'?); bundled: advisories, agent, baseline"),
+                                       "(did you mean 'baseline'?); bundled: advisories, agent, agent-gemini, baseline"),
     (("validate", "basline"), "(did you mean 'baseline'?)"),
     (("compare", "baseline-x", "--before", "none", "--after", "none"), "(did you mean 'baseline'?)"),
     (("run", "baseline", "-t", "bwrap-stric"), "unknown target 'bwrap-stric' (did you mean 'bwrap-strict'?)"),

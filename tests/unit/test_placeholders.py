@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandboxcheck.agent.spec import STEP_PLACEHOLDERS
+from sandboxcheck.targets.agents.spec import STEP_PLACEHOLDERS
 from sandboxcheck.placeholders import (
     MATRIX_PLACEHOLDERS,
     TARGET_PLACEHOLDERS,

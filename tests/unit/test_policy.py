@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.matrix import MatrixError, parse_matrix
+from sandboxcheck.matrix.load import MatrixError, parse_matrix
 from sandboxcheck.model import Observed, Result, Status, Waiver
 from sandboxcheck.policy import BaselineError, apply_baseline, apply_waivers, load_baseline
 

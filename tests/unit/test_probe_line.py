@@ -6,7 +6,7 @@ import json
 import pytest
 
 from sandboxcheck.model import ProbeReport
-from sandboxcheck.runner import PROBE_PREFIX, parse_probe_line
+from sandboxcheck.probes import PROBE_PREFIX, parse_probe_line
 
 GOOD = {"probe": "read_file", "action": "open", "attempted": True, "ok": False,
         "errno": "EACCES", "message": "Permission denied", "path": "/o/secret.txt", "bytes": 0}

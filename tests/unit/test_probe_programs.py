@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sandboxcheck.model import ProbeReport
 from sandboxcheck.resources import probes_dir
-from sandboxcheck.runner import parse_probe_line
+from sandboxcheck.probes import parse_probe_line
 
 PYTHON = "/usr/bin/python3"
 

@@ -11,7 +11,7 @@ import pytest
 
 from sandboxcheck import reference
 from sandboxcheck.labels import LABELS
-from sandboxcheck.matrix import parse_matrix
+from sandboxcheck.matrix.load import parse_matrix
 from sandboxcheck.model import EVIDENCE_KINDS, SETUP_ACTIONS
 from sandboxcheck.placeholders import MATRIX_MEANINGS, MATRIX_PLACEHOLDERS
 from sandboxcheck.probes import PROBES

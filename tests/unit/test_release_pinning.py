@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from sandboxcheck import bisect as bs
-from sandboxcheck.pinning import (Installed, InstallSpec, PinError, node_major_for, node_script, parse_install,
-                                  satisfies, split_ref, valid_range, version_key)
-from sandboxcheck.targets import TargetError, load_target, pin_spec, release_data
+from sandboxcheck.targets.pinning import Installed, PinError, node_major_for, node_script, parse_install, satisfies, split_ref, valid_range, version_key
+from sandboxcheck.targets.base import TargetError
+from sandboxcheck.targets.registry import load_target, pin_spec, release_data
 
 
 @pytest.mark.parametrize("version,spec,expected", [
@@ -118,7 +118,8 @@ def test_node_major_for_engines() -> None:
 def test_pinned_command_target_launches_the_release_with_its_node(tmp_path: Path) -> None:
     import dataclasses
 
-    from sandboxcheck.targets import CommandTarget, parse_target
+    from sandboxcheck.targets.command import CommandTarget
+    from sandboxcheck.targets.registry import parse_target
 
     pin = _fake_release(tmp_path, b"#!/usr/bin/env node\n")
     (pin.bin_dir / "srt").symlink_to("../tool.js")
@@ -196,8 +197,10 @@ def test_no_change_and_unrunnable_ends() -> None:
 
 
 def test_reports_name_the_pinned_release_and_its_node_not_paths_tools(tmp_path: Path) -> None:
-    from sandboxcheck.pinning import Installed
-    from sandboxcheck.targets import CommandTarget, Requirement, TargetSpec, requirement_versions
+    from sandboxcheck.targets.pinning import Installed
+    from sandboxcheck.targets.command import CommandTarget
+    from sandboxcheck.targets.base import TargetSpec, requirement_versions
+    from sandboxcheck.targets.tools import Requirement
 
     (tmp_path / "srt").write_text("#!/usr/bin/env node\n")
     pin = Installed(version="9.9.9", bin_dir=tmp_path, node=Path("/cache/node-22/bin/node"),

@@ -19,15 +19,8 @@ from typing import Any
 import pytest
 from test_model_server import request  # the same stdlib client
 
-from sandboxcheck.agent.model_server import FINAL_TEXT, SESSION_TAG, SIDE_TEXT, Script, Step
-from sandboxcheck.agent.responses_model import (
-    CALL_ID_PREFIX,
-    ResponsesModel,
-    ResponsesServer,
-    ResponsesToolCall,
-    exit_code,
-    response_events,
-)
+from sandboxcheck.targets.agents.script import FINAL_TEXT, SESSION_TAG, SIDE_TEXT, Script, Step
+from sandboxcheck.targets.agents.responses_api import CALL_ID_PREFIX, ResponsesModel, ResponsesServer, ResponsesToolCall, exit_code, response_events
 
 EXEC_TOOL = {
     "type": "function", "name": "exec_command", "strict": False,

@@ -12,13 +12,12 @@ from urllib.parse import unquote, urlparse
 import jsonschema
 import pytest
 
-from sandboxcheck.matrix import load_matrix
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix, Observed, Result, Status
-from sandboxcheck.report import FORMATTERS
+from sandboxcheck.report.registry import render
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.runner import RunReport
-from sandboxcheck.sarif import (FALLBACK_DIR, FINGERPRINT_KEY, SECURITY_SEVERITY, SRCROOT, locate,
-                                sarif_document)
+from sandboxcheck.model import RunReport
+from sandboxcheck.report.sarif import FALLBACK_DIR, FINGERPRINT_KEY, SECURITY_SEVERITY, SRCROOT, locate, sarif_document
 
 MATRIX = """\
 version: 1
@@ -222,7 +221,7 @@ def test_a_matrix_outside_the_base_keeps_its_file_name(repo: Path, tmp_path_fact
 def test_registry_renders_the_same_document(repo: Path) -> None:
     report = report_for(load_matrix(repo / "policy dir" / "tiny.yaml"))
     buf = io.StringIO()
-    FORMATTERS["sarif"](report, buf, base=repo)
+    render("run", "sarif", report, buf, base=repo)
     assert json.loads(buf.getvalue()) == sarif_document(report, base=repo)
 
 

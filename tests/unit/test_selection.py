@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandboxcheck.matrix import SelectionError, load_matrix, parse_keyword, select
+from sandboxcheck.matrix.select import SelectionError, parse_keyword, select
+from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.resources import resolve_matrix
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck.matrix import parse_matrix
+from sandboxcheck.matrix.load import parse_matrix
 from sandboxcheck.model import SetupStep
-from sandboxcheck.workspace import SetupError, apply_setup, new_token, seed
+from sandboxcheck.run.workspace import SetupError, apply_setup, new_token, seed
 
 
 def values(root: Path, token: str) -> dict[str, str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import socket
 
-from sandboxcheck.observers import MAX_HITS_PER_TOKEN, Sinks
+from sandboxcheck.evidence.sinks import MAX_HITS_PER_TOKEN, Sinks
 
 
 def _send(port: int, data: bytes) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandboxcheck.survey import INLINE_NAME_MAX, _unique, column_name
-from sandboxcheck.targets import load_target
+from sandboxcheck.targets.registry import load_target
 
 
 def name(ref: str) -> str:

@@ -8,19 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sandboxcheck import targets
+from sandboxcheck.targets import command, tools as targets
 from sandboxcheck.placeholders import PlaceholderError
 from sandboxcheck.resources import presets_dir
-from sandboxcheck.targets import (
-    CommandTarget,
-    Requirement,
-    Target,
-    TargetError,
-    TargetSpec,
-    load_target,
-    parse_target,
-    preset_names,
-)
+from sandboxcheck.targets.command import CommandTarget
+from sandboxcheck.targets.base import Target, TargetError, TargetSpec
+from sandboxcheck.targets.tools import Requirement
+from sandboxcheck.targets.registry import load_target, parse_target, preset_names
 
 MISSING_TOOL = "sandboxcheck-test-no-such-tool"
 
@@ -280,10 +274,10 @@ def test_unavailable_lists_every_missing_requirement() -> None:
 
 def test_missing_landlock_makes_a_target_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     t = make(["{cmd}"], kernel=("landlock",))
-    monkeypatch.setattr(targets, "landlock_abi", lambda: 0)
+    monkeypatch.setattr(command, "landlock_abi", lambda: 0)
     why = t.unavailable()
     assert why is not None and "Landlock" in why and "5.13" in why
-    monkeypatch.setattr(targets, "landlock_abi", lambda: 4)
+    monkeypatch.setattr(command, "landlock_abi", lambda: 4)
     assert t.unavailable() is None
 
 
@@ -397,9 +391,10 @@ def test_files_may_use_the_checks_token_but_options_and_command_may_not() -> Non
 
 
 def test_a_target_file_gets_the_runs_token_written_into_the_root(tmp_path: Path) -> None:
-    from sandboxcheck.matrix import parse_matrix
+    from sandboxcheck.matrix.load import parse_matrix
     from sandboxcheck.model import Observed
-    from sandboxcheck.runner import RunOptions, run_matrix
+    from sandboxcheck.run.options import RunOptions
+    from sandboxcheck.run.schedule import run_matrix
 
     target = tmp_path / "tok.yaml"
     target.write_text('name: tok\ncommand: ["{cmd}"]\n'
@@ -424,3 +419,23 @@ def test_lookup_survives_a_removed_working_directory(tmp_path: Path, monkeypatch
     cwd.rmdir()
     assert targets.tool_dirs() == [cache / "sandboxcheck" / "npm" / "node_modules" / ".bin"]
     assert targets.find_tool(MISSING_TOOL) is None
+
+
+def test_a_tool_is_asked_its_version_once_per_installed_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir, state, asked = tmp_path / "bin", tmp_path / "state", tmp_path / "asked"
+    bindir.mkdir()
+    tool = bindir / "sc-fake-tool"
+    tool.write_text(f"#!/bin/sh\necho x >> {asked}\necho 'sc-fake-tool 1.2.3'\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("SANDBOXCHECK_TOOLS", str(bindir))
+    monkeypatch.setattr(targets, "state_dir", lambda name, create=True: state / name)
+    targets.installed_version.cache_clear()
+    assert targets.installed_version("sc-fake-tool") == "sc-fake-tool 1.2.3"
+    targets.installed_version.cache_clear()  # as a new process would start
+    assert targets.installed_version("sc-fake-tool") == "sc-fake-tool 1.2.3"
+    assert asked.read_text().count("x") == 1
+    # Another file at the same path (an upgrade) is asked again.
+    tool.write_text(f"#!/bin/sh\necho x >> {asked}\necho 'sc-fake-tool 1.2.40'\n")
+    targets.installed_version.cache_clear()
+    assert targets.installed_version("sc-fake-tool") == "sc-fake-tool 1.2.40"
+    targets.installed_version.cache_clear()

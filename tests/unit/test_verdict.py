@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from sandboxcheck.model import Check, EvidenceSpec, Execution, Observed, ProbeReport, Status
-from sandboxcheck.verdict import LAYERS, explain, judge, layer_for, observe
+from sandboxcheck.evidence.verdict import LAYERS, explain, judge, layer_for, observe
 
 NEVER_RAN = "; a probe that did not run proves nothing"
 

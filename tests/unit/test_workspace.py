@@ -5,7 +5,8 @@ import os
 import socket
 from pathlib import Path
 
-from sandboxcheck.workspace import CANARY_PREFIX, new_token, reseed, seed
+from sandboxcheck.labels import CANARY_PREFIX
+from sandboxcheck.run.workspace import new_token, reseed, seed
 
 
 def texts(root: Path) -> dict[str, str]:
@@ -106,7 +107,7 @@ def test_a_recycled_root_moves_to_a_new_path(tmp_path: Path) -> None:
 
 
 def test_a_reseeded_root_has_the_modes_of_a_fresh_one_under_any_umask(tmp_path: Path, monkeypatch) -> None:
-    import sandboxcheck.workspace as ws
+    import sandboxcheck.run.workspace as ws
 
     old = os.umask(0o002)
     monkeypatch.setattr(ws, "_UMASK", 0o002)
@@ -132,7 +133,7 @@ def test_a_reseeded_root_has_the_modes_of_a_fresh_one_under_any_umask(tmp_path: 
 def test_a_root_the_check_changed_beyond_reset_is_retired_not_reused(tmp_path: Path) -> None:
     """A seeded folder with another mode, or a folder swapped for a symlink to a host
     folder, is never worked through: reseed refuses and the caller removes the root."""
-    from sandboxcheck.workspace import Retired
+    from sandboxcheck.run.workspace import Retired
 
     host = tmp_path / "host"
     host.mkdir()

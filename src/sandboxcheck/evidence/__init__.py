@@ -1,0 +1,1 @@
+"""Evidence observed outside the sandbox, and the verdict drawn from it."""

@@ -1,0 +1,1 @@
+"""Report formats for runs, surveys, comparisons and fleets."""

@@ -1,0 +1,1 @@
+"""Running checks: throwaway roots, launching targets, sessions, the scheduler."""

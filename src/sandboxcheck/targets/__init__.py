@@ -1,0 +1,1 @@
+"""Targets: sandbox wrappers and whole agents, how they are found, pinned and launched."""
