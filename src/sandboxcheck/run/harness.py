@@ -238,7 +238,21 @@ class Harness:
             self.leftovers.append(f"{run.path}: the run's folder was removed or moved by the code under test "
                                   f"during the run; later checks ran in {self._run.path}")
 
-    def _values(self, root: Root, target: Target) -> dict[str, str]:
+    def track(self, keeper: Keeper) -> None:
+        """Count ``keeper``'s process as the run's: ``abort``/``close`` end it."""
+        with self._lock:
+            self._active.add(keeper)
+
+    def untrack(self, keeper: Keeper) -> None:
+        """``keeper``'s process has ended and was waited for."""
+        with self._lock:
+            self._active.discard(keeper)
+
+    def root_pool(self) -> _Roots | None:
+        """The root pool if one was made (also while closing, unlike ``roots``)."""
+        return self._roots
+
+    def values(self, root: Root, target: Target) -> dict[str, str]:
         sinks = self.sinks
         return {"workspace": str(root.workspace), "home": str(root.home),
                 "outside": str(root.outside), "root": str(root.path), "run": str(root.run),
@@ -259,7 +273,7 @@ class Harness:
         passed: dict[int, int] = {}
         net: OwnedNetwork | None = None
         try:
-            values = self._values(root, target)
+            values = self.values(root, target)
             ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
             used = set().union(*(placeholders.names(v) for v in [*_flat(check.args), *ev_texts]))
             if (self.options.own_network or (used | getattr(target, "uses", set)()) & NET_PLACEHOLDERS
@@ -316,7 +330,7 @@ class Harness:
                     argv = target.argv(values, probe_argv)
                     if net is not None:
                         argv = net.wrap(argv)
-                    env = self._environment(root, target)
+                    env = self.environment(root, target)
                     fork = (control and self.options.fork_controls and check.probe not in EXEC_ONLY_PROBES
                             and net is None)
                     launched = self._launch(argv, root.workspace, env, timeout, needles, fork=fork,
@@ -442,7 +456,7 @@ class Harness:
             if session in self._sessions:
                 self._sessions.remove(session)
 
-    def _environment(self, root: Any, target: Target) -> dict[str, str]:
+    def environment(self, root: Any, target: Target) -> dict[str, str]:
         base = {"HOME": str(root.home), "PATH": DEFAULT_PATH, "USER": "sandboxcheck",
                 "LOGNAME": "sandboxcheck", "LANG": "C.UTF-8", "TERM": "dumb",
                 "SSH_AUTH_SOCK": str(root.run / "ssh-agent.sock"),

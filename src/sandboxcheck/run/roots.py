@@ -62,7 +62,7 @@ class _Roots:
         for t in self._threads:
             t.start()
 
-    def _listen(self, root: Root) -> Root:
+    def listen(self, root: Root) -> Root:
         """Make sure both unix sinks listen in ``root``'s ``run/`` (again, if a check
         removed one or put a socket of its own in its place).
 
@@ -118,7 +118,7 @@ class _Roots:
         finally:
             os.close(fd)
         try:
-            return self._listen(root)
+            return self.listen(root)
         except BaseException:
             self._remove(root)
             raise
@@ -160,7 +160,7 @@ class _Roots:
             path = self._new_path()
         try:
             fresh = reseed(root, new_token(), path=path, parent_fd=self.run.fd)
-            return self._listen(fresh)
+            return self.listen(fresh)
         except OSError as exc:
             self.retired.append(f"{root.path.name}: {exc.strerror or exc}")
             self._remove(root)

@@ -42,11 +42,11 @@ class _Session:
         self.checks = 0
         self.handle: TargetSession
         try:
-            self.handle = target.open_session(harness._values(self.root, target))
+            self.handle = target.open_session(harness.values(self.root, target))
         except BaseException:
             harness.roots.discard(self.root)
             raise
-        env = harness._environment(self.root, target)
+        env = harness.environment(self.root, target)
         env.update(self.handle.env)
         self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
@@ -62,8 +62,7 @@ class _Session:
             raise TargetError(f"target {target.name!r}: could not start a session: {exc}") from None
         finally:
             os.close(stdin_r)
-        with harness._lock:
-            harness._active.add(self.proc)
+        harness.track(self.proc)
         try:
             with os.fdopen(stdin_w, "wb") as fh:
                 fh.write(self.handle.stdin)
@@ -79,7 +78,7 @@ class _Session:
         root = reseed(self.root, new_token(), self.handle.keep)
         root.env_canaries = dict(self.root.env_canaries)  # the process's, fixed at its start
         self.handle.restore()
-        self.harness.roots._listen(root)
+        self.harness.roots.listen(root)
         self.root = root
         return root
 
@@ -115,11 +114,10 @@ class _Session:
         if graceful:
             self.proc.wait(5)
         self.proc.end()  # the process and everything it started, by its keeper
-        with self.harness._lock:
-            self.harness._active.discard(self.proc)
+        self.harness.untrack(self.proc)
         self.handle.close()
         self._out.close()
         self._err.close()
-        roots = self.harness._roots  # not .roots: that refuses once the harness is closing
+        roots = self.harness.root_pool()  # not .roots: that refuses once the harness is closing
         if roots is not None:
             roots.discard(self.root)
