@@ -36,6 +36,13 @@ class _Formats(click.Choice):
     def choices(self, value: object) -> None:  # click's own __init__ is bypassed
         pass
 
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .report.registry import is_format
+
+        if isinstance(value, str) and is_format(self.kind, value):
+            return value  # a known format: no need to list every installed package's
+        return super().convert(value, param, ctx)
+
 
 def _report_formats() -> list[str]:
     from .report.registry import formats
@@ -399,7 +406,9 @@ def _parse_reports(reports: tuple[str, ...]) -> list[tuple[str, str]]:
     out = []
     for spec in reports:
         fmt, sep, path = spec.partition(":")
-        if not sep or not path or fmt not in _report_formats():
+        from .report.registry import is_format
+
+        if not sep or not path or not is_format("run", fmt):
             _fail_usage(f"--report {spec!r}: expected FORMAT:FILE with FORMAT one of "
                         f"{', '.join(_report_formats())}")
         out.append((fmt, path))
@@ -897,6 +906,7 @@ def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_
     from . import merge as mg
 
     from .report.registry import exit_code, render
+    from .report.registry import is_format as registry_is_format
 
     _check_writable([output])
     try:
@@ -907,7 +917,7 @@ def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_
         report = mg.run_report(fleet)
         if fmt == "json":
             _emit(lambda fh: mg.render_run_json(fleet, report, fh), output)
-        elif fmt in _report_formats():
+        elif registry_is_format("run", fmt):
             write_reports(report, fmt, output, [])
         else:
             _emit(lambda fh: render("fleet", fmt, fleet, fh), output)

@@ -3,16 +3,19 @@ YAML file the project reads (matrices, suites, target files' checks, advisories)
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from jsonschema import Draft202012Validator
 
 from .. import safeyaml
 from ..safeyaml import format_path
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 Path_ = tuple[str | int, ...]
 
@@ -134,4 +137,57 @@ def schema_problems(data: Any, ln: Lines, validator: Draft202012Validator,
         else:
             msg = err.message
         problems.append(Problem(ln.file, ln.line(path), format_path(path), msg))
+    return problems
+
+
+#: Documents (by digest, with the schema's) that validated clean before: a process that
+#: loads a matrix another one already checked skips the schema validator (importing
+#: jsonschema and validating cost a few hundred ms of CPU in every process of a
+#: sharded run). Semantic checks still run every time.
+_VALID_FILE = "valid.json"
+_VALID_KEPT = 512
+
+
+def _valid_folder() -> Path | None:
+    from ..targets.tools import state_dir
+
+    return state_dir("schema-checked", create=False)
+
+
+def checked_schema_problems(data: Any, ln: Lines, schema_text: str,
+                            validator: Callable[[], Draft202012Validator], what: str = "matrix") -> list[Problem]:
+    """``schema_problems``, skipped for a document that validated clean against the same schema."""
+    import hashlib
+    import json
+
+    from .. import __version__
+
+    try:
+        doc = json.dumps(data, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return schema_problems(data, ln, validator(), what)
+    key = hashlib.sha256(f"{__version__}\0{schema_text}\0{doc}".encode()).hexdigest()
+    folder = _valid_folder()
+    known: list[str] = []
+    if folder is not None:
+        try:
+            loaded = json.loads((folder / _VALID_FILE).read_text(encoding="utf-8"))
+            known = [k for k in loaded if isinstance(k, str)] if isinstance(loaded, list) else []
+        except (OSError, ValueError):
+            known = []
+        if key in known:
+            return []
+    problems = schema_problems(data, ln, validator(), what)
+    if not problems:
+        from ..targets.tools import state_dir
+
+        folder = folder or state_dir("schema-checked")
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = folder / f".{_VALID_FILE}.{os.getpid()}"
+                tmp.write_text(json.dumps([*known, key][-_VALID_KEPT:]), encoding="utf-8")
+                os.replace(tmp, folder / _VALID_FILE)
+            except OSError:
+                pass
     return problems

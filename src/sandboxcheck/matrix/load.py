@@ -7,10 +7,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
 
 from .. import placeholders
-from .lines import MatrixError, Lines, Path_, Problem, compose, read_text, schema_problems, suggest  # noqa: F401  (MatrixError, Problem, compose, read_text: this module's interface)
+from .lines import MatrixError, Lines, Path_, Problem, checked_schema_problems, compose, read_text, suggest  # noqa: F401  (MatrixError, Problem, compose, read_text: this module's interface)
 from ..targets.agents.spec import parse_check_agent, semantic_problems as agent_semantic_problems
 from ..network.contain import http_get_problems
 from ..model import SETUP_ACTIONS, SINKS, Check, EvidenceSpec, Matrix, SetupStep, Waiver
@@ -31,7 +30,9 @@ DEFAULT_TIMEOUT = 10.0
 
 
 @lru_cache(maxsize=1)
-def _validator() -> Draft202012Validator:
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
     from .schema import matrix_schema
 
     return Draft202012Validator(matrix_schema())
@@ -337,7 +338,9 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
     problems = list(ln.problems)
     if not isinstance(data, dict):
         raise MatrixError(problems + [Problem(file, 1, "", "a matrix is a mapping with a 'checks' list")])
-    problems += schema_problems(data, ln, _validator())
+    from .schema import _matrix_schema
+
+    problems += checked_schema_problems(data, ln, _matrix_schema(), _validator)
     problems += _semantic_problems(data, ln)
     if problems:
         problems.sort(key=lambda p: (p.line, p.where))

@@ -27,7 +27,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
 
 from .lines import MatrixError, Path_, Problem, Lines, suggest, compose, read_text
 from .load import load_matrix, parse_waivers
@@ -131,7 +130,9 @@ def resolve_target_ref(ref: str, base: Path) -> str:
 
 
 @lru_cache(maxsize=1)
-def _validator() -> Draft202012Validator:
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(json.loads(schema_path("suite").read_text()))
 
 

@@ -84,9 +84,28 @@ def formats(kind: str) -> list[str]:
     return [name for (k, name) in _registry() if k == kind]
 
 
+_BUILTIN_BY_KEY = {(f.kind, f.name): f for f in _BUILTIN}
+
+
+def lookup(kind: str, name: str) -> Format:
+    """The format ``name`` of ``kind``: a built-in one without scanning the installed
+    packages for plugins (that costs every command a few tens of ms); KeyError if none."""
+    found = _BUILTIN_BY_KEY.get((kind, name))
+    return found if found is not None else _registry()[(kind, name)]
+
+
+def is_format(kind: str, name: str) -> bool:
+    """Whether ``name`` is a format of ``kind``."""
+    try:
+        lookup(kind, name)
+    except KeyError:
+        return False
+    return True
+
+
 def renderer(kind: str, name: str) -> Callable[..., None]:
     """The function that renders ``name`` for ``kind`` (KeyError when there is none)."""
-    fmt = _registry()[(kind, name)]
+    fmt = lookup(kind, name)
     module, _, attr = fmt.render.partition(":")
     return getattr(import_module(module), attr)
 
@@ -95,7 +114,7 @@ def render(kind: str, name: str, result: Any, out: IO[str], **options: Any) -> N
     """Write ``result`` in format ``name`` to ``out``; options the renderer does not take are dropped."""
     import inspect
 
-    fmt = _registry()[(kind, name)]
+    fmt = lookup(kind, name)
     fn = renderer(kind, name)
     params = inspect.signature(fn).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -177,13 +177,15 @@ def _agent_target(data: dict[str, Any], source: str, options: Mapping[str, str] 
                   pin: Installed | None) -> Target:
     """``kind: agent``: an agent CLI driven by a scripted model (targets/agents/)."""
     from .agents import load_agent_target  # agent targets are a package of their own
-    from .agents.spec import DRIVER_OPTIONS, option_file_problems
+    from .agents.spec import DRIVER_OPTIONS, DRIVERS, load_plugin_drivers, option_file_problems
 
     _, problems = parse_install(data.get("install"), data.get("versions"))
     if problems:
         raise TargetError("\n".join(f"{source}: {p}" for p in problems))
     # Only the options this driver takes: an unknown one is reported as such below.
     driver = data.get("agent", "claude-code")
+    if isinstance(driver, str) and driver not in DRIVERS:
+        load_plugin_drivers()
     taken = DRIVER_OPTIONS.get(driver, ()) if isinstance(driver, str) else ()
     unreadable = option_file_problems({k: v for k, v in (options or {}).items() if k in taken})
     if unreadable:

@@ -82,16 +82,6 @@ DRIVERS: dict[str, Driver] = {d.name: d for d in (
 )}
 
 
-def _plugin_drivers() -> None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="sandboxcheck.agents"):
-        driver = ep.load()
-        if isinstance(driver, Driver) and driver.name not in DRIVERS:
-            DRIVERS[driver.name] = driver
-
-
-_plugin_drivers()
 #: The options each driver takes (from OPTIONS).
 DRIVER_OPTIONS: dict[str, tuple[str, ...]] = {d.name: d.options for d in DRIVERS.values()}
 #: Options whose value is a file the harness reads (JSON settings, TOML config).
@@ -100,6 +90,28 @@ FILE_OPTIONS: frozenset[str] = frozenset({"settings", "user_settings", "config"}
 DRIVER_EXECUTABLES: dict[str, str] = {d.name: d.executable for d in DRIVERS.values()}
 #: Target keys that belong to one driver only.
 _DRIVER_KEYS: dict[str, tuple[str, ...]] = {d.name: d.keys for d in DRIVERS.values()}
+_plugins_loaded = False
+
+
+def load_plugin_drivers() -> None:
+    """Add the drivers other packages register (entry point group ``sandboxcheck.agents``);
+    done once, when a target names a driver that is not built in."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="sandboxcheck.agents"):
+        try:
+            driver = ep.load()
+        except Exception:  # noqa: BLE001 - a broken plugin must not break the built-in drivers
+            continue
+        if isinstance(driver, Driver) and driver.name not in DRIVERS:
+            DRIVERS[driver.name] = driver
+            DRIVER_OPTIONS[driver.name] = driver.options
+            DRIVER_EXECUTABLES[driver.name] = driver.executable
+            _DRIVER_KEYS[driver.name] = driver.keys
 #: Settings keys dropped from every merged settings file: they would send the
 #: agent to a real model or run a credential helper, and a run must stay offline.
 OFFLINE_DROPPED = ("apiKeyHelper", "awsAuthRefresh", "awsCredentialExport", "otelHeadersHelper")
@@ -198,6 +210,8 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
     if not isinstance(name, str) or not name:
         problems.append("'name' must be a non-empty string")
     driver = data.get("agent", "claude-code")
+    if isinstance(driver, str) and driver not in DRIVERS:
+        load_plugin_drivers()
     if driver not in DRIVERS:
         problems.append(f"agent: {driver!r} is not a known agent (known: {', '.join(DRIVERS)})")
     for other, keys in _DRIVER_KEYS.items():
