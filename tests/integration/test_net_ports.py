@@ -1,0 +1,75 @@
+"""Known answers for ports on an allowed host (matrices/network-ports.yaml, preset srt-net-ports).
+
+srt-net-ports scopes every allowed entry to the web sink's port
+(``allowed.sandboxcheck.test:PORT``); the same sinks listen on a second port.
+srt reads host:port entries from 0.0.68 and refuses the second port on every
+path (plain HTTP, CONNECT, SOCKS5). 0.0.67 rejects such a settings file
+("Invalid configuration") and runs nothing: every check inconclusive, never a
+pass. 0.0.43 accepts the file without reading the ports as ports: no entry
+matches, the allowed host is refused on its declared port too.
+"""
+from __future__ import annotations
+
+import pytest
+
+from sandboxcheck.matrix.load import load_matrix
+from sandboxcheck.model import Matrix, RunReport, Status
+from sandboxcheck.resources import resolve_matrix
+from sandboxcheck.run.options import RunOptions
+from sandboxcheck.run.schedule import run_matrix
+from sandboxcheck.targets.base import TargetError
+from sandboxcheck.targets.registry import load_target
+
+pytestmark = pytest.mark.integration
+DECLARED = {"network.port.declared.http", "network.port.declared.https"}
+
+
+@pytest.fixture(scope="module")
+def ports() -> Matrix:
+    return load_matrix(resolve_matrix("network-ports"))
+
+
+def run(matrix: Matrix, target: str) -> RunReport:
+    try:
+        t = load_target(target)
+    except TargetError as exc:
+        pytest.skip(str(exc))
+    why = t.unavailable()
+    if why:
+        pytest.skip(why)
+    return run_matrix(matrix, t, RunOptions(jobs=2))
+
+
+def statuses(report: RunReport) -> dict[str, Status]:
+    return {r.id: r.status for r in report.results}
+
+
+@pytest.mark.parametrize("target", ["srt-net-ports", "srt-net-ports@0.0.76", "srt-net-ports@latest"])
+def test_srt_allows_the_declared_port_only(ports: Matrix, target: str) -> None:
+    report = run(ports, target)
+    assert set(statuses(report).values()) == {Status.PASS}, {r.id: r.reason for r in report.results}
+    results = {r.id: r for r in report.results}
+    assert "connected from a 'node' process" in results["network.port.declared.http"].evidence[0]
+    # The second port has the same sink: nothing reached it.
+    assert all(not results[i].evidence for i in results if i.startswith("network.port.other."))
+
+
+def test_srt_0_0_67_refuses_a_settings_file_with_ports(ports: Matrix) -> None:
+    report = run(ports, "srt-net-ports@0.0.67")
+    assert set(statuses(report).values()) == {Status.INCONCLUSIVE}
+    assert all("Invalid configuration" in r.reason for r in report.results)
+
+
+def test_srt_0_0_43_matches_no_entry_with_a_port(ports: Matrix) -> None:
+    report = run(ports, "srt-net-ports@0.0.43")
+    got = statuses(report)
+    assert {i for i, s in got.items() if s is Status.FAIL} == DECLARED
+    assert {i for i, s in got.items() if s is Status.PASS} == set(got) - DECLARED
+
+
+def test_an_entry_without_a_port_opens_every_port(ports: Matrix) -> None:
+    # srt-net names the allowed hosts without a port: srt lets them through on any port.
+    report = run(ports, "srt-net")
+    got = statuses(report)
+    assert {i for i, s in got.items() if s is Status.FAIL} == set(got) - DECLARED
+    assert "'node'" in {r.id: r for r in report.results}["network.port.other.http"].evidence[0]
