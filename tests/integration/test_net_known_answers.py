@@ -28,7 +28,8 @@ from sandboxcheck.targets.registry import load_target
 from marks import requires_bwrap
 
 pytestmark = pytest.mark.integration
-ALLOWED = {"network.allowed.http", "network.allowed.https", "network.allowed.wildcard", "network.socks.allowed"}
+ALLOWED = {"network.allowed.http", "network.allowed.https", "network.allowed.wildcard", "network.socks.allowed",
+           "network.relay.allowed"}
 
 
 @pytest.fixture(scope="module")

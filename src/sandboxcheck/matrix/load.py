@@ -314,7 +314,7 @@ def _containment(probe: str, args: dict[str, Any]) -> list[tuple[str, str]]:
             out.append((host_arg, f"{host!r}: network probes only reach the harness's sinks on 127.0.0.1"))
         if str(args.get(port_arg, "")) != port:
             out.append((port_arg, f"network probes only reach the harness's sinks: use port {port}"))
-    if probe == "http_get":
+    if probe in ("http_get", "relay_get"):
         out += http_get_problems(args)
     return out
 
