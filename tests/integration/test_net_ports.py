@@ -15,10 +15,7 @@ import pytest
 from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix, RunReport, Status
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.run.options import RunOptions
-from sandboxcheck.run.schedule import run_matrix
-from sandboxcheck.targets.base import TargetError
-from sandboxcheck.targets.registry import load_target
+from net_kit import run_or_skip
 
 pytestmark = pytest.mark.integration
 DECLARED = {"network.port.declared.http", "network.port.declared.https"}
@@ -29,15 +26,7 @@ def ports() -> Matrix:
     return load_matrix(resolve_matrix("network-ports"))
 
 
-def run(matrix: Matrix, target: str) -> RunReport:
-    try:
-        t = load_target(target)
-    except TargetError as exc:
-        pytest.skip(str(exc))
-    why = t.unavailable()
-    if why:
-        pytest.skip(why)
-    return run_matrix(matrix, t, RunOptions(jobs=2))
+run = run_or_skip
 
 
 def statuses(report: RunReport) -> dict[str, Status]:

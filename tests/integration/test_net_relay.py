@@ -21,12 +21,9 @@ import yaml
 from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix, RunReport, Status
 from sandboxcheck.resources import presets_dir, resolve_matrix
-from sandboxcheck.run.options import RunOptions
-from sandboxcheck.run.schedule import run_matrix
-from sandboxcheck.targets.base import TargetError
-from sandboxcheck.targets.registry import load_target
 
 from marks import requires_bwrap
+from net_kit import run_or_skip
 
 pytestmark = pytest.mark.integration
 RELAY = ("network.relay.allowed", "network.relay.connect", "network.relay.tcp")
@@ -38,15 +35,7 @@ def relays() -> Matrix:
     return dataclasses.replace(m, checks=tuple(c for c in m.checks if c.id in RELAY))
 
 
-def run(matrix: Matrix, target: str) -> RunReport:
-    try:
-        t = load_target(target)
-    except TargetError as exc:
-        pytest.skip(str(exc))
-    why = t.unavailable()
-    if why:
-        pytest.skip(why)
-    return run_matrix(matrix, t, RunOptions(jobs=2))
+run = run_or_skip
 
 
 def srt_net_with_local_binding(folder: Path, allow: bool) -> str:
