@@ -448,7 +448,7 @@ class ConformReport:
                 "rules": [r.to_dict() for r in self.results]}
 
 
-def _srt_target_file(folder: Path, target_ref: str, settings: dict[str, Any]) -> str:
+def srt_target_file(folder: Path, target_ref: str, settings: dict[str, Any]) -> str:
     """A target file running srt (the release ``target_ref`` names) with the derived settings."""
     from .targets.pinning import split_ref
     from .resources import presets_dir
@@ -488,7 +488,7 @@ def conform(settings_path: str, target_ref: str, options: Any = None) -> Conform
     with tempfile.TemporaryDirectory(prefix="sandboxcheck-conform-") as folder:
         settings = run_settings(policy)
         if split_ref(target_ref)[0] in SRT_TARGETS and settings is not None:
-            target = load_target(_srt_target_file(Path(folder), target_ref, settings))
+            target = load_target(srt_target_file(Path(folder), target_ref, settings))
             if settings != policy.srt_settings:
                 notes.append("the harness's two sink addresses were appended to network.allowedDomains "
                              "(srt >= 0.0.76 refuses names resolving to loopback otherwise); no check addresses them")
