@@ -349,8 +349,8 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
         except MatrixError as exc:
             problems += exc.problems
     elif "checks" not in data and "conform" not in data:
-        problems.append(Problem(file, 1, "", "a matrix needs 'checks' or 'conform' (a settings file to derive "
-                                             "checks from)"))
+        # The schema's wording for a missing key: 'checks' may be left out only when 'conform' derives them.
+        problems.append(Problem(file, 1, "", "missing required key 'checks'"))
     if problems:
         problems.sort(key=lambda p: (p.line, p.where))
         raise MatrixError(problems)
