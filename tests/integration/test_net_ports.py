@@ -3,10 +3,11 @@
 srt-net-ports scopes every allowed entry to the web sink's port
 (``allowed.sandboxcheck.test:PORT``); the same sinks listen on a second port.
 srt reads host:port entries from 0.0.68 and refuses the second port on every
-path (plain HTTP, CONNECT, SOCKS5). 0.0.67 rejects such a settings file
-("Invalid configuration") and runs nothing: every check inconclusive, never a
-pass. 0.0.43 accepts the file without reading the ports as ports: no entry
-matches, the allowed host is refused on its declared port too.
+path (plain HTTP, CONNECT, SOCKS5). Earlier releases reject a domain holding
+a ':' and with it the whole file ("Invalid configuration"): 0.0.64 and 0.0.67
+then refuse to run (every check inconclusive, never a pass); 0.0.43 and
+0.0.52 fall back silently to srt's defaults (allowedDomains [], deny-all), so
+the allowed host is refused on its declared port too.
 """
 from __future__ import annotations
 
@@ -43,14 +44,16 @@ def test_srt_allows_the_declared_port_only(ports: Matrix, target: str) -> None:
     assert all(not results[i].evidence for i in results if i.startswith("network.port.other."))
 
 
-def test_srt_0_0_67_refuses_a_settings_file_with_ports(ports: Matrix) -> None:
-    report = run(ports, "srt-net-ports@0.0.67")
+@pytest.mark.parametrize("version", ["0.0.64", "0.0.67"])
+def test_srt_before_0_0_68_refuses_to_run_a_settings_file_with_ports(ports: Matrix, version: str) -> None:
+    report = run(ports, f"srt-net-ports@{version}")
     assert set(statuses(report).values()) == {Status.INCONCLUSIVE}
     assert all("Invalid configuration" in r.reason for r in report.results)
 
 
-def test_srt_0_0_43_matches_no_entry_with_a_port(ports: Matrix) -> None:
-    report = run(ports, "srt-net-ports@0.0.43")
+@pytest.mark.parametrize("version", ["0.0.43", "0.0.52"])
+def test_older_srt_drops_a_settings_file_with_ports_for_its_defaults(ports: Matrix, version: str) -> None:
+    report = run(ports, f"srt-net-ports@{version}")
     got = statuses(report)
     assert {i for i, s in got.items() if s is Status.FAIL} == DECLARED
     assert {i for i, s in got.items() if s is Status.PASS} == set(got) - DECLARED
