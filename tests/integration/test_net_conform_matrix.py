@@ -3,7 +3,10 @@
 srt-net with the settings the matrix names honours every derived rule; the
 same matrix on bwrap-loose (its own configuration, the file read but not
 applied) shows the denied and unlisted domains and the denied read as
-failures, with the checks located at the matrix's ``conform:`` line.
+failures, with the checks located at the matrix's ``conform:`` line. An
+allowedDomains entry scoped to a port (``host:{net_port}``) is honoured by
+srt 0.0.78 on that port and refused on the sinks' second port; bwrap-loose
+lets the second port through.
 """
 from __future__ import annotations
 
@@ -26,8 +29,8 @@ NETWORK = {"conform.allow-domain.allowed-sandboxcheck-test", "conform.allow-doma
            "conform.deny-domain.denied-sandboxcheck-test", "conform.unlisted-domain.unlisted-conform-sandboxcheck-test"}
 
 
-def run(tmp_path: Path, target: str) -> tuple[dict, str]:  # type: ignore[type-arg]
-    (tmp_path / "policy.json").write_text(json.dumps(SETTINGS))
+def run(tmp_path: Path, target: str, settings: dict = SETTINGS) -> tuple[dict, str]:  # type: ignore[type-arg]
+    (tmp_path / "policy.json").write_text(json.dumps(settings))
     matrix = tmp_path / "mine.yaml"
     matrix.write_text("name: mine\ndescription: my srt policy\nconform: policy.json\n")
     env = {**os.environ, "PYTHONPATH": str(Path(sandboxcheck.__file__).resolve().parents[1])}
@@ -55,3 +58,17 @@ def test_bwrap_loose_violates_what_the_file_declares(tmp_path: Path) -> None:
     assert {"conform.deny-domain.denied-sandboxcheck-test", "conform.unlisted-domain.unlisted-conform-sandboxcheck-test",
             "conform.deny-read.home-ssh"} <= failed
     assert "conform.allow-domain.allowed-sandboxcheck-test" not in failed
+
+
+PORTS = {"network": {"allowedDomains": ["allowed.sandboxcheck.test:{net_port}"], "deniedDomains": []},
+         "filesystem": {"denyRead": [], "allowRead": [], "allowWrite": ["."], "denyWrite": []}}
+SCOPED = "conform.allow-domain.allowed-sandboxcheck-test-net-port"
+OTHER = "conform.other-port.allowed-sandboxcheck-test-net-alt-port"
+
+
+@pytest.mark.parametrize("target, other_port", [("srt-net", "pass"),
+                                                 pytest.param("bwrap-loose", "fail", marks=requires_bwrap)])
+def test_a_port_scoped_entry_is_tested_on_its_port_and_another(tmp_path: Path, target: str, other_port: str) -> None:
+    report, _ = run(tmp_path, target, PORTS)
+    status = {r["id"]: r["status"] for r in report["results"]}
+    assert (status[SCOPED], status[OTHER]) == ("pass", other_port)

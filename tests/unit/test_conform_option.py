@@ -72,3 +72,35 @@ def test_only_an_srt_target_without_settings_of_its_own_gets_the_declared_settin
     target, note = conform_target(m, "srt-net", False)
     assert target is not None and target.name == "srt-net-conform"
     assert "runs with the settings of" in note and "sink addresses" in note
+
+
+def test_a_port_scoped_entry_allows_its_port_only() -> None:
+    from sandboxcheck.conform import domain_expectation, parse_settings, split_port
+
+    assert split_port("api.sandboxcheck.test:443") == ("api.sandboxcheck.test", "443")
+    assert split_port("api.sandboxcheck.test:{net_port}") == ("api.sandboxcheck.test", "{net_port}")
+    assert split_port("api.sandboxcheck.test") == ("api.sandboxcheck.test", None)
+    assert split_port("::1") == ("::1", None)
+    p = parse_settings(json.dumps({"network": {"allowedDomains": ["api.sandboxcheck.test:{net_port}",
+                                                                  "*.cdn.sandboxcheck.test:443"]}}))
+    assert domain_expectation(p, "api.sandboxcheck.test", "{net_port}") == "allowed"
+    assert domain_expectation(p, "api.sandboxcheck.test", "{net_alt_port}") == "denied"
+    assert domain_expectation(p, "x.cdn.sandboxcheck.test", "443") == "allowed"
+    assert domain_expectation(p, "x.cdn.sandboxcheck.test", "{net_port}") == "denied"
+
+
+def test_port_scoped_entries_derive_an_other_port_rule() -> None:
+    from sandboxcheck.conform import parse_settings
+
+    rules = {r.id: r for r in derive(parse_settings(json.dumps({"network": {"allowedDomains": [
+        "api.sandboxcheck.test:{net_port}", "web.sandboxcheck.test:443", "any.sandboxcheck.test"]}})))}
+    api = rules["conform.allow-domain.api-sandboxcheck-test-net-port"]
+    assert api.expect == "allowed" and api.check["args"]["url"] == "http://api.sandboxcheck.test:{net_port}/{token}"
+    other = rules["conform.other-port.api-sandboxcheck-test-net-alt-port"]
+    assert other.expect == "denied" and other.check["args"]["url"].endswith(":{net_alt_port}/{token}")
+    # A port the sinks do not listen on cannot be tested; the host's other ports still can.
+    web = rules["conform.allow-domain.web-sandboxcheck-test-443"]
+    assert web.check is None and "port 443" in (web.untestable or "")
+    assert rules["conform.other-port.web-sandboxcheck-test-net-alt-port"].expect == "denied"
+    # An entry without a port opens every port: no other-port rule.
+    assert not any(i.startswith("conform.other-port.any-") for i in rules)
