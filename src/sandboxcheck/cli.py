@@ -154,6 +154,16 @@ def _load_selected(ref: str, only: tuple[str, ...], keyword: str | None) -> Any:
         raise  # not reached: _fail_usage exits
 
 
+def _conform_target(m: Any, target_ref: str, target_opts: tuple[str, ...], target: Any) -> Any:
+    """The target a matrix with ``conform:`` runs on (srt with the declared settings); says which on stderr."""
+    from .matrix.conform_option import conform_target
+
+    derived, note = conform_target(m, target_ref, any(o.startswith("settings=") for o in target_opts))
+    if note:
+        click.echo(note, err=True)
+    return derived or target
+
+
 def _harness() -> None:
     """Set up this process to launch targets: SIGTERM ends a run cleanly, and orphans come back here."""
     from .run.launch import become_subreaper
@@ -292,6 +302,7 @@ def run(ctx: click.Context, matrix: str, target_ref: str | None, fmt: str, outpu
     try:
         m = _load_selected(matrix, only, keyword)
         target = load_target(target_ref, parse_target_opts(target_opts))
+        target = _conform_target(m, target_ref, target_opts, target)
         accepted_for, accepted_results = load_accepted(accepted) if accepted else (None, None)
         whole, m = m, (shard.checks(m) if shard else m)
     except MatrixError as exc:

@@ -260,22 +260,36 @@ def _under(path: str, base: str) -> bool:
     return path == base or path.startswith(base.rstrip("/") + "/")
 
 
-def _host_matches(pattern: str, host: str) -> bool:
-    pat, h = pattern.lower().rstrip("."), host.lower().rstrip(".")
+#: The port of a ``host:port`` entry: digits, or the harness's own ``{net_port}`` (a settings file may name it).
+_PORT = re.compile(r"^(?P<host>[^:\[\]]+):(?P<port>\d{1,5}|\{net_port\})$")
+
+
+def split_port(entry: str) -> tuple[str, str | None]:
+    """``host:port`` as (host, port); an entry without a port (or an IPv6 literal) as (entry, None)."""
+    m = _PORT.match(entry)
+    return (m["host"], m["port"]) if m else (entry, None)
+
+
+def _host_matches(pattern: str, host: str, port: str | None = None) -> bool:
+    # An entry with a port matches that port only; one without matches every port (srt's rule).
+    name, scoped = split_port(pattern)
+    if scoped is not None and port is not None and scoped != port:
+        return False
+    pat, h = name.lower().rstrip("."), host.lower().rstrip(".")
     if pat.startswith("*."):
         return h.endswith(pat[1:])
     return h == pat
 
 
-def domain_expectation(policy: Policy, host: str) -> str:
-    """``allowed`` or ``denied``, as the policy decides for ``host``."""
+def domain_expectation(policy: Policy, host: str, port: str | None = None) -> str:
+    """``allowed`` or ``denied``, as the policy decides for ``host`` (on ``port``, when given)."""
     if policy.network == "all":
         return "allowed"
     if policy.network == "none":
         return "denied"
-    if any(_host_matches(d.value, host) for d in policy.denied_domains):
+    if any(_host_matches(d.value, host, port) for d in policy.denied_domains):
         return "denied"
-    return "allowed" if any(_host_matches(d.value, host) for d in policy.allowed_domains) else "denied"
+    return "allowed" if any(_host_matches(d.value, host, port) for d in policy.allowed_domains) else "denied"
 
 
 def _templates(items: tuple[Declared, ...]) -> list[str]:
@@ -316,8 +330,8 @@ def _write_check(path: str, existing: bool = False) -> dict[str, Any]:
     return {**check, "setup": setup} if setup else check
 
 
-def _domain_check(host: str) -> dict[str, Any]:
-    return {"category": "network", "probe": "http_get", "args": {"url": f"http://{host}:{{net_port}}/{{token}}"}}
+def _domain_check(host: str, port: str = "{net_port}") -> dict[str, Any]:
+    return {"category": "network", "probe": "http_get", "args": {"url": f"http://{host}:{port}/{{token}}"}}
 
 
 def _test_host(pattern: str) -> str | None:
@@ -334,7 +348,7 @@ def derive(policy: Policy) -> list[Rule]:
     def add(kind: str, subject: str, declared: str, expect: str, check: dict[str, Any] | None,
             untestable: str | None = None) -> None:
         # Paths are named by where they lie in the root (~/.ssh: home-ssh, .: workspace).
-        named = subject if kind.endswith("domain") else path_template(subject) or subject
+        named = subject if kind.endswith(("domain", "port")) else path_template(subject) or subject
         base = f"conform.{kind}.{_slug(named)}"
         rid, n = base, 2
         while rid in seen:
@@ -365,9 +379,18 @@ def derive(policy: Policy) -> list[Rule]:
     not_ours = f"not a name under {DOMAIN}: the harness never addresses a name it does not own"
     for kind, items in (("allow-domain", policy.allowed_domains), ("deny-domain", policy.denied_domains)):
         for d in items:
-            host = _test_host(d.value)
-            add(kind, d.value, d.where, domain_expectation(policy, host or d.value),
-                _domain_check(host) if host else None, None if host else not_ours)
+            name, port = split_port(d.value)
+            host = _test_host(name)
+            if host and port not in (None, "{net_port}"):
+                add(kind, d.value, d.where, domain_expectation(policy, host, port), None,
+                    f"port {port}: the harness's sinks listen on {{net_port}}; write {name}:{{net_port}} to test it")
+            else:
+                add(kind, d.value, d.where, domain_expectation(policy, host or name, "{net_port}"),
+                    _domain_check(host) if host else None, None if host else not_ours)
+            if host and port is not None and kind == "allow-domain":
+                # A port-scoped entry leaves the host's other ports to the default.
+                add("other-port", f"{host}:{{net_alt_port}}", f"{d.where}: {d.value} names port {port} only",
+                    domain_expectation(policy, host, "{net_alt_port}"), _domain_check(host, "{net_alt_port}"))
     unlisted = f"unlisted.conform.{DOMAIN}"
     add("unlisted-domain", unlisted, f"in no list (network: {policy.network})",
         domain_expectation(policy, unlisted), _domain_check(unlisted))
@@ -448,7 +471,7 @@ class ConformReport:
                 "rules": [r.to_dict() for r in self.results]}
 
 
-def _srt_target_file(folder: Path, target_ref: str, settings: dict[str, Any]) -> str:
+def srt_target_file(folder: Path, target_ref: str, settings: dict[str, Any]) -> str:
     """A target file running srt (the release ``target_ref`` names) with the derived settings."""
     from .targets.pinning import split_ref
     from .resources import presets_dir
@@ -488,7 +511,7 @@ def conform(settings_path: str, target_ref: str, options: Any = None) -> Conform
     with tempfile.TemporaryDirectory(prefix="sandboxcheck-conform-") as folder:
         settings = run_settings(policy)
         if split_ref(target_ref)[0] in SRT_TARGETS and settings is not None:
-            target = load_target(_srt_target_file(Path(folder), target_ref, settings))
+            target = load_target(srt_target_file(Path(folder), target_ref, settings))
             if settings != policy.srt_settings:
                 notes.append("the harness's two sink addresses were appended to network.allowedDomains "
                              "(srt >= 0.0.76 refuses names resolving to loopback otherwise); no check addresses them")

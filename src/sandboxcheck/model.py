@@ -160,6 +160,8 @@ class Matrix:
     checks: tuple[Check, ...]
     description: str = ""
     waivers: tuple[Waiver, ...] = ()
+    #: The settings file whose declared rules the matrix's ``conform.*`` checks test ('' when none).
+    conform: str = ""
 
 
 @dataclass(frozen=True, slots=True)

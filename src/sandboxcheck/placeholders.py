@@ -15,7 +15,7 @@ _TOKEN = re.compile(r"\{\{([a-z_]+)\}\}|\{([a-z_]+)\}")
 MATRIX_PLACEHOLDERS: frozenset[str] = frozenset({
     "workspace", "home", "outside", "root", "run", "probes", "python", "tmp",
     "token", "tcp_port", "udp_port", "dns_port", "witness_pid", "fd",
-    "net_port", "net_allowed_ip", "net_other_ip", "net_dns_ip", "net_domain",
+    "net_port", "net_alt_port", "net_allowed_ip", "net_other_ip", "net_dns_ip", "net_domain",
 })
 #: What each matrix placeholder stands for (the matrix reference is generated from this).
 MATRIX_MEANINGS: dict[str, str] = {
@@ -35,6 +35,8 @@ MATRIX_MEANINGS: dict[str, str] = {
     "fd": "the number of the check's first pass_fd descriptor (setup)",
     "net_port": "the port of the harness's web sinks (HTTP, TLS, CONNECT, SOCKS5) on each of its addresses; "
                 "using any net_ placeholder runs the target inside the harness's own name space",
+    "net_alt_port": "a second port of the same web sinks (a port an allowlist scoped to {net_port} does not "
+                    "name)",
     "net_allowed_ip": "the loopback address that allowed.sandboxcheck.test and *.allowed.sandboxcheck.test "
                       "resolve to",
     "net_other_ip": "the loopback address every other name under sandboxcheck.test resolves to",
@@ -55,7 +57,7 @@ TARGET_OPTIONS: frozenset[str] = frozenset({"settings"})
 TARGET_PLACEHOLDERS: frozenset[str] = frozenset({
     "workspace", "home", "root", "probes", "python", "cmd", "cmd_shell", "cmd_json", "run", "outside",
     "state", "version", "launch_id", *TARGET_OPTIONS,
-    "net_port", "net_allowed_ip", "net_other_ip", "net_dns_ip", "net_domain",
+    "net_port", "net_alt_port", "net_allowed_ip", "net_other_ip", "net_dns_ip", "net_domain",
 })
 
 

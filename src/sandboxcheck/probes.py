@@ -68,6 +68,9 @@ PROBES: dict[str, ProbeSpec] = {p.name: p for p in (
     ProbeSpec("http_get", "fetch an http:// or https:// URL through the proxy the environment names "
               "(as curl picks it), directly (via: direct), or through a given proxy",
               ("url",), ("via", "proxy", "socks-name", "socks-fallback"), EvidenceSpec("sink", sink="web")),
+    ProbeSpec("relay_get", "fetch an http:// URL through a relay the probe starts inside the sandbox "
+              "(a CONNECT proxy or a raw TCP forward on 127.0.0.1)",
+              ("url",), ("mode", "upstream"), EvidenceSpec("sink", sink="web")),
     ProbeSpec("unix_send", "connect to a unix socket and send a payload", ("payload",),
               ("path", "env"), EvidenceSpec("sink"), contained=("path",)),
     ProbeSpec("daemon", "double-fork a daemon that tries to outlive the session", ("tag",),

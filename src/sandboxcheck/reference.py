@@ -75,7 +75,8 @@ def _keys(props: dict[str, Any], required: list[str], notes: dict[str, str] | No
 _TOP_NOTES = {"version": "The matrix format's version.", "name": "Matrix name (default: the file name).",
               "description": "What the matrix is about.",
               "defaults": "Defaults for every check: timeout, severity, tags (added to each check's).",
-              "checks": "The checks, at least one, in the order reports list them."}
+              "checks": "The checks, in the order reports list them: at least one, unless `conform` derives "
+                        "them."}
 _CHECK_NOTES = {"title": "One line saying what the check tries.",
                 "category": "What kind of hole the check looks for.", "expect": "What a sound sandbox does.",
                 "severity": "How bad a failure is (default medium, or the matrix's defaults).",

@@ -19,16 +19,14 @@ import pytest
 from sandboxcheck.matrix.load import load_matrix
 from sandboxcheck.model import Matrix, Observed, Status
 from sandboxcheck.resources import resolve_matrix
-from sandboxcheck.run.options import RunOptions
-from sandboxcheck.run.schedule import run_matrix
 from sandboxcheck.model import RunReport
-from sandboxcheck.targets.base import TargetError
-from sandboxcheck.targets.registry import load_target
 
 from marks import requires_bwrap
+from net_kit import run_or_skip
 
 pytestmark = pytest.mark.integration
-ALLOWED = {"network.allowed.http", "network.allowed.https", "network.allowed.wildcard", "network.socks.allowed"}
+ALLOWED = {"network.allowed.http", "network.allowed.https", "network.allowed.wildcard", "network.socks.allowed",
+           "network.relay.allowed"}
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +34,7 @@ def network() -> Matrix:
     return load_matrix(resolve_matrix("network"))
 
 
-def run(matrix: Matrix, target: str) -> RunReport:
-    try:
-        t = load_target(target)
-    except TargetError as exc:
-        pytest.skip(str(exc))
-    why = t.unavailable()
-    if why:
-        pytest.skip(why)
-    return run_matrix(matrix, t, RunOptions(jobs=2))
+run = run_or_skip
 
 
 def failed(report: RunReport) -> set[str]:

@@ -64,7 +64,7 @@ def test_broken_suite(tmp_path: Path) -> None:
                   "  - baseline\n", "  - baselin\n")
     n = line_of(path, "- baselin")
     assert problems(path) == [f"{{file}}:{n}: matrices[0]: no matrix file 'baselin', and not a bundled matrix "
-                              f"(advisories, agent, agent-gemini, baseline, network, preexisting, repo-trust) (paths are relative to the suite file)"]
+                              f"(advisories, agent, agent-gemini, baseline, network, network-ports, preexisting, repo-trust) (paths are relative to the suite file)"]
 
 
 def test_broken_workflow(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_broken_workflow(tmp_path: Path) -> None:
                   "sandboxcheck run baseline --target bwrap-strict", "sandboxcheck run baselin --target bwrap-strict")
     n = line_of(path, "- name: Run the baseline matrix") + 1
     assert problems(path) == [f"{{file}}:{n}: jobs.sandbox.steps[3].run: sandboxcheck run: no matrix file "
-                              "'baselin', and not a bundled matrix (advisories, agent, agent-gemini, baseline, network, preexisting, repo-trust)"]
+                              "'baselin', and not a bundled matrix (advisories, agent, agent-gemini, baseline, network, network-ports, preexisting, repo-trust)"]
 
 
 def test_broken_target_files(tmp_path: Path) -> None:

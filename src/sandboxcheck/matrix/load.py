@@ -12,6 +12,7 @@ from .. import placeholders
 from .lines import MatrixError, Lines, Path_, Problem, checked_schema_problems, compose, read_text, suggest  # noqa: F401  (MatrixError, Problem, compose, read_text: this module's interface)
 from ..targets.agents.spec import parse_check_agent, semantic_problems as agent_semantic_problems
 from ..network.contain import http_get_problems
+from .conform_option import derived_checks, settings_file
 from ..model import SETUP_ACTIONS, SINKS, Check, EvidenceSpec, Matrix, SetupStep, Waiver
 from ..probes import PROBES
 from ..safeyaml import format_path  # noqa: F401 - part of this module's interface (suite, tests)
@@ -315,7 +316,7 @@ def _containment(probe: str, args: dict[str, Any]) -> list[tuple[str, str]]:
             out.append((host_arg, f"{host!r}: network probes only reach the harness's sinks on 127.0.0.1"))
         if str(args.get(port_arg, "")) != port:
             out.append((port_arg, f"network probes only reach the harness's sinks: use port {port}"))
-    if probe == "http_get":
+    if probe in ("http_get", "relay_get"):
         out += http_get_problems(args)
     return out
 
@@ -342,12 +343,23 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
 
     problems += checked_schema_problems(data, ln, _matrix_schema(), _validator)
     problems += _semantic_problems(data, ln)
+    conformed, conform_file = (), ""
+    if isinstance(data.get("conform"), str):
+        own = {c["id"] for c in data.get("checks") or [] if isinstance(c, dict) and isinstance(c.get("id"), str)}
+        try:
+            conformed = derived_checks(data["conform"], file, ln.line(("conform",)), own)
+            conform_file = str(settings_file(data["conform"], file))
+        except MatrixError as exc:
+            problems += exc.problems
+    elif "checks" not in data and "conform" not in data:
+        # The schema's wording for a missing key: 'checks' may be left out only when 'conform' derives them.
+        problems.append(Problem(file, 1, "", "missing required key 'checks'"))
     if problems:
         problems.sort(key=lambda p: (p.line, p.where))
         raise MatrixError(problems)
     defaults = data.get("defaults") or {}
     checks = []
-    for i, raw in enumerate(data["checks"]):
+    for i, raw in enumerate(data.get("checks") or []):
         args = dict(raw.get("args") or {})
         if raw.get("argv"):
             args["--"] = list(raw["argv"])
@@ -365,9 +377,9 @@ def parse_matrix(text: str, file: str = "<matrix>") -> Matrix:
             source=file, line=first, end_line=last, agent=parse_check_agent(raw["agent"]) if raw.get("agent") is not None else None,
             setup=_setup(raw.get("setup"), ln, ("checks", i, "setup")),
         ))
-    return Matrix(name=data.get("name") or Path(file).stem, path=file, checks=tuple(checks),
+    return Matrix(name=data.get("name") or Path(file).stem, path=file, checks=(*checks, *conformed),
                   description=data.get("description", ""),
-                  waivers=parse_waivers(data.get("waivers") or [], file, ln))
+                  waivers=parse_waivers(data.get("waivers") or [], file, ln), conform=conform_file)
 
 
 def load_matrix(path: str | Path) -> Matrix:

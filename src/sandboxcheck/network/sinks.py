@@ -223,6 +223,8 @@ class ProtocolSinks:
             self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self._tls.load_cert_chain(str(self.cert[0]), str(self.cert[1]))
         self.web_port = self._bind_web()
+        #: The same sinks on a second port: one an allowlist scoped to ``web_port`` does not name.
+        self.alt_port = self._bind_web()
         self.dns_address: str | None = None
         self.dns_problem: str | None = None
         self._resolve = resolve or (lambda name: None)

@@ -25,7 +25,7 @@ from .sinks import DOMAIN, NetHit, ProtocolSinks
 
 #: Placeholders a check or a target file can use once the network is up.
 NET_PLACEHOLDERS: frozenset[str] = frozenset({
-    "net_port", "net_allowed_ip", "net_other_ip", "net_dns_ip", "net_domain"})
+    "net_port", "net_alt_port", "net_allowed_ip", "net_other_ip", "net_dns_ip", "net_domain"})
 #: Sink names (``evidence: {kind: sink, sink: ...}``) served by this network.
 NET_SINKS: frozenset[str] = frozenset({"web", "resolver"})
 #: Names the hosts file carries (the DNS sink answers the same and any other name under the domain).
@@ -126,7 +126,7 @@ class OwnedNetwork:
 
     def values(self) -> dict[str, str]:
         """Placeholder values for checks and target files."""
-        return {"net_port": str(self.sinks.web_port), "net_allowed_ip": self.allowed_ip,
+        return {"net_port": str(self.sinks.web_port), "net_alt_port": str(self.sinks.alt_port), "net_allowed_ip": self.allowed_ip,
                 "net_other_ip": self.other_ip, "net_dns_ip": self.dns_ip, "net_domain": DOMAIN}
 
     def problems(self) -> list[str]:
