@@ -104,13 +104,18 @@ GEMINI_KNOWN: dict[str, dict[str, tuple[Status, str | None]]] = {
 REPO_TRUST_GEMINI = {"repo.gemini.session-start-hook", "repo.gemini.mcp-server", "repo.gemini.discovery-command"}
 REPO_TRUST_OTHERS = {"repo.claude.session-start-hook", "repo.claude.pretooluse-hook", "repo.claude.mcp-json",
                      "repo.codex.notify", "repo.codex.mcp-server", "repo.git.fsmonitor"}
+#: Checks that write Claude Code's permissions.deny rules: gemini-cli skips them.
+REPO_TRUST_CLAUDE_ONLY = {"repo.claude.deny-read-direct", "repo.claude.deny-read-symlink"}
 REPO_TRUST_KNOWN: dict[str, dict[str, tuple[Status, str | None]]] = {
     "gemini-cli": {**{k: (Status.PASS, "AGENT_REFUSED") for k in REPO_TRUST_GEMINI},
-                   **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS}},
+                   **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS},
+                   **{k: (Status.SKIP, None) for k in REPO_TRUST_CLAUDE_ONLY}},
     "gemini-cli@0.39.1": {**{k: (Status.PASS, "AGENT_REFUSED") for k in REPO_TRUST_GEMINI},
-                          **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS}},
+                          **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS},
+                          **{k: (Status.SKIP, None) for k in REPO_TRUST_CLAUDE_ONLY}},
     "gemini-cli@0.39.0": {**{k: (Status.FAIL, None) for k in REPO_TRUST_GEMINI},
-                          **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS}},
+                          **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS},
+                          **{k: (Status.SKIP, None) for k in REPO_TRUST_CLAUDE_ONLY}},
 }
 
 

@@ -41,12 +41,15 @@ requires_codex = pytest.mark.skipif(
 
 CHECKS = ("repo.claude.session-start-hook", "repo.claude.pretooluse-hook", "repo.claude.mcp-json",
           "repo.gemini.session-start-hook", "repo.gemini.mcp-server", "repo.gemini.discovery-command",
-          "repo.codex.notify", "repo.codex.mcp-server", "repo.git.fsmonitor")
+          "repo.codex.notify", "repo.codex.mcp-server", "repo.git.fsmonitor",
+          "repo.claude.deny-read-direct", "repo.claude.deny-read-symlink")
+#: Checks that configure Claude Code itself (its permissions.deny rules): Codex skips them.
+CLAUDE_ONLY = ("repo.claude.deny-read-direct", "repo.claude.deny-read-symlink")
 
 
-def known(*ran: str) -> dict[str, Status]:
+def known(*ran: str, skipped: tuple[str, ...] = ()) -> dict[str, Status]:
     """Every check passes (the file never appears) except the mechanisms that ran."""
-    return {c: Status.FAIL if c in ran else Status.PASS for c in CHECKS}
+    return {c: Status.SKIP if c in skipped else Status.FAIL if c in ran else Status.PASS for c in CHECKS}
 
 
 #: Claude Code in -p mode runs the project's SessionStart and PreToolUse hooks and,
@@ -61,10 +64,10 @@ KNOWN: dict[str, dict[str, Status]] = {
     "claude-code-sandbox": known(*CLAUDE_RAN, "repo.git.fsmonitor"),
     "claude-code@2.1.332": known(*CLAUDE_RAN),
     "claude-code-sandbox@2.1.332": known(*CLAUDE_RAN),
-    "codex-agent": known("repo.codex.mcp-server"),
-    "codex-agent-no-tmp": known("repo.codex.mcp-server"),
-    "codex-agent@0.171.0": known("repo.codex.mcp-server"),
-    "codex-agent-no-tmp@0.171.0": known("repo.codex.mcp-server"),
+    "codex-agent": known("repo.codex.mcp-server", skipped=CLAUDE_ONLY),
+    "codex-agent-no-tmp": known("repo.codex.mcp-server", skipped=CLAUDE_ONLY),
+    "codex-agent@0.171.0": known("repo.codex.mcp-server", skipped=CLAUDE_ONLY),
+    "codex-agent-no-tmp@0.171.0": known("repo.codex.mcp-server", skipped=CLAUDE_ONLY),
 }
 #: The file each mechanism writes, by check.
 MARKERS = {"repo.claude.session-start-hook": "claude-session-start-ran.txt",
