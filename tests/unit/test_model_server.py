@@ -431,3 +431,14 @@ def test_a_fed_session_that_lost_answered_steps_is_ended_not_replayed() -> None:
         assert feed.diverged and feed.ended
         t.join(5)
         assert [c.step.input["command"] for c in srv.transcript.calls] == ["echo first-check"]
+
+
+def test_claude_codes_read_deny_message_is_a_permission_denial() -> None:
+    # Claude Code 2.1.7 answers a Read its deny rules refuse with this text (an error result).
+    from sandboxcheck.targets.agents.script import ToolCall
+
+    call = ToolCall(1, 0, Step("Read", {"file_path": "/w/docs/key"}), "toolu_x")
+    call.result, call.is_error = "Permission to read /w/docs/key has been denied.", True
+    assert call.permission_denied
+    call.result = "File does not exist."
+    assert not call.permission_denied

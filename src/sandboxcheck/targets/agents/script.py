@@ -36,7 +36,7 @@ _DENIAL_PATTERNS = re.compile(
     r"^[^\n]{0,300}(?:can't|cannot) be checked before it runs|"
     r"^Run outside of the sandbox|^Contains [a-z_]+substitution|permission to use|"
     r"denied by (?:your )?permission|blocked by (?:your )?permission|not allowed by|"
-    r"user (?:doesn't|does not) want",
+    r"user (?:doesn't|does not) want|^Permission to (?:read|edit|write) [^\n]{1,300} has been denied",
     re.IGNORECASE)
 
 
