@@ -445,7 +445,7 @@ def test_codex_target_files_and_options_are_validated(tmp_path: Path) -> None:
     with pytest.raises(TargetError) as info:
         load_agent_target({**CODEX, "settings": {}, "allowed_tools": ["Bash"], "config": 3}, "t.yaml")
     assert str(info.value).splitlines() == [
-        "t.yaml: 'settings' is a claude-code key; an agent: codex target does not take it",
+        "t.yaml: 'settings' is a claude-code and gemini-cli key; an agent: codex target does not take it",
         "t.yaml: 'allowed_tools' is a claude-code key; an agent: codex target does not take it",
         "t.yaml: 'config' must be a mapping (Codex config.toml keys)",
     ]

@@ -39,7 +39,9 @@ def test_probe_traits_live_on_the_probe() -> None:
 
 
 def test_every_probe_in_the_registry_has_its_program() -> None:
-    programs = {p.stem for p in (PKG.parents[1] / "probes").glob("*.py") if not p.stem.startswith("_")}
+    from sandboxcheck.resources import probes_dir
+
+    programs = {p.stem for p in probes_dir().glob("*.py") if not p.stem.startswith("_")}
     assert set(PROBES) <= programs
 
 

@@ -214,10 +214,14 @@ def parse_agent_target(data: Any, source: str) -> AgentSpec:
         load_plugin_drivers()
     if driver not in DRIVERS:
         problems.append(f"agent: {driver!r} is not a known agent (known: {', '.join(DRIVERS)})")
-    for other, keys in _DRIVER_KEYS.items():
-        for key in keys:
-            if other != driver and driver in DRIVERS and key in data and key not in _DRIVER_KEYS[driver]:
-                problems.append(f"'{key}' is a {other} key; an agent: {driver} target does not take it")
+    if driver in DRIVERS:
+        owners: dict[str, list[str]] = {}
+        for other, keys in _DRIVER_KEYS.items():
+            for key in keys:
+                if other != driver and key in data and key not in _DRIVER_KEYS[driver]:
+                    owners.setdefault(key, []).append(other)
+        for key, others in owners.items():  # one line per key, naming every driver that takes it
+            problems.append(f"'{key}' is a {' and '.join(others)} key; an agent: {driver} target does not take it")
     reqs: list[Requirement] = []
     raw_reqs = data.get("requires") or []
     reqs_ok = isinstance(raw_reqs, list)
