@@ -429,7 +429,12 @@ class CheckAgent:
 
     ``settings``/``user_settings`` are merged over the target's; ``allowed_tools``
     (when given) replaces the target's; ``flags`` and ``env`` are added;
-    ``path_without`` removes executables (``bwrap``) from the agent's PATH.
+    ``path_without`` removes executables (``bwrap``) from the agent's PATH;
+    ``trusted`` (when given) says whether the user trusted the workspace
+    (each driver records it the way its CLI does; None: the driver's default,
+    trusted, as a user's own repository is); ``interactive`` starts the CLI
+    in a terminal as a user does, with no prompt and no answer to what it asks
+    (its steps are then never asked for).
     """
 
     steps: tuple[StepSpec, ...] = (StepSpec(),)
@@ -439,6 +444,8 @@ class CheckAgent:
     flags: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     path_without: tuple[str, ...] = ()
+    trusted: bool | None = None
+    interactive: bool = False
 
     @property
     def sessions(self) -> int:

@@ -1,12 +1,58 @@
 """``file`` evidence: a host path is created, changed or removed (with ``contains``: then holds that text)."""
 from __future__ import annotations
 
+import os
+import re
+
 from .. import placeholders
 from .base import Observation, Observer
 from .files import file_state, read_file
 
 #: Bytes of a watched file read to look for ``contains``.
 READ_CAP = 1 << 20
+#: Namespace links a writer may record beside the canary (``readlink /proc/self/ns/mnt``).
+_NS = re.compile(rb"\b(mnt|net):\[(\d{1,20})\]")
+
+
+def _own_namespace(kind: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/self/ns/{kind}")
+    except OSError:
+        return None
+
+
+def where_written(data: bytes, contains: str) -> str:
+    """Where the writer of the canary's lines ran, from the namespace links it recorded
+    beside the canary, compared with the harness's own: "" when no line says."""
+    seen: dict[str, set[str]] = {}
+    for line in data.splitlines():
+        if contains.encode() in line:
+            for kind, number in _NS.findall(line):
+                seen.setdefault(kind.decode(), set()).add(f"{kind.decode()}:[{number.decode()}]")
+    if not seen:
+        return ""
+    parts = []
+    for kind, what in (("mnt", "mount"), ("net", "network")):
+        if kind not in seen:
+            continue
+        own = _own_namespace(kind)
+        if own is None:
+            continue
+        same, other = own in seen[kind], sorted(seen[kind] - {own})
+        if same and not other:
+            parts.append(f"the harness's own {what} namespace")
+        elif other and not same:
+            parts.append(f"another {what} namespace ({', '.join(other)})")
+        else:
+            parts.append(f"the harness's own {what} namespace and another ({', '.join(other)})")
+    if not parts:
+        return ""
+    if all(p.startswith("the harness's own") and " and another" not in p for p in parts):
+        names = " and ".join(p.removeprefix("the harness's own ").removesuffix(" namespace") for p in parts)
+        plural = "s" if len(parts) > 1 else ""
+        return (f"; written from the harness's own {names} namespace{plural}: "
+                "on the host, in no namespace sandbox")
+    return "; written from " + " and ".join(parts)
 
 
 class FileObserver(Observer):
@@ -23,4 +69,5 @@ class FileObserver(Observer):
         if contains is not None and (data is None or contains.encode() not in data):
             return []
         what = "created" if not obs.before.exists else "changed" if after.exists else "removed"
-        return [f"{ev.path} {what} on the host" + (" with the check's canary" if contains else "")]
+        where = where_written(data, contains) if data is not None and contains is not None else ""
+        return [f"{ev.path} {what} on the host" + (" with the check's canary" if contains else "") + where]

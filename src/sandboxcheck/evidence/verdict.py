@@ -29,6 +29,9 @@ LAYERS: dict[str, str] = {
 
 #: The layer of a denial where the probe succeeded inside but nothing happened outside.
 PRIVATE_VIEW = "private view: the action worked inside the sandbox only"
+#: The layer of a denial where the action was the agent's own start (an interactive
+#: session that sat waiting for the user) and what the check watches never happened.
+AGENT_WAITED = "the agent: it started and waited for the user; nothing the check watches ran"
 
 
 def layer_for(errno: str | None) -> str | None:
@@ -115,6 +118,8 @@ def explain(ex: Execution) -> str:
         return _why_unknown(ex)
     p = ex.probe
     assert p is not None
+    if p.ok and p.probe == "agent":
+        return f"'{p.action}' went through and nothing took effect outside; {p.message}"
     if p.ok:
         return (f"probe reported '{p.action}' succeeded, but nothing took effect outside "
                 "(it acted on a private view)")
@@ -167,5 +172,5 @@ def judge(check: Check, ex: Execution | None, control: Execution | None,
 
 def _denial_layer(ex: Execution) -> str | None:
     if ex.probe is not None and ex.probe.ok:
-        return PRIVATE_VIEW
+        return AGENT_WAITED if ex.probe.probe == "agent" else PRIVATE_VIEW
     return layer_for(ex.probe.errno if ex.probe else None)

@@ -277,7 +277,7 @@ class Harness:
             ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
             used = set().union(*(placeholders.names(v) for v in [*_flat(check.args), *ev_texts]))
             if (self.options.own_network or (used | getattr(target, "uses", set)()) & NET_PLACEHOLDERS
-                    or check.evidence.sink in NET_SINKS):
+                    or check.evidence.sink in NET_SINKS or target.own_network(check)):
                 try:
                     net = self.network()
                     if session is not None:

@@ -106,6 +106,11 @@ class Target(ABC):
         (where, text) pairs, e.g. ("agent transcript", ...). Default: none."""
         return []
 
+    def own_network(self, check: Any) -> bool:
+        """True when ``check`` must run inside the harness's own name space (names
+        resolve only to the harness's sinks) whatever placeholders it uses."""
+        return False
+
     def session_reason(self, check: Any) -> str | None:
         """None when ``check`` can run in a long-lived session shared with other
         checks (see ``open_session``), else why it needs a process of its own."""

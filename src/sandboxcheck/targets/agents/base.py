@@ -38,6 +38,9 @@ from .script import SESSION_TAG, Script, Step, ToolCall, Transcript
 from .spec import AgentSpec, AgentSpecError, CheckAgent, parse_check_agent
 
 LAUNCHER = Path(__file__).resolve().parent / "launch.py"
+#: How ``launch.py`` runs an interactive session: a 40x100 terminal, ended once its screen
+#: has been still for 5 s (the CLI waits for the user) or after 30 s.
+TERMINAL: dict[str, float] = {"rows": 40, "cols": 100, "quiet_s": 5, "max_s": 30}
 
 
 
@@ -279,6 +282,22 @@ class AgentTarget(Target):
     def cleanup(self, run: AgentRun) -> None:
         """Remove what ``prepare`` made outside the root."""
 
+    def terminal_lines(self, number: int, ended: Mapping[str, Any]) -> list[str]:
+        """How an interactive session ended, and (when the CLI sat waiting for the user
+        until the launcher ended it) a probe line saying the start itself went through:
+        what a repository's files did by then is judged on the host."""
+        note = str(ended.get("terminal") or "")
+        screen = [ln.strip() for ln in str(ended.get("stdout") or "").splitlines() if ln.strip()]
+        lines = [f"--- session {number}: {self.cli} in a terminal, {note} "
+                 f"(exit {ended.get('returncode')} after {ended.get('duration_s')}s)"]
+        lines += [f"    | {ln}" for ln in screen[-12:]]
+        if "screen had been still" in note:
+            lines.append(probe_line("agent", f"start {self.cli} in a terminal (session {number})", True, True, None,
+                                    "it waited for the user at: " + " / ".join(screen[-4:])))
+        elif not screen or ended.get("returncode") not in (0, None):
+            lines += self.failed_start(number, ended)
+        return lines
+
     def failed_start(self, number: int, ended: Mapping[str, Any]) -> list[str]:
         """Lines saying why session ``number`` ended without a tool call."""
         return []
@@ -324,7 +343,8 @@ class AgentTarget(Target):
         root = Path(values["root"])
         folder = root / "agent"
         folder.mkdir(parents=True, exist_ok=True)
-        script = self.script(plan, vals, cmd)
+        # An interactive session is given no prompt: the model has nothing to script.
+        script = Script(tuple(() for _ in range(plan.sessions))) if plan.interactive else self.script(plan, vals, cmd)
         server = self.server_class(script).start()
         try:
             run = self.new_run(server, folder, plan)
@@ -337,6 +357,10 @@ class AgentTarget(Target):
                 env["PATH"] = shim_path(folder / "path", plan.path_without)
             sessions = [{"argv": self.session_argv(run, plan, n), "env": env, "cwd": values["workspace"],
                          "stdin": self.session_stdin(n)} for n in range(1, plan.sessions + 1)]
+            if plan.interactive:
+                for session in sessions:
+                    session["terminal"] = TERMINAL
+                    session["stdin"] = ""
             plan_path = folder / "plan.json"
             write_beneath(str(root), plan_path, {"sessions": sessions, "status": str(folder / "status.json")})
         except BaseException:
@@ -397,6 +421,9 @@ class AgentTarget(Target):
             s = ended.get(n)
             if s is None:
                 lines.append(f"--- session {n}: did not finish (killed or never started)")
+                continue
+            if s.get("terminal"):
+                lines += self.terminal_lines(n, s)
                 continue
             lines.append(f"--- session {n}: {self.cli} exited {s.get('returncode')} after {s.get('duration_s')}s")
             if s.get("returncode") != 0 and not any(c.session == n for c in transcript.calls):

@@ -12,6 +12,10 @@ harness's own server, and effects are still judged on the host.
 CLI flags used, and why:
 
 - ``-p`` (prompt on stdin): non-interactive print mode; one session per process.
+  A check with ``agent.interactive`` instead starts ``claude`` without ``-p`` in
+  a terminal of its own (``launch.py``), gives it no prompt and answers
+  nothing: what the CLI does before the user says anything (the trust
+  dialog, start-up hooks) is what the check observes.
 - ``--output-format json``: one result object on stdout (with the CLI's own
   ``permission_denials``), kept as the target's stdout for debugging.
 - ``--allowedTools RULES`` (only when the target or check lists rules): in
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import safefs
+from ...labels import canary
 from ...model import TranscriptEntry
 from ..base import TargetSession
 from ...probes import OWN_SESSION_PROBES
@@ -49,6 +54,8 @@ from .spec import AgentSpecError, CheckAgent, expand_all, merge, offline, parse_
 OFFLINE_ENV: dict[str, str] = {
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
     "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1",
+    # An interactive start otherwise fetches the plugin marketplace from the network.
+    "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
 }
 
 #: What the CLI prints on stderr when it refuses to start without its sandbox
@@ -180,12 +187,20 @@ class ClaudeCodeTarget(AgentTarget):
             # What setup seeds (a repository's hooks, settings, MCP servers) is read at start-up.
             return "the check seeds the workspace before the agent starts"
         if (plan.settings or plan.user_settings or plan.allowed_tools is not None or plan.flags
-                or plan.env or plan.path_without):
+                or plan.env or plan.path_without or plan.trusted is not None or plan.interactive):
             return "the check configures the agent for itself"
         probes = {getattr(check, "probe", None), *(s.probe for s in plan.steps)}
         if probes & OWN_SESSION_PROBES:
             return "the check's evidence is the agent process itself"
         return None
+
+    def own_network(self, check: Any) -> bool:
+        # An interactive start looks up the vendor's hosts (its API, npm's registry,
+        # GitHub): in the harness's name space those names lead nowhere.
+        try:
+            return parse_check_agent(getattr(check, "agent", None)).interactive
+        except AgentSpecError:
+            return False
 
     def open_session(self, values: dict[str, str]) -> ClaudeSession:
         return ClaudeSession(self, values)
@@ -217,6 +232,10 @@ class ClaudeCodeTarget(AgentTarget):
 
     def _argv(self, plan: CheckAgent) -> list[str]:
         allowed = plan.allowed_tools if plan.allowed_tools is not None else self._allowed
+        if plan.interactive:
+            # As a user starts it in a terminal: no prompt, no print mode.
+            return [*self.tool_argv("claude"), *self._flags, *plan.flags,
+                    *(["--allowedTools", ",".join(allowed)] if allowed else [])]
         # The prompt goes in on stdin: -p takes no value, and a variadic flag such as
         # --allowedTools could otherwise swallow a positional prompt.
         return [*self.tool_argv("claude"), *self._flags, *plan.flags,
@@ -232,10 +251,17 @@ class ClaudeCodeTarget(AgentTarget):
         if user:
             write_beneath(root, home / ".claude" / "settings.json", offline(expand_all(user, vals)))
         # What an interactive first start would have recorded: onboarding done and
-        # the workspace trusted (a user runs the agent in a repository of their own).
+        # the workspace trusted (a user runs the agent in a repository of their own),
+        # unless the check says the user never trusted it (a fresh clone).
+        trusted = plan.trusted is not False
         state = home / ".claude.json"
         data = merge(read_json(state, root), {
             "hasCompletedOnboarding": True, "numStartups": 1, "autoUpdates": False,
-            "projects": {str(ws): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True,
+            "projects": {str(ws): {"hasTrustDialogAccepted": trusted, "hasCompletedProjectOnboarding": trusted,
                                    "allowedTools": []}}})
+        if plan.interactive:
+            # The user answered "use this API key" once (the harness's canary key): an
+            # interactive start would otherwise stop at that question before any other.
+            key = canary(vals["token"], "env-anthropic_api_key")
+            data = merge(data, {"customApiKeyResponses": {"approved": [key[-20:]], "rejected": []}})
         write_beneath(root, state, data)

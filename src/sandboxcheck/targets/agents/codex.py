@@ -215,6 +215,8 @@ class CodexTarget(AgentTarget):
             return "the check sets Claude Code --allowedTools rules; codex has no per-tool permission rules"
         if plan.flags:
             return "the check passes Claude Code CLI flags"
+        if plan.interactive:
+            return "the check starts Claude Code in a terminal (interactive); codex is driven headless (codex exec)"
         if any(s.tool == "Read" for s in plan.steps):
             return "codex has no Read tool (it reads files with exec_command): a Read step cannot be scripted"
         if any(".claude" in text for s in plan.steps
@@ -236,7 +238,7 @@ class CodexTarget(AgentTarget):
 
     def prepare(self, run: AgentRun, plan: CheckAgent, values: Mapping[str, str]) -> dict[str, str]:
         assert isinstance(run, CodexRun)
-        config = self.config_for(run.server.url + "/v1", values)
+        config = self.config_for(run.server.url + "/v1", values, trusted=plan.trusted is not False)
         run.model = str(config["model"])
         (run.home / "config.toml").write_text(toml_dumps(config), encoding="utf-8")
         safefs.write_beneath(values["root"], str(run.folder / "config.toml"), toml_dumps(config).encode())
@@ -275,13 +277,14 @@ class CodexTarget(AgentTarget):
         # It never got to a tool call (a config it rejects, say): show why.
         return [f"    {ln}" for ln in str(ended.get("stderr") or "").strip().splitlines()[-5:]]
 
-    def config_for(self, base_url: str, values: Mapping[str, str]) -> dict[str, Any]:
-        """The config.toml of one execution: defaults, the target's keys (placeholders
-        expanded, keys that would leave the machine dropped), then the offline switches
-        and the scripted model's provider."""
+    def config_for(self, base_url: str, values: Mapping[str, str], trusted: bool = True) -> dict[str, Any]:
+        """The config.toml of one execution: defaults, the workspace trusted (unless the
+        check says the user never trusted it: then no entry, as after a fresh clone), the
+        target's keys (placeholders expanded, keys that would leave the machine dropped),
+        then the offline switches and the scripted model's provider."""
         own = {k: v for k, v in expand_all(self._config, values).items() if k not in OFFLINE_DROPPED}
-        config = merge(merge(DEFAULT_CONFIG, {"projects": {values["workspace"]: {"trust_level": "trusted"}}}),
-                       own)
+        trust = {"projects": {values["workspace"]: {"trust_level": "trusted"}}} if trusted else {}
+        config = merge(merge(DEFAULT_CONFIG, trust), own)
         return merge(config, {**OFFLINE_CONFIG, "model_provider": PROVIDER, "model_providers": {PROVIDER: {
             "name": "sandboxcheck scripted model", "base_url": base_url, "wire_api": "responses",
             "supports_websockets": False}}})

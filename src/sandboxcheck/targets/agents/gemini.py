@@ -21,7 +21,8 @@ Environment (besides the harness's synthetic one, whose canary
 only): ``GOOGLE_GEMINI_BASE_URL`` (the scripted model) and
 ``GEMINI_CLI_TRUST_WORKSPACE=true`` (headless mode refuses an untrusted folder
 with exit 55 from 0.39.1 on; a user runs the agent in a repository of their
-own). A check's ``env`` goes over both.
+own; ``false`` for a check whose ``agent.trusted`` is false). A check's
+``env`` goes over both.
 
 CLI flags used: ``-m gemini-2.5-pro`` (a named model: without one the CLI
 first asks a router model to pick one), ``-o json`` (one result object with
@@ -128,6 +129,8 @@ class GeminiTarget(AgentTarget):
             return "the check sets Claude Code --allowedTools rules; gemini-cli has approval modes and policies"
         if plan.flags:
             return "the check passes Claude Code CLI flags"
+        if plan.interactive:
+            return "the check starts Claude Code in a terminal (interactive); gemini-cli is driven headless (gemini -p)"
         if any(s.disable_sandbox for s in plan.steps):
             return "gemini-cli has no per-call way out of its sandbox (dangerouslyDisableSandbox)"
         if any(".claude" in text for s in plan.steps
@@ -150,7 +153,8 @@ class GeminiTarget(AgentTarget):
 
     def prepare(self, run: AgentRun, plan: CheckAgent, values: Mapping[str, str]) -> dict[str, str]:
         self._write_gemini_settings(values)
-        return {"GOOGLE_GEMINI_BASE_URL": run.server.url, "GEMINI_CLI_TRUST_WORKSPACE": "true"}
+        trusted = "false" if plan.trusted is False else "true"
+        return {"GOOGLE_GEMINI_BASE_URL": run.server.url, "GEMINI_CLI_TRUST_WORKSPACE": trusted}
 
     def session_argv(self, run: AgentRun, plan: CheckAgent, number: int) -> list[str]:
         return [*self.tool_argv("gemini"), *self._argv_tail(session_prompt(number))]

@@ -8,13 +8,30 @@ and writes each session's exit code and stderr to the plan's status file,
 where the target's ``finish`` reads them: an agent that refuses to start
 (``failIfUnavailable``) is told apart from one that crashed only this way.
 
+A session with a ``terminal`` entry runs as a user starts the CLI: in a
+terminal of its own (a pseudo-terminal, ``rows`` x ``cols``), with no prompt
+and no answer to anything it asks. Once its screen has been still for
+``quiet_s`` seconds (or ``max_s`` have passed) the launcher ends the
+session's process group, which it started, and passes the screen's text on
+as the session's output.
+
 Usage: python3 -I -S launch.py PLAN.json
 """
 import json
 import os
+import re
+import select
+import signal
 import subprocess
 import sys
 import time
+
+#: Escape sequences of a terminal screen (CSI, OSC, two-byte ESC forms), removed from its text.
+_ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=!]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()#][0-9A-Za-z]|\x1b[=>78cDEHMZ]")
+#: Cursor forward (CSI n C), which a terminal UI uses for spaces.
+_FORWARD = re.compile(rb"\x1b\[(\d{0,3})C")
+#: Bytes of a terminal session's screen output kept.
+_SCREEN_CAP = 1 << 20
 
 
 def _write_status(path: str, sessions: list) -> None:
@@ -22,6 +39,78 @@ def _write_status(path: str, sessions: list) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"sessions": sessions}, fh)
     os.replace(tmp, path)
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """End the session's process group (its leader is ``proc``, started by this launcher)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except OSError:
+            return
+        try:
+            proc.wait(timeout=2)
+            if sig == signal.SIGKILL:
+                return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_in_terminal(session: dict, env: dict) -> tuple:
+    """(returncode, screen text, note) of one session run in a pseudo-terminal."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    term = session["terminal"]
+    quiet, limit = float(term.get("quiet_s", 4)), float(term.get("max_s", 30))
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", int(term.get("rows", 40)),
+                                                       int(term.get("cols", 100)), 0, 0))
+    env = dict(env, TERM="xterm-256color")
+    try:
+        proc = subprocess.Popen(session["argv"], stdin=slave, stdout=slave, stderr=slave, env=env,
+                                cwd=session.get("cwd"), start_new_session=True, close_fds=True)
+    except OSError as exc:
+        os.close(master)
+        os.close(slave)
+        return 127, "", "cannot start the agent: %s" % exc
+    os.close(slave)
+    screen = bytearray()
+    start = last = time.monotonic()
+    note = "it exited by itself"
+    try:
+        while True:
+            now = time.monotonic()
+            if proc.poll() is not None:
+                break
+            if now - start >= limit:
+                note = "ended by the launcher after %.0fs (the time limit)" % limit
+                break
+            if screen and now - last >= quiet:
+                note = "ended by the launcher once its screen had been still for %.0fs" % quiet
+                break
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the terminal's other side closed
+                    chunk = b""
+                if not chunk:
+                    proc.wait()
+                    break
+                if len(screen) < _SCREEN_CAP:
+                    screen += chunk[:_SCREEN_CAP - len(screen)]
+                last = time.monotonic()
+    finally:
+        if proc.poll() is None:
+            _end_group(proc)
+        os.close(master)
+    text = _FORWARD.sub(lambda m: b" " * int(m.group(1) or 1), bytes(screen))
+    text = _ESCAPES.sub(b"", text).replace(b"\r", b"").decode("utf-8", "replace")
+    text = "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
+    return proc.returncode, text, note
 
 
 def main(argv: list) -> int:
@@ -33,6 +122,16 @@ def main(argv: list) -> int:
         env = dict(os.environ)
         env.update(session.get("env", {}))
         start = time.monotonic()
+        if session.get("terminal"):
+            rc, screen, note = run_in_terminal(session, env)
+            elapsed = time.monotonic() - start
+            sys.stdout.write("=== agent session %d in a terminal: %s, exit %s after %.2fs ===\n%s\n"
+                             % (number, note, rc, elapsed, screen))
+            sys.stdout.flush()
+            done.append({"session": number, "returncode": rc, "duration_s": round(elapsed, 3),
+                         "terminal": note, "stdout": screen[-20000:], "stderr": ""})
+            _write_status(plan["status"], done)
+            continue
         try:
             proc = subprocess.run(session["argv"], input=session.get("stdin", "").encode(),
                                   capture_output=True, env=env, cwd=session.get("cwd"))

@@ -118,7 +118,7 @@ OFFLINE_DROPPED = ("apiKeyHelper", "awsAuthRefresh", "awsCredentialExport", "ote
 
 _TARGET_KEYS = {"kind", "name", "description", "agent", "requires", "settings", "user_settings",
                 "allowed_tools", "flags", "env", "python", "config"}
-_CHECK_KEYS = {"steps", "settings", "user_settings", "allowed_tools", "flags", "env", "path_without"}
+_CHECK_KEYS = {"steps", "settings", "user_settings", "allowed_tools", "flags", "env", "path_without", "trusted", "interactive"}
 _STEP_KEYS = {"tool", "command", "probe", "args", "disable_sandbox", "path", "content", "old", "new",
               "session"}
 
@@ -286,7 +286,7 @@ def check_agent_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
     its shape (what the matrix JSON Schema also says) and ``semantic_problems``."""
     out: list[tuple[tuple[str | int, ...], str]] = []
     if not isinstance(raw, Mapping):
-        return [((), "must be a mapping (steps, settings, allowed_tools, flags, env, path_without)")]
+        return [((), "must be a mapping (steps, settings, allowed_tools, flags, env, path_without, trusted, interactive)")]
     for key in sorted(set(raw) - _CHECK_KEYS):
         out.append(((key,), f"unknown key{_suggest(key, sorted(_CHECK_KEYS))}"))
     steps = raw.get("steps", [{}])
@@ -312,6 +312,13 @@ def check_agent_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
             out.append(((key,), "must be a list of strings"))
     if "env" in raw and not isinstance(raw["env"], Mapping):
         out.append((("env",), "must be a mapping of variable names to values"))
+    if "trusted" in raw and not isinstance(raw["trusted"], bool):
+        out.append((("trusted",), "must be true or false (did the user trust the workspace?)"))
+    if "interactive" in raw and not isinstance(raw["interactive"], bool):
+        out.append((("interactive",), "must be true or false (start the CLI in a terminal?)"))
+    elif raw.get("interactive") and "steps" in raw:
+        out.append((("steps",), "an interactive session is given no prompt, so it makes no scripted "
+                                "tool calls: drop steps"))
     return out + semantic_problems(raw)
 
 
@@ -393,4 +400,5 @@ def parse_check_agent(raw: Mapping[str, Any] | CheckAgent | None) -> CheckAgent:
                       allowed_tools=tuple(tools) if tools is not None else None,
                       flags=tuple(raw.get("flags") or ()),
                       env=tuple((str(k), str(v)) for k, v in (raw.get("env") or {}).items()),
-                      path_without=tuple(raw.get("path_without") or ()))
+                      path_without=tuple(raw.get("path_without") or ()),
+                      trusted=raw.get("trusted"), interactive=bool(raw.get("interactive", False)))
