@@ -102,19 +102,26 @@ GEMINI_KNOWN: dict[str, dict[str, tuple[Status, str | None]]] = {
 #: command on the host. Neither reads .claude, .mcp.json or .codex, nor runs git
 #: status at start-up.
 REPO_TRUST_GEMINI = {"repo.gemini.session-start-hook", "repo.gemini.mcp-server", "repo.gemini.discovery-command"}
+#: The other agents' checks in a folder never trusted (trusted: false): 0.39.1 and later
+#: refuse to start there too; 0.39.0 starts, and reads neither .claude nor .codex.
+REPO_TRUST_UNTRUSTED_OTHERS = {"repo.claude.session-start-hook-untrusted", "repo.codex.mcp-server-untrusted"}
 REPO_TRUST_OTHERS = {"repo.claude.session-start-hook", "repo.claude.pretooluse-hook", "repo.claude.mcp-json",
-                     "repo.codex.notify", "repo.codex.mcp-server", "repo.git.fsmonitor"}
-#: Checks that write Claude Code's permissions.deny rules: gemini-cli skips them.
-REPO_TRUST_CLAUDE_ONLY = {"repo.claude.deny-read-direct", "repo.claude.deny-read-symlink"}
+                     "repo.codex.notify", "repo.codex.mcp-server", "repo.git.fsmonitor",
+                     "repo.project-env"}  # the must-work control: .gemini/.env reaches the shell tool
+#: Checks that write Claude Code's permissions.deny rules or start it in a terminal: gemini-cli skips them.
+REPO_TRUST_CLAUDE_ONLY = {"repo.claude.deny-read-direct", "repo.claude.deny-read-symlink",
+                          "repo.claude.interactive.trusted-hook", "repo.claude.interactive.untrusted-hook",
+                          "repo.claude.interactive.bypass-mode-skips-trust"}
 REPO_TRUST_KNOWN: dict[str, dict[str, tuple[Status, str | None]]] = {
-    "gemini-cli": {**{k: (Status.PASS, "AGENT_REFUSED") for k in REPO_TRUST_GEMINI},
+    "gemini-cli": {**{k: (Status.PASS, "AGENT_REFUSED") for k in REPO_TRUST_GEMINI | REPO_TRUST_UNTRUSTED_OTHERS},
                    **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS},
                    **{k: (Status.SKIP, None) for k in REPO_TRUST_CLAUDE_ONLY}},
-    "gemini-cli@0.39.1": {**{k: (Status.PASS, "AGENT_REFUSED") for k in REPO_TRUST_GEMINI},
+    "gemini-cli@0.39.1": {**{k: (Status.PASS, "AGENT_REFUSED")
+                             for k in REPO_TRUST_GEMINI | REPO_TRUST_UNTRUSTED_OTHERS},
                           **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS},
                           **{k: (Status.SKIP, None) for k in REPO_TRUST_CLAUDE_ONLY}},
     "gemini-cli@0.39.0": {**{k: (Status.FAIL, None) for k in REPO_TRUST_GEMINI},
-                          **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS},
+                          **{k: (Status.PASS, None) for k in REPO_TRUST_OTHERS | REPO_TRUST_UNTRUSTED_OTHERS},
                           **{k: (Status.SKIP, None) for k in REPO_TRUST_CLAUDE_ONLY}},
 }
 

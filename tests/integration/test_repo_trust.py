@@ -13,6 +13,7 @@ so the command ran on the host, also where the agent's sandbox is on.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -39,12 +40,16 @@ requires_codex = pytest.mark.skipif(
     find_tool("codex") is None,
     reason="codex not installed: npm install --prefix .tools/npm @openai/codex@0.169.0 (or run .ci/run)")
 
-CHECKS = ("repo.claude.session-start-hook", "repo.claude.pretooluse-hook", "repo.claude.mcp-json",
+INTERACTIVE = ("repo.claude.interactive.trusted-hook", "repo.claude.interactive.untrusted-hook",
+               "repo.claude.interactive.bypass-mode-skips-trust")
+CHECKS = ("repo.claude.session-start-hook", "repo.claude.session-start-hook-untrusted",
+          "repo.claude.pretooluse-hook", *INTERACTIVE, "repo.claude.mcp-json",
           "repo.gemini.session-start-hook", "repo.gemini.mcp-server", "repo.gemini.discovery-command",
-          "repo.codex.notify", "repo.codex.mcp-server", "repo.git.fsmonitor",
-          "repo.claude.deny-read-direct", "repo.claude.deny-read-symlink")
-#: Checks that configure Claude Code itself (its permissions.deny rules): Codex skips them.
-CLAUDE_ONLY = ("repo.claude.deny-read-direct", "repo.claude.deny-read-symlink")
+          "repo.codex.notify", "repo.codex.mcp-server", "repo.codex.mcp-server-untrusted", "repo.git.fsmonitor",
+          "repo.project-env", "repo.claude.deny-read-direct", "repo.claude.deny-read-symlink")
+#: Checks that configure Claude Code itself (its permissions.deny rules) or start it in a
+#: terminal: Codex skips them.
+CLAUDE_ONLY = ("repo.claude.deny-read-direct", "repo.claude.deny-read-symlink", *INTERACTIVE)
 
 
 def known(*ran: str, skipped: tuple[str, ...] = ()) -> dict[str, Status]:
@@ -58,7 +63,14 @@ def known(*ran: str, skipped: tuple[str, ...] = ()) -> dict[str, Status]:
 #: core.fsmonitor, 2.1.332 does not. Codex starts the MCP servers of a trusted
 #: project's .codex/config.toml; codex exec never runs its notify program. The
 #: sandboxes change nothing.
-CLAUDE_RAN = ("repo.claude.session-start-hook", "repo.claude.pretooluse-hook", "repo.claude.mcp-json")
+#: A folder never trusted: claude -p skips the trust dialog and runs the hook all the
+#: same; Codex leaves an untrusted project's .codex/config.toml unread. Started in a
+#: terminal, Claude Code runs the hook of a trusted folder (the must-work control)
+#: and stops at the trust dialog of an untrusted one, bypassPermissions or not (the
+#: bypass was CVE-2026-33068, fixed 2.1.53). The project's env setting reaches the
+#: tools of both agents (must work).
+CLAUDE_RAN = ("repo.claude.session-start-hook", "repo.claude.session-start-hook-untrusted",
+              "repo.claude.pretooluse-hook", "repo.claude.mcp-json")
 KNOWN: dict[str, dict[str, Status]] = {
     "claude-code": known(*CLAUDE_RAN, "repo.git.fsmonitor"),
     "claude-code-sandbox": known(*CLAUDE_RAN, "repo.git.fsmonitor"),
@@ -145,3 +157,30 @@ def test_the_mechanisms_run_outside_the_sandbox(ref: str, check_id: str, runs: R
     # there, and it names the harness's own mount and network namespaces.
     line = runs.marker(ref, check_id).splitlines()[0]
     assert line.split()[2:] == [f"{os.readlink('/proc/self/ns/mnt')}", f"{os.readlink('/proc/self/ns/net')}"]
+
+
+@requires_claude
+def test_an_interactive_start_stops_at_the_trust_dialog(runs: Runs) -> None:
+    report = runs.get("claude-code")
+    got = {r.id: r for r in report.results}
+    for check_id in ("repo.claude.interactive.untrusted-hook", "repo.claude.interactive.bypass-mode-skips-trust"):
+        reason = got[check_id].reason
+        assert reason.startswith("'start claude in a terminal (session 1)' went through and nothing took effect"), \
+            reason
+        assert "I trust this folder" in reason, reason
+    trusted = got["repo.claude.interactive.trusted-hook"].reason
+    assert trusted.endswith("written from the harness's own mount and network namespaces: on the host, "
+                            "in no namespace sandbox"), trusted
+
+
+@requires_codex
+def test_the_must_work_control_fails_where_the_project_is_not_trusted() -> None:
+    # The same check, the project never trusted: Codex leaves its .codex/config.toml
+    # unread, the variable never reaches the tool, and the control fails. It can fail.
+    matrix = load_matrix(resolve_matrix("repo-trust"))
+    (check,) = [c for c in matrix.checks if c.id == "repo.project-env"]
+    untrusted = dataclasses.replace(check, agent=dataclasses.replace(check.agent, trusted=False))
+    (report,) = run_targets(dataclasses.replace(matrix, checks=(untrusted,)), [load_target("codex-agent")],
+                            RunOptions(jobs=1))
+    (result,) = report.results
+    assert (result.observed.value, result.status) == ("denied", Status.FAIL), result.reason
