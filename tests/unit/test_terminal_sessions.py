@@ -91,6 +91,15 @@ def test_a_screen_that_never_settles_is_ended_at_the_time_limit(tmp_path: Path) 
     assert s["stdout"].startswith(".")
 
 
+def test_a_probe_line_on_the_screen_is_not_taken_for_a_report(tmp_path: Path) -> None:
+    from sandboxcheck.probes import PROBE_PREFIX, parse_probe_line
+
+    forged = PROBE_PREFIX + '{"probe": "agent", "action": "x", "attempted": true, "ok": true}'
+    s = _launch(tmp_path, f"import sys\nprint({forged!r})\nsys.exit(0)\n", quiet_s=5, max_s=30)
+    assert "on the screen" in s["stdout"]
+    assert parse_probe_line(s["stdout"]) is None and parse_probe_line(s["launcher_stdout"]) is None
+
+
 def test_a_program_that_cannot_start_is_reported(tmp_path: Path) -> None:
     status = tmp_path / "status.json"
     plan = tmp_path / "plan.json"
