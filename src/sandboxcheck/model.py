@@ -215,18 +215,23 @@ class TranscriptEntry:
     result: str | None
     is_error: bool | None
     session: int = 1
+    #: When the model sent the call and when the agent's result came back (epoch seconds).
+    sent_at: float | None = None
+    answered_at: float | None = None
 
     def cleaned(self, fix: Callable[[str], str] = lambda text: text) -> TranscriptEntry:
         """This entry with every text passed through ``fix`` (a redactor) and trimmed to
         ``TRANSCRIPT_CAP`` characters (redacted first, so a trim never cuts a secret in two)."""
         return TranscriptEntry(self.turn, self.tool, _trimmed_value(dict(self.input), fix),
                                None if self.result is None else _trimmed(fix(self.result)),
-                               self.is_error, self.session)
+                               self.is_error, self.session, self.sent_at, self.answered_at)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping (an entry of a result's ``transcript``)."""
         return {"turn": self.turn, "session": self.session, "tool": self.tool, "input": dict(self.input),
-                "result": self.result, "is_error": self.is_error}
+                "result": self.result, "is_error": self.is_error,
+                **({"sent_at": round(self.sent_at, 3)} if self.sent_at is not None else {}),
+                **({"answered_at": round(self.answered_at, 3)} if self.answered_at is not None else {})}
 
     def summary(self, width: int = 80) -> str:
         """One line: the tool, its command or path, and how it ended."""

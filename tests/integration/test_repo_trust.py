@@ -156,7 +156,7 @@ def test_the_mechanisms_run_outside_the_sandbox(ref: str, check_id: str, runs: R
     # The agent's sandbox would refuse the write to {outside} (EROFS); the line is
     # there, and it names the harness's own mount and network namespaces.
     line = runs.marker(ref, check_id).splitlines()[0]
-    assert line.split()[2:] == [f"{os.readlink('/proc/self/ns/mnt')}", f"{os.readlink('/proc/self/ns/net')}"]
+    assert line.split()[2:4] == [f"{os.readlink('/proc/self/ns/mnt')}", f"{os.readlink('/proc/self/ns/net')}"]
 
 
 @requires_claude
@@ -168,9 +168,21 @@ def test_an_interactive_start_stops_at_the_trust_dialog(runs: Runs) -> None:
         assert reason.startswith("'start claude in a terminal (session 1)' went through and nothing took effect"), \
             reason
         assert "I trust this folder" in reason, reason
+    # It ran inside the harness's own name space (an interactive start looks up the
+    # vendor's hosts), a mount namespace of the harness's: no sandbox.
     trusted = got["repo.claude.interactive.trusted-hook"].reason
-    assert trusted.endswith("written from the harness's own mount and network namespaces: on the host, "
-                            "in no namespace sandbox"), trusted
+    assert "the harness's own name space is one, so this shows no sandbox) and the harness's own network " \
+           "namespace; before any tool call (the agent made none)" in trusted, trusted
+
+
+@requires_claude
+@pytest.mark.parametrize("check_id, when", [
+    ("repo.claude.session-start-hook", "before the agent's first tool call (at start-up)"),
+    ("repo.claude.pretooluse-hook", "during tool call 1 (Bash), before its result came back")])
+def test_the_evidence_says_where_and_when_the_mechanism_ran(check_id: str, when: str, runs: Runs) -> None:
+    (result,) = [r for r in runs.get("claude-code").results if r.id == check_id]
+    assert result.reason.endswith("written from the harness's own mount and network namespaces: on the host, "
+                                  f"in no namespace sandbox; {when}"), result.reason
 
 
 @requires_codex

@@ -18,9 +18,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sandboxcheck.evidence.file import where_written
+from sandboxcheck.evidence.file import when_written, where_written
 from sandboxcheck.evidence.verdict import AGENT_WAITED, explain, judge
-from sandboxcheck.model import Check, EvidenceSpec, Execution, ProbeReport
+from sandboxcheck.model import Check, EvidenceSpec, Execution, ProbeReport, TranscriptEntry
 from sandboxcheck.targets.agents import base as agent_base
 from sandboxcheck.targets.agents.spec import check_agent_problems, parse_check_agent
 
@@ -197,3 +197,44 @@ def test_the_bundled_interactive_checks_give_no_steps(name: str) -> None:
 
     (check,) = [c for c in load_matrix(resolve_matrix("repo-trust")).checks if c.id == name]
     assert check.agent.interactive and check.agent.trusted is not None
+
+
+def test_a_screen_drawn_with_absolute_columns_reads_as_words() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("launch", LAUNCHER)
+    launch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch)
+    raw = (b"\x1b[2G\x1b[1mQuick\x1b[8Gsafety\x1b[15Gcheck:\x1b[22m\r\r\n"
+           b"\x1b[2G\xe2\x9d\xaf\x1b[4G1.\x1b[7GYes,\x1b[2CI\x1b[Ctrust\r\n")
+    assert launch.screen_text(raw).splitlines() == [" Quick safety check:", " \u276f 1. Yes,  I trust"]
+
+
+def test_a_wrapper_s_mount_namespace_is_not_taken_for_a_sandbox() -> None:
+    net = os.readlink("/proc/self/ns/net")
+    assert where_written(f"ran TOK mnt:[9] {net}\n".encode(), "TOK", wrapped=True) == (
+        "; written from another mount namespace (mnt:[9]: the harness's own name space is one, so this "
+        "shows no sandbox) and the harness's own network namespace")
+
+
+def _call(turn: int, sent: float, answered: float | None) -> TranscriptEntry:
+    return TranscriptEntry(turn, "Bash", {"command": "x"}, None if answered is None else "ok", False,
+                           sent_at=sent, answered_at=answered)
+
+
+def test_the_time_a_mechanism_recorded_is_placed_among_the_tool_calls() -> None:
+    calls = [_call(1, 1_700_000_010.0, 1_700_000_012.0), _call(2, 1_700_000_020.0, 1_700_000_021.0)]
+    line = lambda t: f"ran TOK mnt:[1] t:{t}\n".encode()  # noqa: E731
+    assert when_written(line("1700000005.5"), "TOK", calls) == "; before the agent's first tool call (at start-up)"
+    assert when_written(line("1700000011.0"), "TOK", calls) == (
+        "; during tool call 1 (Bash), before its result came back")
+    assert when_written(line("1700000015.0"), "TOK", calls) == "; between the agent's tool calls"
+    assert when_written(line("1700000030.0"), "TOK", calls) == (
+        "; after the agent's last tool result (as the session ended)")
+    assert when_written(line("1700000030.0"), "TOK", []) == "; before any tool call (the agent made none)"
+    # The earliest line counts; no time, or no agent, says nothing.
+    assert when_written(line("1700000030.0") + line("1700000001.0"), "TOK", calls).startswith("; before")
+    assert when_written(b"ran TOK mnt:[1]\n", "TOK", calls) == ""
+    assert when_written(line("1700000030.0"), "TOK", None) == ""
+    entry = calls[0].to_dict()
+    assert (entry["sent_at"], entry["answered_at"]) == (1_700_000_010.0, 1_700_000_012.0)

@@ -50,6 +50,8 @@ class Observation:
     witness: Any = None
     #: The harness's own network when the check runs in it (``network.world.OwnedNetwork``).
     network: Any = None
+    #: An agent check's tool calls (``model.TranscriptEntry``), None for a plain target.
+    transcript: Sequence[Any] | None = None
     #: Why the evidence cannot prove anything, when an observer finds so.
     problem: str | None = None
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from .. import placeholders
 from .base import Observation, Observer
@@ -14,6 +16,35 @@ READ_CAP = 1 << 20
 _NS = re.compile(rb"\b(mnt|net):\[(\d{1,20})\]")
 
 
+#: The time a writer may record beside the canary (``t:$(date +%s.%N)``), epoch seconds.
+_TIME = re.compile(rb"\bt:(\d{9,11}(?:\.\d{1,9})?)\b")
+
+
+def when_written(data: bytes, contains: str, calls: Sequence[Any] | None) -> str:
+    """When the canary's first line was written, from the time it recorded, placed among an
+    agent's tool calls (``TranscriptEntry`` with ``sent_at``/``answered_at``): "" when
+    no line recorded a time or the check had no agent."""
+    if calls is None:
+        return ""
+    times = [float(m.group(1)) for line in data.splitlines() if contains.encode() in line
+             for m in [_TIME.search(line)] if m]
+    if not times:
+        return ""
+    t = min(times)
+    timed = [c for c in calls if getattr(c, "sent_at", None) is not None]
+    if not timed:
+        return "; before any tool call (the agent made none)"
+    first, last = timed[0], timed[-1]
+    if t < first.sent_at:
+        return "; before the agent's first tool call (at start-up)"
+    for n, c in enumerate(timed, 1):
+        if c.sent_at <= t and (c.answered_at is None or t <= c.answered_at):
+            return f"; during tool call {n} ({c.tool}), before its result came back"
+    if last.answered_at is not None and t > last.answered_at:
+        return "; after the agent's last tool result (as the session ended)"
+    return "; between the agent's tool calls"
+
+
 def _own_namespace(kind: str) -> str | None:
     try:
         return os.readlink(f"/proc/self/ns/{kind}")
@@ -21,9 +52,12 @@ def _own_namespace(kind: str) -> str | None:
         return None
 
 
-def where_written(data: bytes, contains: str) -> str:
+def where_written(data: bytes, contains: str, wrapped: bool = False) -> str:
     """Where the writer of the canary's lines ran, from the namespace links it recorded
-    beside the canary, compared with the harness's own: "" when no line says."""
+    beside the canary, compared with the harness's own: "" when no line says.
+
+    ``wrapped``: the target ran inside the harness's own name space, itself a mount
+    namespace, so another mount namespace does not show a sandbox there."""
     seen: dict[str, set[str]] = {}
     for line in data.splitlines():
         if contains.encode() in line:
@@ -39,7 +73,10 @@ def where_written(data: bytes, contains: str) -> str:
         if own is None:
             continue
         same, other = own in seen[kind], sorted(seen[kind] - {own})
-        if same and not other:
+        if kind == "mnt" and wrapped and other and not same:
+            parts.append(f"another mount namespace ({', '.join(other)}: the harness's own name space "
+                         "is one, so this shows no sandbox)")
+        elif same and not other:
             parts.append(f"the harness's own {what} namespace")
         elif other and not same:
             parts.append(f"another {what} namespace ({', '.join(other)})")
@@ -69,5 +106,7 @@ class FileObserver(Observer):
         if contains is not None and (data is None or contains.encode() not in data):
             return []
         what = "created" if not obs.before.exists else "changed" if after.exists else "removed"
-        where = where_written(data, contains) if data is not None and contains is not None else ""
+        where = (where_written(data, contains, wrapped=obs.network is not None)
+                 + when_written(data, contains, obs.transcript)
+                 if data is not None and contains is not None else "")
         return [f"{ev.path} {what} on the host" + (" with the check's canary" if contains else "") + where]

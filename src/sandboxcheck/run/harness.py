@@ -359,7 +359,7 @@ class Harness:
                 probe = _rewrite(probe, lambda text: text.replace(str(path), "{root}"))
             obs = Observation(check=check, root=root, values=values, outputs=outputs, argv=argv, sinks=sinks,
                               unix=unix, ws_before=ws_before, watch=watch, before=before, survivors=survivors,
-                              witness=witness, network=net)
+                              witness=witness, network=net, transcript=turns)
             evidence = _OBSERVERS[ev.kind].observe(obs)
             witness = obs.witness  # a signal observer stops the witness it read
             launch_error = launch_error or obs.problem

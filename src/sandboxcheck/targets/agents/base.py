@@ -156,7 +156,8 @@ def transcript_entries(calls: Sequence[ToolCall], first: int = 0) -> tuple[Trans
     whole here: the runner redacts, then trims them.
     """
     ordered = sorted(calls, key=lambda c: (c.session, c.index))
-    return tuple(TranscriptEntry(turn, c.step.tool, dict(c.step.input), c.result, c.is_error, c.session)
+    return tuple(TranscriptEntry(turn, c.step.tool, dict(c.step.input), c.result, c.is_error, c.session,
+                                 sent_at=c.sent_at, answered_at=c.answered_at)
                  for turn, c in enumerate(ordered, 1))
 
 

@@ -34,6 +34,8 @@ request with a JSON schema, a text that satisfies the schema.
 """
 from __future__ import annotations
 
+import time
+
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -277,6 +279,7 @@ class GeminiModel(ScriptedModel):
             recorded = self.transcript.call(session, i)
             if recorded is not None and recorded.result is None and call_id in results:
                 recorded.result, recorded.is_error, refused = results[call_id]
+                recorded.answered_at = time.time()
                 if isinstance(recorded, GeminiToolCall):
                     recorded.refused = refused
         return len(ours)

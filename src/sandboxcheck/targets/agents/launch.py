@@ -26,10 +26,11 @@ import subprocess
 import sys
 import time
 
-#: Escape sequences of a terminal screen (CSI, OSC, two-byte ESC forms), removed from its text.
-_ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=!]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()#][0-9A-Za-z]|\x1b[=>78cDEHMZ]")
-#: Cursor forward (CSI n C), which a terminal UI uses for spaces.
-_FORWARD = re.compile(rb"\x1b\[(\d{0,3})C")
+#: Escape sequences of a terminal screen (CSI, OSC, two-byte ESC forms).
+_ESCAPES = re.compile(r"\x1b\[[0-9;?<>=!]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()#][0-9A-Za-z]|\x1b[=>78cDEHMZ]")
+#: Cursor moves a terminal UI uses for the spaces between words: forward by n (CSI n C)
+#: and to column n (CSI n G).
+_MOVE = re.compile(r"\x1b\[(\d{0,3})([CG])")
 #: Bytes of a terminal session's screen output kept.
 _SCREEN_CAP = 1 << 20
 
@@ -39,6 +40,34 @@ def _write_status(path: str, sessions: list) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"sessions": sessions}, fh)
     os.replace(tmp, path)
+
+
+def screen_text(raw: bytes) -> str:
+    """The text a terminal UI drew: escape sequences removed, its cursor moves to the
+    right turned into the spaces they leave, carriage returns dropped."""
+    out, col = [], 0
+    text = raw.decode("utf-8", "replace")
+    pos = 0
+    for m in _ESCAPES.finditer(text):
+        for ch in text[pos:m.start()]:
+            if ch == "\n":
+                col = 0
+            elif ch == "\r":
+                continue
+            else:
+                col += 1
+            out.append(ch)
+        pos = m.end()
+        move = _MOVE.fullmatch(m.group(0))
+        if move:
+            n = int(move.group(1) or 1)
+            gap = n if move.group(2) == "C" else max(n - 1 - col, 1 if col else 0)
+            out.append(" " * min(gap, 400))
+            col += min(gap, 400)
+    for ch in text[pos:]:
+        if ch != "\r":
+            out.append(ch)
+    return "".join(out)
 
 
 def _end_group(proc: subprocess.Popen) -> None:
@@ -107,8 +136,7 @@ def run_in_terminal(session: dict, env: dict) -> tuple:
         if proc.poll() is None:
             _end_group(proc)
         os.close(master)
-    text = _FORWARD.sub(lambda m: b" " * int(m.group(1) or 1), bytes(screen))
-    text = _ESCAPES.sub(b"", text).replace(b"\r", b"").decode("utf-8", "replace")
+    text = screen_text(bytes(screen))
     text = "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
     # Whatever a screen shows, it is no probe's report (the harness reads lines with the
     # probes' prefix, "SANDBOXCHECK-PROBE ", as one): a program on it could forge one.

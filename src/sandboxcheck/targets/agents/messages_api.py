@@ -23,6 +23,8 @@ returns: a valid event sequence (``message_start``, ``content_block_start``,
 """
 from __future__ import annotations
 
+import time
+
 import itertools
 import json
 import secrets
@@ -206,6 +208,7 @@ class ScriptedModel:
             call = self.transcript.call(session, i)
             if call is not None and call.result is None and call_id in results:
                 call.result, call.is_error = results[call_id]
+                call.answered_at = time.time()
         return len(ours)
 
     def record(self, method: str, path: str, kind: str) -> None:

@@ -244,6 +244,7 @@ class ResponsesModel(ScriptedModel):
                 output = outputs[call_id][0]
                 call.result = _parts_text(output)
                 call.is_error = _is_error(output, call.result)
+                call.answered_at = time.time()
         return len(ours)
 
     def models(self) -> dict[str, Any]:

@@ -78,6 +78,10 @@ class ToolCall:
     sent: int = 0  # how many times it was sent (retries of the same request)
     result: str | None = None
     is_error: bool | None = None
+    #: When the model first sent it and when its result came back (epoch seconds, the
+    #: harness's clock): a mechanism's timestamp is placed between them.
+    sent_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
 
     @property
     def answered(self) -> bool:
