@@ -27,7 +27,7 @@ from sandboxcheck.targets.agents.spec import check_agent_problems, parse_check_a
 LAUNCHER = Path(agent_base.__file__).with_name("launch.py")
 
 
-def _launch(tmp_path: Path, program: str, **terminal: float) -> dict:
+def _launch(tmp_path: Path, program: str, **terminal: object) -> dict:
     script = tmp_path / "cli.py"
     script.write_text(textwrap.dedent(program))
     status = tmp_path / "status.json"
@@ -89,6 +89,64 @@ def test_a_screen_that_never_settles_is_ended_at_the_time_limit(tmp_path: Path) 
     assert s["terminal"] == "ended by the launcher after 2s (the time limit)" or \
         s["terminal"] == "ended by the launcher after 3s (the time limit)"
     assert s["stdout"].startswith(".")
+
+
+def test_a_slow_start_is_not_taken_for_a_screen_that_waits(tmp_path: Path) -> None:
+    slow = """
+        import sys, time
+        print("loading...", flush=True)
+        time.sleep(3)  # longer than quiet_s: still, but not yet asking anything
+        print("Enter to confirm", flush=True)
+        sys.stdin.readline()
+    """
+    s = _launch(tmp_path, slow, quiet_s=1, max_s=30, waiting=["Enter to confirm"])
+    assert s["terminal"].startswith("ended by the launcher once its screen had been still")
+    assert s["stdout"].splitlines() == ["loading...", "Enter to confirm"]
+    # Never at a waiting screen: ended at the time limit, and said so.
+    s = _launch(tmp_path, "import time\nprint('loading...', flush=True)\ntime.sleep(60)\n", quiet_s=1,
+                max_s=3, waiting=["Enter to confirm"])
+    assert s["terminal"].endswith("(the time limit), never at a screen where it waits for the user")
+
+
+def test_a_program_that_closes_its_terminal_or_ignores_sigterm_still_ends(tmp_path: Path) -> None:
+    stubborn = """
+        import os, signal, subprocess, sys, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen([sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        open(os.environ["SC_CHILD_PID"], "w").write(str(child.pid))
+        print("ready", flush=True)
+        for fd in (0, 1, 2):
+            os.close(fd)
+        time.sleep(120)
+    """
+    started = time.monotonic()
+    s = _launch(tmp_path, stubborn, quiet_s=1, max_s=30)
+    assert time.monotonic() - started < 20, s
+    assert s["stdout"] == "ready" and s["terminal"].startswith("ended by the launcher once its screen")
+    child = int((tmp_path / "child.pid").read_text())
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "a child ignoring SIGTERM outlived the session"
+        time.sleep(0.05)
+
+
+def test_what_is_left_of_the_group_ends_when_the_leader_exits(tmp_path: Path) -> None:
+    leaves = """
+        import os, subprocess, sys
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        open(os.environ["SC_CHILD_PID"], "w").write(str(child.pid))
+        print("bye", flush=True)
+    """
+    s = _launch(tmp_path, leaves, quiet_s=5, max_s=30)
+    assert (s["terminal"], s["returncode"]) == ("it exited by itself", 0)
+    child = int((tmp_path / "child.pid").read_text())
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the leader's child outlived the session"
+        time.sleep(0.05)
 
 
 def test_a_probe_line_on_the_screen_is_not_taken_for_a_report(tmp_path: Path) -> None:

@@ -283,6 +283,10 @@ class AgentTarget(Target):
     def cleanup(self, run: AgentRun) -> None:
         """Remove what ``prepare`` made outside the root."""
 
+    #: Patterns of the screens at which the CLI, started in a terminal, waits for the user
+    #: (its questions and its input prompt); an interactive session ends at one of them.
+    waiting_screens: tuple[str, ...] = ()
+
     def terminal_lines(self, number: int, ended: Mapping[str, Any]) -> list[str]:
         """How an interactive session ended, and (when the CLI sat waiting for the user
         until the launcher ended it) a probe line saying the start itself went through:
@@ -360,7 +364,7 @@ class AgentTarget(Target):
                          "stdin": self.session_stdin(n)} for n in range(1, plan.sessions + 1)]
             if plan.interactive:
                 for session in sessions:
-                    session["terminal"] = TERMINAL
+                    session["terminal"] = {**TERMINAL, "waiting": list(self.waiting_screens)}
                     session["stdin"] = ""
             plan_path = folder / "plan.json"
             write_beneath(str(root), plan_path, {"sessions": sessions, "status": str(folder / "status.json")})

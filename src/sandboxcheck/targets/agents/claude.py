@@ -163,6 +163,9 @@ class ClaudeCodeTarget(AgentTarget):
 
     cli = "claude"
     server_class = ModelServer
+    #: The trust dialog, its other questions (an API key, bypass mode) and the input prompt.
+    waiting_screens = (r"trust this folder|Do you trust", r"Enter to confirm", r"for shortcuts",
+                       r"shift\+tab to cycle")
 
     def configure(self, options: Mapping[str, str]) -> None:
         self._settings = dict(self.agent.settings)

@@ -11,9 +11,10 @@ where the target's ``finish`` reads them: an agent that refuses to start
 A session with a ``terminal`` entry runs as a user starts the CLI: in a
 terminal of its own (a pseudo-terminal, ``rows`` x ``cols``), with no prompt
 and no answer to anything it asks. Once its screen has been still for
-``quiet_s`` seconds (or ``max_s`` have passed) the launcher ends the
-session's process group, which it started, and passes the screen's text on
-as the session's output.
+``quiet_s`` seconds and shows one of the ``waiting`` patterns (a screen where
+the CLI waits for the user), or once ``max_s`` have passed, the launcher ends
+the session's process group, which it started, and passes the screen's text
+on as the session's output.
 
 Usage: python3 -I -S launch.py PLAN.json
 """
@@ -31,6 +32,8 @@ _ESCAPES = re.compile(r"\x1b\[[0-9;?<>=!]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|
 #: Cursor moves a terminal UI uses for the spaces between words: forward by n (CSI n C)
 #: and to column n (CSI n G).
 _MOVE = re.compile(r"\x1b\[(\d{0,3})([CG])")
+#: Cursor moves to another row (CSI row;col H or f, CSI n A/B/d).
+_ROW = re.compile(r"\x1b\[\d{0,3}(?:;\d{0,3})?[Hf]|\x1b\[\d{0,3}[ABd]")
 #: Bytes of a terminal session's screen output kept.
 _SCREEN_CAP = 1 << 20
 
@@ -59,7 +62,10 @@ def screen_text(raw: bytes) -> str:
             out.append(ch)
         pos = m.end()
         move = _MOVE.fullmatch(m.group(0))
-        if move:
+        if _ROW.fullmatch(m.group(0)):  # to a row (and column): a new line of the screen
+            out.append("\n")
+            col = 0
+        elif move:
             n = int(move.group(1) or 1)
             gap = n if move.group(2) == "C" else max(n - 1 - col, 1 if col else 0)
             out.append(" " * min(gap, 400))
@@ -71,18 +77,22 @@ def screen_text(raw: bytes) -> str:
 
 
 def _end_group(proc: subprocess.Popen) -> None:
-    """End the session's process group (its leader is ``proc``, started by this launcher)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """End the session's process group (its leader is ``proc``, started by this launcher in
+    a session of its own), also what is left of it once the leader exited."""
+    if proc.poll() is None:
         try:
-            os.killpg(proc.pid, sig)
-        except OSError:
-            return
-        try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=2)
-            if sig == signal.SIGKILL:
-                return
-        except subprocess.TimeoutExpired:
-            continue
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass  # the group is empty
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def run_in_terminal(session: dict, env: dict) -> tuple:
@@ -94,13 +104,25 @@ def run_in_terminal(session: dict, env: dict) -> tuple:
 
     term = session["terminal"]
     quiet, limit = float(term.get("quiet_s", 4)), float(term.get("max_s", 30))
+    # Screens at which the CLI waits for the user (its questions, its input prompt): a
+    # still screen ends the session only when it shows one of them, so a start that is
+    # merely slow is never taken for one that waits.
+    waiting = [re.compile(p) for p in term.get("waiting", [])]
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", int(term.get("rows", 40)),
                                                        int(term.get("cols", 100)), 0, 0))
     env = dict(env, TERM="xterm-256color")
+
+    def controlling_terminal() -> None:  # in the child, after setsid: the pty becomes its terminal
+        try:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        except OSError:
+            pass
+
     try:
         proc = subprocess.Popen(session["argv"], stdin=slave, stdout=slave, stderr=slave, env=env,
-                                cwd=session.get("cwd"), start_new_session=True, close_fds=True)
+                                cwd=session.get("cwd"), start_new_session=True, close_fds=True,
+                                preexec_fn=controlling_terminal)
     except OSError as exc:
         os.close(master)
         os.close(slave)
@@ -108,6 +130,7 @@ def run_in_terminal(session: dict, env: dict) -> tuple:
     os.close(slave)
     screen = bytearray()
     start = last = time.monotonic()
+    closed = False
     note = "it exited by itself"
     try:
         while True:
@@ -116,25 +139,31 @@ def run_in_terminal(session: dict, env: dict) -> tuple:
                 break
             if now - start >= limit:
                 note = "ended by the launcher after %.0fs (the time limit)" % limit
+                if waiting:
+                    note += ", never at a screen where it waits for the user"
                 break
             if screen and now - last >= quiet:
-                note = "ended by the launcher once its screen had been still for %.0fs" % quiet
-                break
+                shown = screen_text(bytes(screen[-16384:]))
+                if not waiting or any(w.search(shown) for w in waiting):
+                    note = "ended by the launcher once its screen had been still for %.0fs" % quiet
+                    break
+            if closed:  # the program closed its terminal and runs on: wait for it or the limit
+                time.sleep(0.2)
+                continue
             ready, _, _ = select.select([master], [], [], 0.2)
             if ready:
                 try:
                     chunk = os.read(master, 65536)
-                except OSError:  # EIO: the terminal's other side closed
+                except OSError:  # EIO: every holder of the terminal's other side closed it
                     chunk = b""
                 if not chunk:
-                    proc.wait()
-                    break
+                    closed = True
+                    continue
                 if len(screen) < _SCREEN_CAP:
                     screen += chunk[:_SCREEN_CAP - len(screen)]
                 last = time.monotonic()
     finally:
-        if proc.poll() is None:
-            _end_group(proc)
+        _end_group(proc)
         os.close(master)
     text = screen_text(bytes(screen))
     text = "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
