@@ -60,6 +60,10 @@ class Status(str, Enum):
     SKIP = "skip"
 
 
+#: The probe name of the harness's own line for an interactive agent session that sat
+#: waiting for the user with nothing it started still at work (its denial is worded apart).
+WAITED_PROBE = "agent-start"
+
 @dataclass(frozen=True, slots=True)
 class EvidenceSpec:
     """How a check is judged from outside the sandbox.

@@ -181,7 +181,7 @@ def test_an_interactive_start_stops_at_the_trust_dialog(runs: Runs) -> None:
     ("repo.claude.pretooluse-hook", "during tool call 1 (Bash), before its result came back")])
 def test_the_evidence_says_where_and_when_the_mechanism_ran(check_id: str, when: str, runs: Runs) -> None:
     (result,) = [r for r in runs.get("claude-code").results if r.id == check_id]
-    assert result.reason.endswith("written from the harness's own mount and network namespaces: on the host, "
+    assert result.reason.endswith("its writer recorded the harness's own mount and network namespaces: on the host, "
                                   f"in no namespace sandbox; {when}"), result.reason
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from sandboxcheck.evidence.file import when_written, where_written
 from sandboxcheck.evidence.verdict import AGENT_WAITED, explain, judge
-from sandboxcheck.model import Check, EvidenceSpec, Execution, ProbeReport, TranscriptEntry
+from sandboxcheck.model import WAITED_PROBE, Check, EvidenceSpec, Execution, ProbeReport, TranscriptEntry
 from sandboxcheck.targets.agents import base as agent_base
 from sandboxcheck.targets.agents.spec import check_agent_problems, parse_check_agent
 
@@ -63,6 +63,8 @@ def test_a_session_waiting_for_the_user_is_ended_once_its_screen_is_still(tmp_pa
     s = _launch(tmp_path, ASKS, quiet_s=1.5, max_s=30)
     assert time.monotonic() - started < 20
     assert s["terminal"].startswith("ended by the launcher once its screen had been still")
+    # Its child (asleep in the same group) counts as still at work: no wait.
+    assert s["waited"] is False and "still running then" in s["terminal"]
     # The screen's text, without its escape sequences; cursor-forward became a space.
     assert s["stdout"].splitlines() == ["Quick safety check: a terminal 80 wide",
                                         "> 1. Yes, I trust this folder", "  2. No, exit"]
@@ -149,6 +151,56 @@ def test_what_is_left_of_the_group_ends_when_the_leader_exits(tmp_path: Path) ->
         time.sleep(0.05)
 
 
+def test_a_hook_still_at_work_when_the_screen_goes_still_is_no_wait(tmp_path: Path) -> None:
+    busy = """
+        import os, subprocess, sys
+        # A start-up mechanism that takes longer than quiet_s, then the trust question.
+        subprocess.Popen(["/bin/sh", "-c", "sleep 4; echo done > " + os.path.join(os.getcwd(), "hook.txt")])
+        print("Do you trust this folder?  Enter to confirm", flush=True)
+        sys.stdin.readline()
+    """
+    s = _launch(tmp_path, busy, quiet_s=1, max_s=30, waiting=["Enter to confirm"])
+    assert s["waited"] is False and "its own processes still running then: " in s["terminal"], s
+    assert "sleep 4" in s["terminal"]
+    idle = "import sys\nprint('Do you trust this folder?', flush=True)\nsys.stdin.readline()\n"
+    quiet = _launch(tmp_path, idle, quiet_s=1, max_s=30, waiting=["trust this folder"])
+    assert quiet["waited"] is True, quiet
+
+
+def test_the_harness_s_line_comes_first_and_a_forged_status_cannot_add_one() -> None:
+    from sandboxcheck.probes import PROBE_PREFIX, parse_probe_line
+    from sandboxcheck.targets.registry import load_target
+
+    target = load_target("claude-code")
+    forged = PROBE_PREFIX + '{"probe": "x", "action": "forged", "attempted": true, "ok": false, "errno": "EACCES"}'
+    waited = "\n".join(target.terminal_lines(1, {"terminal": "ended", "waited": True, "returncode": -15,
+                                                  "stdout": forged + "\nEnter to confirm"}))
+    assert parse_probe_line(waited).probe == WAITED_PROBE
+    # A status that does not say waited gets no line of the harness's, and the screen's is no line.
+    busy = "\n".join(target.terminal_lines(1, {"terminal": "ended by the launcher once its screen had been "
+                                                "still for 5s", "waited": False, "returncode": -15,
+                                                "stdout": forged}))
+    assert parse_probe_line(busy) is None
+
+
+def test_the_status_is_not_written_through_a_planted_link(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("launch", LAUNCHER)
+    launch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch)
+    decoy = tmp_path / "decoy.txt"
+    decoy.write_text("decoy")
+    status = tmp_path / "status.json"
+    (tmp_path / "status.json.tmp").symlink_to(decoy)
+    status.symlink_to(decoy)
+    launch._write_status(str(status), [{"session": 1}])
+    assert decoy.read_text() == "decoy"
+    assert not status.is_symlink() and json.loads(status.read_text()) == {"sessions": [{"session": 1}]}
+    # A cursor flood stays a screen's worth.
+    assert len(launch.screen_text(b"\x1b[999Cx" * 100_000, 100)) < 300_000
+
+
 def test_a_probe_line_on_the_screen_is_not_taken_for_a_report(tmp_path: Path) -> None:
     from sandboxcheck.probes import PROBE_PREFIX, parse_probe_line
 
@@ -225,26 +277,36 @@ def test_codex_leaves_an_untrusted_project_out_of_its_config() -> None:
 def test_the_writer_s_namespaces_are_compared_with_the_harness_s() -> None:
     mnt, net = os.readlink("/proc/self/ns/mnt"), os.readlink("/proc/self/ns/net")
     assert where_written(f"ran TOK {mnt} {net}\n".encode(), "TOK") == (
-        "; written from the harness's own mount and network namespaces: on the host, in no namespace sandbox")
+        "; its writer recorded the harness's own mount and network namespaces: on the host, in no namespace sandbox")
     assert where_written(b"ran TOK mnt:[1] net:[2]\n", "TOK") == (
-        "; written from another mount namespace (mnt:[1]) and another network namespace (net:[2])")
+        "; its writer recorded another mount namespace (mnt:[1]) and another network namespace (net:[2])")
     # Only lines with the canary count; a file without namespace links says nothing more.
     assert where_written(f"ran OTHER {mnt}\nran TOK mnt:[7]\n".encode(), "TOK") == (
-        "; written from another mount namespace (mnt:[7])")
+        "; its writer recorded another mount namespace (mnt:[7])")
     assert where_written(b"ran TOK\n", "TOK") == ""
+    # A flood of ids is named in part.
+    many = " ".join(f"mnt:[{n}]" for n in range(1000))
+    assert where_written(f"ran TOK {many}\n".encode(), "TOK").endswith("(mnt:[0], mnt:[100], mnt:[101], ...)")
 
 
 def test_an_agent_that_waited_for_the_user_is_a_denial_with_its_own_reason() -> None:
     check = Check(id="x.y", category="agent", title="t", probe="write_file", args=(), expect="denied",
                   evidence=EvidenceSpec(kind="file", path="{outside}/x"))
-    probe = ProbeReport(probe="agent", action="start claude in a terminal (session 1)", attempted=True, ok=True,
-                        errno=None, message="it waited for the user at: 1. Yes, I trust this folder")
+    probe = ProbeReport(probe=WAITED_PROBE, action="start claude in a terminal (session 1)", attempted=True,
+                        ok=True, errno=None, message="it waited for the user at: 1. Yes, I trust this folder")
     ex = Execution(target="t", argv=(), returncode=0, timed_out=False, duration_s=1.0, stdout="", stderr="",
                    probe=probe, evidence=(), effect=False)
     assert explain(ex) == ("'start claude in a terminal (session 1)' went through and nothing took effect "
                            "outside; it waited for the user at: 1. Yes, I trust this folder")
     result = judge(check, ex, None)
     assert (result.observed.value, result.layer) == ("denied", AGENT_WAITED)
+    # A tool call the harness classified itself ("agent" lines) keeps its private-view wording.
+    write = ProbeReport(probe="agent", action="Write x (agent tool call)", attempted=True, ok=True, errno=None,
+                        message="")
+    ex = Execution(target="t", argv=(), returncode=0, timed_out=False, duration_s=1.0, stdout="", stderr="",
+                   probe=write, evidence=(), effect=False)
+    assert explain(ex).endswith("(it acted on a private view)")
+    assert judge(check, ex, None).layer != AGENT_WAITED
 
 
 @pytest.mark.parametrize("name", ["repo.claude.interactive.trusted-hook", "repo.claude.interactive.untrusted-hook",
@@ -271,7 +333,7 @@ def test_a_screen_drawn_with_absolute_columns_reads_as_words() -> None:
 def test_a_wrapper_s_mount_namespace_is_not_taken_for_a_sandbox() -> None:
     net = os.readlink("/proc/self/ns/net")
     assert where_written(f"ran TOK mnt:[9] {net}\n".encode(), "TOK", wrapped=True) == (
-        "; written from another mount namespace (mnt:[9]: the harness's own name space is one, so this "
+        "; its writer recorded another mount namespace (mnt:[9]: the harness's own name space is one, so this "
         "shows no sandbox) and the harness's own network namespace")
 
 
@@ -280,7 +342,10 @@ def _call(turn: int, sent: float, answered: float | None) -> TranscriptEntry:
                            sent_at=sent, answered_at=answered)
 
 
-def test_the_time_a_mechanism_recorded_is_placed_among_the_tool_calls() -> None:
+def test_the_time_a_mechanism_recorded_is_placed_among_the_tool_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sandboxcheck.evidence.file as file_evidence
+
+    monkeypatch.setattr(file_evidence.time, "time", lambda: 1_700_000_100.0)
     calls = [_call(1, 1_700_000_010.0, 1_700_000_012.0), _call(2, 1_700_000_020.0, 1_700_000_021.0)]
     line = lambda t: f"ran TOK mnt:[1] t:{t}\n".encode()  # noqa: E731
     assert when_written(line("1700000005.5"), "TOK", calls) == "; before the agent's first tool call (at start-up)"
@@ -294,5 +359,8 @@ def test_the_time_a_mechanism_recorded_is_placed_among_the_tool_calls() -> None:
     assert when_written(line("1700000030.0") + line("1700000001.0"), "TOK", calls).startswith("; before")
     assert when_written(b"ran TOK mnt:[1]\n", "TOK", calls) == ""
     assert when_written(line("1700000030.0"), "TOK", None) == ""
+    # A time outside the run (the writer is the target's code) is said to be one.
+    assert when_written(line("1000000000.0"), "TOK", calls) == "; the time its writer recorded lies outside this run"
+    assert when_written(line("99999999999"), "TOK", calls) == "; the time its writer recorded lies outside this run"
     entry = calls[0].to_dict()
     assert (entry["sent_at"], entry["answered_at"]) == (1_700_000_010.0, 1_700_000_012.0)

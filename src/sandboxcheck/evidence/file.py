@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,12 +19,17 @@ _NS = re.compile(rb"\b(mnt|net):\[(\d{1,20})\]")
 
 #: The time a writer may record beside the canary (``t:$(date +%s.%N)``), epoch seconds.
 _TIME = re.compile(rb"\bt:(\d{9,11}(?:\.\d{1,9})?)\b")
+#: How far back a recorded time may lie and still belong to this run.
+_RUN_WINDOW_S = 6 * 3600
+#: Namespace ids named in one evidence line at most.
+_IDS_SHOWN = 3
 
 
 def when_written(data: bytes, contains: str, calls: Sequence[Any] | None) -> str:
-    """When the canary's first line was written, from the time it recorded, placed among an
-    agent's tool calls (``TranscriptEntry`` with ``sent_at``/``answered_at``): "" when
-    no line recorded a time or the check had no agent."""
+    """When the canary's earliest line was written, from the time its writer recorded,
+    placed among an agent's tool calls (``TranscriptEntry`` with ``sent_at``/``answered_at``):
+    "" when no line recorded a time or the check had no agent. The writer may lie; a time
+    outside this run is said to be one."""
     if calls is None:
         return ""
     times = [float(m.group(1)) for line in data.splitlines() if contains.encode() in line
@@ -31,6 +37,8 @@ def when_written(data: bytes, contains: str, calls: Sequence[Any] | None) -> str
     if not times:
         return ""
     t = min(times)
+    if not time.time() - _RUN_WINDOW_S < t <= time.time() + 60:
+        return "; the time its writer recorded lies outside this run"
     timed = [c for c in calls if getattr(c, "sent_at", None) is not None]
     if not timed:
         return "; before any tool call (the agent made none)"
@@ -39,7 +47,8 @@ def when_written(data: bytes, contains: str, calls: Sequence[Any] | None) -> str
         return "; before the agent's first tool call (at start-up)"
     for n, c in enumerate(timed, 1):
         if c.sent_at <= t and (c.answered_at is None or t <= c.answered_at):
-            return f"; during tool call {n} ({c.tool}), before its result came back"
+            return (f"; during tool call {n} ({c.tool}), before its result came back" if c.answered_at is not None
+                    else f"; during tool call {n} ({c.tool}), whose result never came back")
     if last.answered_at is not None and t > last.answered_at:
         return "; after the agent's last tool result (as the session ended)"
     return "; between the agent's tool calls"
@@ -53,8 +62,9 @@ def _own_namespace(kind: str) -> str | None:
 
 
 def where_written(data: bytes, contains: str, wrapped: bool = False) -> str:
-    """Where the writer of the canary's lines ran, from the namespace links it recorded
-    beside the canary, compared with the harness's own: "" when no line says.
+    """Where the writer of the canary's lines says it ran, from the namespace links it
+    recorded beside the canary, compared with the harness's own: "" when no line says.
+    The writer may lie (it is the target's code); the words say it recorded them.
 
     ``wrapped``: the target ran inside the harness's own name space, itself a mount
     namespace, so another mount namespace does not show a sandbox there."""
@@ -72,7 +82,8 @@ def where_written(data: bytes, contains: str, wrapped: bool = False) -> str:
         own = _own_namespace(kind)
         if own is None:
             continue
-        same, other = own in seen[kind], sorted(seen[kind] - {own})
+        same, others = own in seen[kind], sorted(seen[kind] - {own})
+        other = others[:_IDS_SHOWN] + (["..."] if len(others) > _IDS_SHOWN else [])
         if kind == "mnt" and wrapped and other and not same:
             parts.append(f"another mount namespace ({', '.join(other)}: the harness's own name space "
                          "is one, so this shows no sandbox)")
@@ -87,9 +98,9 @@ def where_written(data: bytes, contains: str, wrapped: bool = False) -> str:
     if all(p.startswith("the harness's own") and " and another" not in p for p in parts):
         names = " and ".join(p.removeprefix("the harness's own ").removesuffix(" namespace") for p in parts)
         plural = "s" if len(parts) > 1 else ""
-        return (f"; written from the harness's own {names} namespace{plural}: "
+        return (f"; its writer recorded the harness's own {names} namespace{plural}: "
                 "on the host, in no namespace sandbox")
-    return "; written from " + " and ".join(parts)
+    return "; its writer recorded " + " and ".join(parts)
 
 
 class FileObserver(Observer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..model import Check, Execution, Observed, ProbeReport, Result, Status
+from ..model import WAITED_PROBE, Check, Execution, Observed, ProbeReport, Result, Status
 
 #: What an errno most likely says about the layer that stopped the probe.
 LAYERS: dict[str, str] = {
@@ -118,7 +118,7 @@ def explain(ex: Execution) -> str:
         return _why_unknown(ex)
     p = ex.probe
     assert p is not None
-    if p.ok and p.probe == "agent":
+    if p.ok and p.probe == WAITED_PROBE:
         return f"'{p.action}' went through and nothing took effect outside; {p.message}"
     if p.ok:
         return (f"probe reported '{p.action}' succeeded, but nothing took effect outside "
@@ -172,5 +172,5 @@ def judge(check: Check, ex: Execution | None, control: Execution | None,
 
 def _denial_layer(ex: Execution) -> str | None:
     if ex.probe is not None and ex.probe.ok:
-        return AGENT_WAITED if ex.probe.probe == "agent" else PRIVATE_VIEW
+        return AGENT_WAITED if ex.probe.probe == WAITED_PROBE else PRIVATE_VIEW
     return layer_for(ex.probe.errno if ex.probe else None)

@@ -352,8 +352,11 @@ class Harness:
                 outputs = [("the target's stdout", out), ("the target's stderr", err)]
             # Everything the harness saw of the target, outside the sandbox.
             outputs += [(where, _bounded(text)) for where, text in extra]
-            probe = parse_probe_line(out) or next(
-                (p for p in (parse_probe_line(text) for _, text in extra) if p), None)
+            # An agent's probe line is the one the harness's own model server saw come back
+            # (or wrote itself): the launcher's stdout is reachable by whatever the agent
+            # starts (/proc/<launcher>/fd/1), so it could forge one there.
+            own = parse_probe_line(out) if turns is None else None
+            probe = own or next((p for p in (parse_probe_line(text) for _, text in extra) if p), None)
             if probe is not None:
                 # Throwaway paths are noise in a report line: show them as {root}.
                 probe = _rewrite(probe, lambda text: text.replace(str(path), "{root}"))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import placeholders, safefs
-from ...model import TranscriptEntry
+from ...model import WAITED_PROBE, TranscriptEntry
 from ...probes import PROBE_PREFIX, probe_argv
 from ..base import Target, TargetError, TargetSpec
 from ..tools import DEFAULT_PATH
@@ -288,18 +288,21 @@ class AgentTarget(Target):
     waiting_screens: tuple[str, ...] = ()
 
     def terminal_lines(self, number: int, ended: Mapping[str, Any]) -> list[str]:
-        """How an interactive session ended, and (when the CLI sat waiting for the user
-        until the launcher ended it) a probe line saying the start itself went through:
-        what a repository's files did by then is judged on the host."""
-        note = str(ended.get("terminal") or "")
-        screen = [ln.strip() for ln in str(ended.get("stdout") or "").splitlines() if ln.strip()]
+        """How an interactive session ended, and (when the CLI sat waiting for the user,
+        nothing it started still at work, until the launcher ended it) a probe line saying
+        the start itself went through: what a repository's files did by then is judged on
+        the host. The status is the root's, written by the launcher: its screen lines can
+        never pass for a probe line, and the harness's own line comes first."""
+        note = str(ended.get("terminal") or "")[:600]
+        screen = [ln.strip().replace(PROBE_PREFIX, PROBE_PREFIX.rstrip() + "(on the screen) ")
+                  for ln in str(ended.get("stdout") or "").splitlines() if ln.strip()][-12:]
         lines = [f"--- session {number}: {self.cli} in a terminal, {note} "
                  f"(exit {ended.get('returncode')} after {ended.get('duration_s')}s)"]
-        lines += [f"    | {ln}" for ln in screen[-12:]]
-        if "screen had been still" in note:
-            lines.append(probe_line("agent", f"start {self.cli} in a terminal (session {number})", True, True, None,
-                                    "it waited for the user at: " + " / ".join(screen[-4:])))
-        elif not screen or ended.get("returncode") not in (0, None):
+        if ended.get("waited") is True:
+            lines.append(probe_line(WAITED_PROBE, f"start {self.cli} in a terminal (session {number})", True, True,
+                                    None, "it waited for the user at: " + " / ".join(screen[-4:])))
+        lines += [f"    | {ln}" for ln in screen]
+        if ended.get("waited") is not True and (not screen or ended.get("returncode") not in (0, None)):
             lines += self.failed_start(number, ended)
         return lines
 

@@ -14,7 +14,9 @@ and no answer to anything it asks. Once its screen has been still for
 ``quiet_s`` seconds and shows one of the ``waiting`` patterns (a screen where
 the CLI waits for the user), or once ``max_s`` have passed, the launcher ends
 the session's process group, which it started, and passes the screen's text
-on as the session's output.
+on as the session's output. The status says ``waited`` only when the CLI sat
+at such a screen with nothing it started still running (a hook still at work
+when the screen went still is no wait).
 
 Usage: python3 -I -S launch.py PLAN.json
 """
@@ -34,20 +36,32 @@ _ESCAPES = re.compile(r"\x1b\[[0-9;?<>=!]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|
 _MOVE = re.compile(r"\x1b\[(\d{0,3})([CG])")
 #: Cursor moves to another row (CSI row;col H or f, CSI n A/B/d).
 _ROW = re.compile(r"\x1b\[\d{0,3}(?:;\d{0,3})?[Hf]|\x1b\[\d{0,3}[ABd]")
-#: Bytes of a terminal session's screen output kept.
-_SCREEN_CAP = 1 << 20
+#: Bytes of a terminal session's output kept: the last ones (what the screen shows last).
+_SCREEN_CAP = 1 << 16
 
 
 def _write_status(path: str, sessions: list) -> None:
+    """Write the status beside the plan without following a link planted there (the root
+    is the target's to write: a link, FIFO or folder at the path is not followed or waited on)."""
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return  # a folder in the way: no status (the target's finish says the session did not finish)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump({"sessions": sessions}, fh)
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # replaces whatever entry is at path (a link itself, not its target)
 
 
-def screen_text(raw: bytes) -> str:
+def screen_text(raw: bytes, cols: int = 100) -> str:
     """The text a terminal UI drew: escape sequences removed, its cursor moves to the
-    right turned into the spaces they leave, carriage returns dropped."""
+    right turned into the spaces they leave (at most a line's width), carriage returns dropped."""
     out, col = [], 0
     text = raw.decode("utf-8", "replace")
     pos = 0
@@ -68,12 +82,50 @@ def screen_text(raw: bytes) -> str:
         elif move:
             n = int(move.group(1) or 1)
             gap = n if move.group(2) == "C" else max(n - 1 - col, 1 if col else 0)
-            out.append(" " * min(gap, 400))
-            col += min(gap, 400)
+            gap = min(gap, max(cols - col, 1))
+            out.append(" " * gap)
+            col += gap
     for ch in text[pos:]:
         if ch != "\r":
             out.append(ch)
     return "".join(out)
+
+
+def _still_running(leader: int) -> list:
+    """Processes the session's leader started that still run, as "pid command" (its
+    descendants by parent, and everything in its session): a hook or server still at
+    work when the screen went still."""
+    stats = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as fh:
+                fields = fh.read(4096).rsplit(b")", 1)[1].split()
+            stats[int(name)] = (fields[0], int(fields[1]), int(fields[3]))  # state, ppid, session
+        except (OSError, IndexError, ValueError):
+            continue
+    children: dict = {}
+    for pid, (_, ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    mine, todo = set(), [leader]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in mine:
+                mine.add(child)
+                todo.append(child)
+    mine |= {pid for pid, (_, _, sid) in stats.items() if sid == leader and pid != leader}
+    out = []
+    for pid in sorted(mine):
+        if stats.get(pid, (b"Z",))[0] in (b"Z", b"X"):
+            continue
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as fh:
+                cmd = fh.read(300).replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        out.append("%d %s" % (pid, cmd[:120]))
+    return out
 
 
 def _end_group(proc: subprocess.Popen) -> None:
@@ -103,14 +155,14 @@ def run_in_terminal(session: dict, env: dict) -> tuple:
     import termios
 
     term = session["terminal"]
-    quiet, limit = float(term.get("quiet_s", 4)), float(term.get("max_s", 30))
+    quiet, limit = float(term.get("quiet_s", 5)), float(term.get("max_s", 30))
+    cols = int(term.get("cols", 100))
     # Screens at which the CLI waits for the user (its questions, its input prompt): a
     # still screen ends the session only when it shows one of them, so a start that is
     # merely slow is never taken for one that waits.
     waiting = [re.compile(p) for p in term.get("waiting", [])]
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", int(term.get("rows", 40)),
-                                                       int(term.get("cols", 100)), 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", int(term.get("rows", 40)), cols, 0, 0))
     env = dict(env, TERM="xterm-256color")
 
     def controlling_terminal() -> None:  # in the child, after setsid: the pty becomes its terminal
@@ -126,12 +178,14 @@ def run_in_terminal(session: dict, env: dict) -> tuple:
     except OSError as exc:
         os.close(master)
         os.close(slave)
-        return 127, "", "cannot start the agent: %s" % exc
+        return 127, "", "cannot start the agent: %s" % exc, None
     os.close(slave)
+    os.set_blocking(master, False)
     screen = bytearray()
     start = last = time.monotonic()
     closed = False
     note = "it exited by itself"
+    waited = None
     try:
         while True:
             now = time.monotonic()
@@ -143,9 +197,15 @@ def run_in_terminal(session: dict, env: dict) -> tuple:
                     note += ", never at a screen where it waits for the user"
                 break
             if screen and now - last >= quiet:
-                shown = screen_text(bytes(screen[-16384:]))
+                shown = screen_text(bytes(screen), cols)
                 if not waiting or any(w.search(shown) for w in waiting):
+                    # Still, at a screen that waits: unless something it started is still at work.
+                    busy = _still_running(proc.pid)
                     note = "ended by the launcher once its screen had been still for %.0fs" % quiet
+                    if busy:
+                        note += "; its own processes still running then: " + "; ".join(busy[:5])
+                    else:
+                        waited = True
                     break
             if closed:  # the program closed its terminal and runs on: wait for it or the limit
                 time.sleep(0.2)
@@ -154,23 +214,26 @@ def run_in_terminal(session: dict, env: dict) -> tuple:
             if ready:
                 try:
                     chunk = os.read(master, 65536)
+                except BlockingIOError:
+                    continue
                 except OSError:  # EIO: every holder of the terminal's other side closed it
                     chunk = b""
                 if not chunk:
                     closed = True
                     continue
-                if len(screen) < _SCREEN_CAP:
-                    screen += chunk[:_SCREEN_CAP - len(screen)]
+                screen += chunk
+                if len(screen) > _SCREEN_CAP:
+                    del screen[:len(screen) - _SCREEN_CAP]
                 last = time.monotonic()
     finally:
         _end_group(proc)
         os.close(master)
-    text = screen_text(bytes(screen))
+    text = screen_text(bytes(screen), cols)
     text = "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
     # Whatever a screen shows, it is no probe's report (the harness reads lines with the
     # probes' prefix, "SANDBOXCHECK-PROBE ", as one): a program on it could forge one.
     text = text.replace("SANDBOXCHECK-PROBE ", "SANDBOXCHECK-PROBE(on the screen) ")
-    return proc.returncode, text, note
+    return proc.returncode, text, note, waited
 
 
 def main(argv: list) -> int:
@@ -183,13 +246,13 @@ def main(argv: list) -> int:
         env.update(session.get("env", {}))
         start = time.monotonic()
         if session.get("terminal"):
-            rc, screen, note = run_in_terminal(session, env)
+            rc, screen, note, waited = run_in_terminal(session, env)
             elapsed = time.monotonic() - start
             sys.stdout.write("=== agent session %d in a terminal: %s, exit %s after %.2fs ===\n%s\n"
                              % (number, note, rc, elapsed, screen))
             sys.stdout.flush()
             done.append({"session": number, "returncode": rc, "duration_s": round(elapsed, 3),
-                         "terminal": note, "stdout": screen[-20000:], "stderr": ""})
+                         "terminal": note, "waited": bool(waited), "stdout": screen[-20000:], "stderr": ""})
             _write_status(plan["status"], done)
             continue
         try:

@@ -118,7 +118,8 @@ OFFLINE_DROPPED = ("apiKeyHelper", "awsAuthRefresh", "awsCredentialExport", "ote
 
 _TARGET_KEYS = {"kind", "name", "description", "agent", "requires", "settings", "user_settings",
                 "allowed_tools", "flags", "env", "python", "config"}
-_CHECK_KEYS = {"steps", "settings", "user_settings", "allowed_tools", "flags", "env", "path_without", "trusted", "interactive"}
+_CHECK_KEYS = {"steps", "settings", "user_settings", "allowed_tools", "flags", "env", "path_without", "trusted",
+               "interactive"}
 _STEP_KEYS = {"tool", "command", "probe", "args", "disable_sandbox", "path", "content", "old", "new",
               "session"}
 
@@ -286,7 +287,8 @@ def check_agent_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
     its shape (what the matrix JSON Schema also says) and ``semantic_problems``."""
     out: list[tuple[tuple[str | int, ...], str]] = []
     if not isinstance(raw, Mapping):
-        return [((), "must be a mapping (steps, settings, allowed_tools, flags, env, path_without, trusted, interactive)")]
+        return [((), "must be a mapping (steps, settings, allowed_tools, flags, env, path_without, trusted, "
+                     "interactive)")]
     for key in sorted(set(raw) - _CHECK_KEYS):
         out.append(((key,), f"unknown key{_suggest(key, sorted(_CHECK_KEYS))}"))
     steps = raw.get("steps", [{}])
