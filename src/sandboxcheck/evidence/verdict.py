@@ -22,6 +22,7 @@ LAYERS: dict[str, str] = {
     "ETIMEDOUT": "packets dropped",
     "EAI_AGAIN": "name lookup failed: no resolver reachable (separate network namespace)",
     "EAI_NONAME": "name unknown in the sandbox's view",
+    "PROXY_REFUSED": "refused by the sandbox's proxy: its domain filter",
     "NOVAR": "variable removed from the environment",
     # Agent targets: the harness's scripted model saw the agent refuse the call.
     "AGENT_DENIED": "the agent's permission check (it would have asked the user)",
