@@ -119,7 +119,8 @@ BASELINE_KNOWN: dict[str, Known] = {
     "claude-code": Known(fails=frozenset({
         *READS_OUTSIDE, *HOME_CREDENTIALS, "fs.write.outside", "fs.write.symlink", "fs.write.tar-traversal",
         "fs.write.host-tmp", "fs.write.home", "env.own", "env.proc-ppid", "exec.shell", "network.tcp",
-        "network.udp", "network.dns", "process.daemon", "process.signal-host", "process.cmdline-host",
+        "network.udp", "network.dns", "network.http", "network.https", "network.http-direct", "process.daemon",
+        "process.signal-host", "process.cmdline-host",
         "ipc.ssh-agent", "ipc.docker-sock", "tamper.git-hook", "tamper.git-config", "tamper.claude-settings",
         "tamper.codex-config", "tamper.bashrc",
     })),
