@@ -44,7 +44,7 @@ def test_compare_names_what_regressed(strict_to_loose: tuple[Path, Path, dict]) 
     assert (changes["fs.write.outside"]["change"], changes["fs.write.outside"]["verdict"]) == \
         ("failure-mode-changed", "unchanged")
     assert changes["fs.read.workspace"]["change"] == "unchanged"
-    assert out["verdicts"] == {"regression": 30, "improvement": 0, "unchanged": 10}
+    assert out["verdicts"] == {"regression": 33, "improvement": 0, "unchanged": 10}
     # Both targets' tool versions are in the reports compare keeps.
     assert out["before_target"]["version"].startswith("bwrap ")
 
@@ -57,13 +57,13 @@ def test_diff_of_the_saved_reports_agrees_both_ways(strict_to_loose: tuple[Path,
     forward_changes = json.loads(forward.stdout)["changes"]
     assert {c["id"]: (c["verdict"], c["change"]) for c in forward_changes} == \
         {c["id"]: (c["verdict"], c["change"]) for c in out["changes"]}
-    # The reverse direction is 30 improvements: the gate passes.
+    # The reverse direction is 33 improvements: the gate passes.
     backward = sc("diff", str(after), str(before), "--format", "markdown")
     assert backward.returncode == 0, backward.stdout
     assert backward.stdout.startswith(f"## sandboxcheck diff baseline: `bwrap-loose (bwrap ")
     assert ("| improvement | `credentials.ssh-key` | denied | FAIL allowed | PASS denied | critical | tightened |"
             in backward.stdout)
-    assert "30 improvements, 10 unchanged" in backward.stdout
+    assert "33 improvements, 10 unchanged" in backward.stdout
     table = sc("diff", str(before), str(after))
     assert table.stdout.splitlines()[0].startswith("sandboxcheck diff baseline: bwrap-strict (bwrap ")
     assert sc("diff", str(before), str(after), "--fail-on", "tightened").returncode == 0
