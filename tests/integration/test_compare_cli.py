@@ -95,13 +95,13 @@ def test_diff_refuses_reports_of_different_matrices(strict_to_loose: tuple[Path,
     assert refused.stdout == ""
     message = refused.stderr.strip()
     assert message.startswith(f"error: {baseline_report} and {mini} are reports of different matrices: "
-                              f"matrix 'baseline' -> 'mini'; {baseline_report} has 39 checks that {mini} lacks")
+                              f"matrix 'baseline' -> 'mini'; {baseline_report} has 42 checks that {mini} lacks")
     assert message.endswith("pass --allow-different-matrices")
     allowed = sc("diff", str(baseline_report), str(mini), "--allow-different-matrices", "--format", "json")
     assert allowed.returncode == 0, allowed.stdout
     data = json.loads(allowed.stdout)
     assert data["note"].startswith("different matrices: matrix 'baseline' -> 'mini'")
-    assert data["summary"]["removed"] == 39
+    assert data["summary"]["removed"] == 42
     # A matrix that only grew is the same matrix: its new failing check is a regression.
     grown = sc("diff", str(mini), str(baseline_report), "--format", "json")
     assert grown.returncode == 2  # the names differ
