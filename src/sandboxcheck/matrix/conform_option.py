@@ -6,11 +6,11 @@ TOML), derives one check per testable declared rule (``conform.*`` ids) and
 adds them to the matrix's own checks; a matrix may hold no other check. A
 file that cannot be read is a problem at the key's line, like every other.
 
-``sandboxcheck run``, the pytest plugin and suites then run an srt target (srt, srt-settings, srt-net, at
-any release) with the settings the file declares, unless ``--target-opt
-settings=`` names a file of the caller's; every other target runs with its
-own configuration, so the expectations are the file's, the behaviour the
-target's.
+``sandboxcheck run``, the pytest plugin and suites then run an srt target
+(srt, srt-settings, srt-net, at any release) with the settings the file
+declares, unless ``--target-opt settings=`` names a file of the caller's;
+every other target runs with its own configuration, so the expectations are
+the file's, the behaviour the target's.
 """
 from __future__ import annotations
 
@@ -93,7 +93,8 @@ def conformed_targets(matrix: Matrix, targets: Sequence[Target]) -> list[Target]
     for target in targets:
         spec = getattr(target, "spec", None)
         values = target.option_values() if hasattr(target, "option_values") else {}
-        given = spec is not None and "settings" in values and values["settings"] != dict(spec.options).get("settings")
+        default = dict(spec.options).get("settings") if spec is not None else None
+        given = spec is not None and "settings" in values and values["settings"] != default
         derived, _ = conform_target(matrix, target.name, given)
         out.append(derived if isinstance(derived, Target) else target)
     return out
