@@ -29,6 +29,11 @@ def emit(probe, action, ok, exc=None, **data):
     if exc is not None:
         num = getattr(exc, "errno", None)
         rec["errno"] = _errno.errorcode.get(num, str(num)) if num else type(exc).__name__
+        if isinstance(num, int) and num < 0:
+            # A name lookup's failure (socket.gaierror): its EAI_ name, not "-3".
+            import socket
+            rec["errno"] = next((n for n in dir(socket) if n.startswith("EAI_") and getattr(socket, n) == num),
+                                rec["errno"])
         rec["errno_number"] = num if isinstance(num, int) else None
         rec["message"] = str(exc)[:300]
     rec.update(data)

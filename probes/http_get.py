@@ -87,6 +87,10 @@ def read_status(sock):
     return (int(line[1]) if len(line) > 1 and line[1].isdigit() else None), data
 
 
+class Refused(OSError):
+    """A proxy (HTTP or SOCKS5) refused the destination."""
+
+
 def socks5(sock, userinfo, dest, port):
     sock.sendall(b"\x05\x02\x00\x02" if userinfo else b"\x05\x01\x00")
     method = sock.recv(2)
@@ -107,7 +111,7 @@ def socks5(sock, userinfo, dest, port):
     sock.sendall(b"\x05\x01\x00" + addr + struct.pack(">H", port))
     reply = sock.recv(262)
     if reply[1:2] != b"\x00":
-        raise OSError("SOCKS5 CONNECT refused (reply %d)" % (reply[1] if len(reply) > 1 else -1))
+        raise Refused("SOCKS5 CONNECT refused (reply %d)" % (reply[1] if len(reply) > 1 else -1))
 
 
 def socks_from_env():
@@ -147,8 +151,8 @@ try:
                 sock.sendall(request.encode())
                 status, _ = read_status(sock)
                 if status != 200:
-                    emit("http_get", action, False, OSError("proxy refused CONNECT: %s" % status),
-                         route=route, status=status)
+                    emit("http_get", action, False, Refused("proxy refused CONNECT: %s" % status),
+                         route=route, status=status, errno="PROXY_REFUSED")
         else:
             precondition_failed("http_get", action, "a proxy scheme this probe speaks: %s" % pscheme)
     else:
@@ -166,6 +170,12 @@ try:
     status, data = read_status(sock)
     sock.close()
 except (OSError, ValueError, IndexError) as exc:
-    emit("http_get", action, False, exc, route=route)
-emit("http_get", action, status is not None and 200 <= status < 300, route=route, status=status,
-     sink_answered=b"sandboxcheck-web-sink" in data)
+    refused = {"errno": "PROXY_REFUSED"} if isinstance(exc, Refused) else {}
+    emit("http_get", action, False, exc, route=route, **refused)
+ok = status is not None and 200 <= status < 300
+answered = b"sandboxcheck-web-sink" in data
+if proxy and not ok and not answered:
+    # The proxy answered for itself (a refusal page), not the host behind it.
+    emit("http_get", action, False, Refused("the proxy answered %s" % status), route=route, status=status,
+         sink_answered=False, errno="PROXY_REFUSED")
+emit("http_get", action, ok, route=route, status=status, sink_answered=answered)

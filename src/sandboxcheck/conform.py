@@ -27,6 +27,7 @@ import yaml
 
 from .model import RunReport, Status
 from .network.contain import DOMAIN
+from .run.workspace import SEEDED_FILES
 
 VERDICTS = ("honoured", "violated", "could not test")
 _ROOTS = ("{workspace}", "{home}", "{outside}", "{root}")
@@ -314,8 +315,16 @@ def _slug(text: str) -> str:
     return s[:48] or "root"
 
 
+def seeded_file(path: str) -> bool:
+    """Whether ``path`` (a template) names a file every throwaway root holds (~/.bashrc, ./.env, ...)."""
+    root, _, rest = path.partition("/")
+    folder = {"{workspace}": "workspace", "{home}": "home", "{outside}": "outside"}.get(root)
+    return folder is not None and f"{folder}/{rest}" in SEEDED_FILES
+
+
 def _read_check(path: str) -> dict[str, Any]:
-    file = f"{path}/conform-read.txt"
+    # A rule naming a file is tested on that file, not on a file inside it (ENOTDIR: proves nothing).
+    file = path if seeded_file(path) else f"{path}/conform-read.txt"
     return {"category": "fs-read", "probe": "read_file", "args": {"path": file},
             "setup": [{"file": file, "content": "SCNRY-{token}-conform\n"}]}
 
@@ -367,7 +376,7 @@ def derive(policy: Policy) -> list[Rule]:
         for d in items:
             t = path_template(d.value)
             add(kind, d.value, d.where, write_expectation(policy, t) if t else "allowed" if kind == "allow-write"
-                else "denied", _write_check(t) if t else None, None if t else outside)
+                else "denied", _write_check(t, existing=seeded_file(t)) if t else None, None if t else outside)
     add("default-read", "{outside}", "no rule names it: reads follow the default",
         read_expectation(policy, "{outside}"), _read_check("{outside}"))
     add("default-write", "{outside}", "no rule names it: writes follow the default",

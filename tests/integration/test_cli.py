@@ -74,7 +74,7 @@ def test_exit_1_on_fail_and_json_report(tmp_path: Path) -> None:
 def test_exit_0_when_everything_passes() -> None:
     proc = sc("run", "baseline", "--target", "bwrap-strict")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "40 passed, 0 failed" in proc.stdout
+    assert "43 passed, 0 failed" in proc.stdout
 
 
 def test_exit_2_on_bad_matrix_and_bad_target(tmp_path: Path) -> None:

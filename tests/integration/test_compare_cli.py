@@ -44,7 +44,7 @@ def test_compare_names_what_regressed(strict_to_loose: tuple[Path, Path, dict]) 
     assert (changes["fs.write.outside"]["change"], changes["fs.write.outside"]["verdict"]) == \
         ("failure-mode-changed", "unchanged")
     assert changes["fs.read.workspace"]["change"] == "unchanged"
-    assert out["verdicts"] == {"regression": 30, "improvement": 0, "unchanged": 10}
+    assert out["verdicts"] == {"regression": 33, "improvement": 0, "unchanged": 10}
     # Both targets' tool versions are in the reports compare keeps.
     assert out["before_target"]["version"].startswith("bwrap ")
 
@@ -57,13 +57,13 @@ def test_diff_of_the_saved_reports_agrees_both_ways(strict_to_loose: tuple[Path,
     forward_changes = json.loads(forward.stdout)["changes"]
     assert {c["id"]: (c["verdict"], c["change"]) for c in forward_changes} == \
         {c["id"]: (c["verdict"], c["change"]) for c in out["changes"]}
-    # The reverse direction is 30 improvements: the gate passes.
+    # The reverse direction is 33 improvements: the gate passes.
     backward = sc("diff", str(after), str(before), "--format", "markdown")
     assert backward.returncode == 0, backward.stdout
     assert backward.stdout.startswith(f"## sandboxcheck diff baseline: `bwrap-loose (bwrap ")
     assert ("| improvement | `credentials.ssh-key` | denied | FAIL allowed | PASS denied | critical | tightened |"
             in backward.stdout)
-    assert "30 improvements, 10 unchanged" in backward.stdout
+    assert "33 improvements, 10 unchanged" in backward.stdout
     table = sc("diff", str(before), str(after))
     assert table.stdout.splitlines()[0].startswith("sandboxcheck diff baseline: bwrap-strict (bwrap ")
     assert sc("diff", str(before), str(after), "--fail-on", "tightened").returncode == 0
@@ -95,13 +95,13 @@ def test_diff_refuses_reports_of_different_matrices(strict_to_loose: tuple[Path,
     assert refused.stdout == ""
     message = refused.stderr.strip()
     assert message.startswith(f"error: {baseline_report} and {mini} are reports of different matrices: "
-                              f"matrix 'baseline' -> 'mini'; {baseline_report} has 39 checks that {mini} lacks")
+                              f"matrix 'baseline' -> 'mini'; {baseline_report} has 42 checks that {mini} lacks")
     assert message.endswith("pass --allow-different-matrices")
     allowed = sc("diff", str(baseline_report), str(mini), "--allow-different-matrices", "--format", "json")
     assert allowed.returncode == 0, allowed.stdout
     data = json.loads(allowed.stdout)
     assert data["note"].startswith("different matrices: matrix 'baseline' -> 'mini'")
-    assert data["summary"]["removed"] == 39
+    assert data["summary"]["removed"] == 42
     # A matrix that only grew is the same matrix: its new failing check is a regression.
     grown = sc("diff", str(mini), str(baseline_report), "--format", "json")
     assert grown.returncode == 2  # the names differ
@@ -120,8 +120,8 @@ def test_compare_same_target_is_stable() -> None:
     proc = sc("compare", "baseline", "--before", "bwrap-strict", "--after", "bwrap-strict", "--format", "json")
     assert proc.returncode == 0, proc.stdout
     data = json.loads(proc.stdout)
-    assert data["summary"]["unchanged"] == 40, data["summary"]
-    assert data["verdicts"]["unchanged"] == 40
+    assert data["summary"]["unchanged"] == 43, data["summary"]
+    assert data["verdicts"]["unchanged"] == 43
 
 
 def test_compare_gives_target_opt_to_the_target_that_takes_it(tmp_path: Path) -> None:

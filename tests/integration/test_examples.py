@@ -30,6 +30,6 @@ def test_github_actions_workflow_command_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     for name in ("sandboxcheck.json", "sandboxcheck.sarif", "sandboxcheck.md", "sandboxcheck.xml"):
         assert (tmp_path / name).stat().st_size > 0, name
-    assert json.loads((tmp_path / "sandboxcheck.json").read_text())["summary"]["pass"] == 40
+    assert json.loads((tmp_path / "sandboxcheck.json").read_text())["summary"]["pass"] == 43
     summary = next(s["run"] for s in steps if s.get("name") == "Job summary")
     assert "sandboxcheck.md" in summary and "GITHUB_STEP_SUMMARY" in summary

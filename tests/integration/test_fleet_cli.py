@@ -33,7 +33,7 @@ def test_three_shards_merged_equal_the_unsharded_run(tmp_path: Path) -> None:
                     "-o", f"part{k}.json")
         assert part.returncode in (0, 1, 3), part.stderr
     parts = [json.loads((tmp_path / f"part{k}.json").read_text()) for k in (1, 2, 3)]
-    assert sorted(len(p["results"]) for p in parts) == [13, 13, 14]
+    assert sorted(len(p["results"]) for p in parts) == [14, 14, 15]
     assert {p["matrix"]["digest"] for p in parts} == {json.loads((tmp_path / "whole.json").read_text())
                                                       ["matrix"]["digest"]}
     assert [p["shard"]["spec"] for p in parts] == ["1/3", "2/3", "3/3"]
@@ -60,7 +60,7 @@ def test_survey_shards_merged_equal_the_whole_survey(tmp_path: Path) -> None:
     cells_a = {(c["id"], t): (v["status"], v["observed"]) for c in a["checks"] for t, v in c["cells"].items()}
     cells_b = {(c["id"], k.rpartition("@")[0]): (v["status"], v["observed"])
                for c in b["checks"] for k, v in c["cells"].items()}
-    assert len(cells_a) == 80 and cells_b == cells_a
+    assert len(cells_a) == 86 and cells_b == cells_a
     assert merged.returncode == whole.returncode == a["exit_code"] == b["exit_code"]
     assert b["incomplete"] == [] and b["duplicates"] == []
 

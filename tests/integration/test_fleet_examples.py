@@ -84,7 +84,7 @@ def test_github_actions_fleet_workflow_runs_locally(tmp_path: Path) -> None:
     fleet = json.loads(subprocess.run([sys.executable, "-m", "sandboxcheck", "merge", *map(str, reports.iterdir()),
                                        "-f", "json"], env=shim_env(tmp_path), capture_output=True, text=True,
                                       check=True).stdout)
-    assert [c["summary"]["pass"] for c in fleet["columns"]] == [40] * len(images)
+    assert [c["summary"]["pass"] for c in fleet["columns"]] == [43] * len(images)
     assert fleet["incomplete"] == [] and fleet["duplicates"] == []
 
 
@@ -110,9 +110,9 @@ def test_ansible_playbook_runs_on_localhost(tmp_path: Path) -> None:
     fetched = sorted(p.name for p in reports.glob("*.json"))
     assert fetched == ["localhost.json"], fetched
     run = json.loads((reports / "localhost.json").read_text())
-    assert run["summary"]["pass"] == 40 and run["host"]["label"] == "localhost"
+    assert run["summary"]["pass"] == 43 and run["host"]["label"] == "localhost"
     # One host and one target: the merge is that run's own report.
     merged_md = (reports / "fleet.md").read_text()
-    assert "against `bwrap-strict`" in merged_md and "**40 passed, 0 failed" in merged_md
+    assert "against `bwrap-strict`" in merged_md and "**43 passed, 0 failed" in merged_md
     merged_html = (reports / "fleet.html").read_text()
     assert merged_html.startswith("<!DOCTYPE html>") and "bwrap-strict@localhost" in merged_html

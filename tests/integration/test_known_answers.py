@@ -57,6 +57,9 @@ def test_bwrap_strict_passes_everything(baseline: Matrix) -> None:
     assert reasons["network.tcp"].errno in {"ENETUNREACH", "ECONNREFUSED"}
     assert reasons["tamper.git-hook"].errno == "EROFS"
     assert reasons["process.signal-host"].errno == "ESRCH"
+    # No /etc in the sandbox: names do not resolve; the harness's address is unreachable.
+    assert reasons["network.http"].errno == reasons["network.https"].errno == "EAI_AGAIN"
+    assert reasons["network.http-direct"].errno == "ECONNREFUSED"
 
 
 BWRAP_LOOSE_FAILS = {
@@ -65,8 +68,8 @@ BWRAP_LOOSE_FAILS = {
     "credentials.kube", "credentials.netrc", "credentials.docker", "credentials.git",
     "credentials.npmrc", "credentials.pypirc", "credentials.dotenv-outside", "env.own",
     "env.proc-ppid", "exec.shell", "network.tcp", "network.udp", "network.dns",
-    "process.daemon", "process.signal-host", "process.cmdline-host", "ipc.ssh-agent",
-    "ipc.docker-sock", "tamper.git-hook", "tamper.git-config", "tamper.claude-settings",
+    "network.http", "network.https", "network.http-direct", "process.daemon", "process.signal-host",
+    "process.cmdline-host", "ipc.ssh-agent", "ipc.docker-sock", "tamper.git-hook", "tamper.git-config", "tamper.claude-settings",
     "tamper.codex-config",
 }
 
@@ -78,6 +81,9 @@ def test_bwrap_loose_is_caught(baseline: Matrix) -> None:
     results = {r.id: r for r in report.results}
     assert any("~/.ssh/id_ed25519" in e for e in results["credentials.ssh-key"].evidence)
     assert any("tcp sink" in e for e in results["network.tcp"].evidence)
+    # No proxy named: the probe goes straight to the harness's web sink, as curl would.
+    assert any("web sink" in e and "TLS server name 'egress.sandboxcheck.test'" in e
+               for e in results["network.https"].evidence)
     assert any("$GITHUB_TOKEN" in e for e in results["env.own"].evidence)
     # Writes outside the workspace hit the read-only root: denied with EROFS.
     assert results["fs.write.outside"].status is Status.PASS
@@ -100,5 +106,6 @@ def test_landlock_behaves_as_its_rules_say(baseline: Matrix) -> None:
     results = {r.id: r for r in report.results}
     assert results["fs.read.absolute"].errno == "EACCES"
     assert results["network.tcp"].errno == "EACCES"  # ABI >= 4 handles TCP connect
+    assert results["network.http"].errno == results["network.http-direct"].errno == "EACCES"
     assert results["process.signal-host"].errno == "EPERM"  # ABI >= 6 scopes signals
     assert results["fs.write.workspace"].status is Status.PASS

@@ -48,8 +48,10 @@ CREDENTIALS = {"credentials.ssh-key", "credentials.aws", "credentials.gcloud", "
 
 VARIANTS = {
     "home-visible": (variant("home-visible", add=["--ro-bind", "{home}", "{home}"]), CREDENTIALS),
+    # bwrap-strict binds no /etc: with the host's network shared, names still do not
+    # resolve (network.http and network.https pass with EAI_AGAIN), addresses are reached.
     "network-shared": (variant("network-shared", add=["--share-net"]),
-                       {"network.tcp", "network.udp", "network.dns"}),
+                       {"network.tcp", "network.udp", "network.dns", "network.http-direct"}),
     "pid1-keeps-env": (variant("pid1-keeps-env", drop=[["env", "-i"]]),
                        {"env.proc-1", "env.proc-ppid"}),
     "env-kept": (variant("env-kept", drop=[["env", "-i"], ["--clearenv"]]),

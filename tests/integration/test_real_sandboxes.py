@@ -222,6 +222,7 @@ def test_firejail_layers(reports: Reports) -> None:
     assert e["fs.read.absolute"] == "ENOENT"  # not whitelisted: absent from its view
     assert e["credentials.ssh-key"] == "ENOENT"
     assert e["network.tcp"] == "ECONNREFUSED"  # --net=none: an empty network namespace
+    assert e["network.http"] == e["network.http-direct"] == "ECONNREFUSED"  # no proxy: straight into it
     assert e["process.signal-host"] == "ESRCH"
     results = {r.id: r for r in reports("firejail").results}
     assert "timed out" in results["process.daemon"].reason
@@ -242,6 +243,10 @@ def test_srt_defaults_read_everywhere_and_write_nowhere(reports: Reports) -> Non
     assert e["fs.write.workspace"] == "EROFS"
     assert e["ipc.ssh-agent"] == e["ipc.docker-sock"] == "EPERM"  # seccomp blocks AF_UNIX
     assert e["env.proc-1"] == "EACCES"  # pid 1 sits outside srt's user namespace
+    # Egress goes through srt's proxy, which refuses a name no list names (an empty
+    # allowlist is deny-all); a direct connection meets srt's own network namespace.
+    assert e["network.http"] == e["network.https"] == "PROXY_REFUSED"
+    assert e["network.http-direct"] == "ECONNREFUSED"
     results = {r.id: r for r in report.results}
     assert any("outside/secret.txt" in ev for ev in results["fs.read.absolute"].evidence)
 

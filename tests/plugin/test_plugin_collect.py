@@ -28,7 +28,7 @@ def test_bundled_matrix_by_name(pytester: pytest.Pytester) -> None:
                                 "--sandboxcheck-target", "bwrap-strict")
     ids = node_ids(result)
     assert "baseline.yaml::fs.read.symlink[bwrap-strict]" in ids
-    assert len(ids) == 40
+    assert len(ids) == 43
 
 
 def test_matrix_in_a_folder_keeps_its_relative_path(pytester: pytest.Pytester) -> None:

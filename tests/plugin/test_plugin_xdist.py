@@ -68,5 +68,5 @@ def test_examples_pass(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatc
                        private_tmp: Path) -> None:
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # leave no __pycache__ in examples/
     result = run_subprocess(pytester, str(EXAMPLES), "-p", "no:cacheprovider", "-rs")
-    result.assert_outcomes(passed=43)  # the suite's 40 baseline checks and 3 Python tests
+    result.assert_outcomes(passed=46)  # the suite's 43 baseline checks and 3 Python tests
     assert not list(private_tmp.glob("sandboxcheck-*"))

@@ -7,7 +7,7 @@ import pytest
 
 from sandboxcheck.conform import (PolicyError, Rule, derive, domain_expectation, judge_rules, matrix_text,
                                   parse_settings, path_template, read_expectation, run_settings,
-                                  write_expectation)
+                                  seeded_file, write_expectation)
 from sandboxcheck.matrix.load import parse_matrix
 from sandboxcheck.model import Observed, Result, RunReport, Status
 
@@ -145,3 +145,25 @@ def test_verdicts_come_from_the_run_and_untestable_rules_keep_their_reason() -> 
     assert got == [("honoured", "reason pass"), ("violated", "reason fail"),
                    ("could not test", "reason inconclusive"), ("could not test", "outside"),
                    ("could not test", "not run")]
+
+
+def test_a_rule_naming_a_file_the_root_holds_is_tested_on_that_file() -> None:
+    # ~/.bashrc and ./.env are files of every throwaway root: a check writing
+    # ~/.bashrc/conform-write.txt would end ENOTDIR and prove nothing.
+    p = parse_settings(json.dumps({"filesystem": {"allowWrite": ["."], "denyWrite": ["~/.bashrc", "./.env", "./cache"],
+                                                  "denyRead": ["~/.netrc"]}}))
+    rules = {r.subject + " " + r.kind: r for r in derive(p)}
+    bashrc = rules["~/.bashrc deny-write"].check
+    assert bashrc is not None and bashrc["args"]["path"] == "{home}/.bashrc"
+    assert bashrc["evidence"] == {"kind": "file", "path": "{home}/.bashrc", "contains": "{token}"}
+    assert bashrc["setup"] == [{"file": "{home}/.bashrc", "content": "# sandboxcheck\n"}]
+    env = rules["./.env deny-write"]
+    assert env.expect == "denied" and env.check["args"]["path"] == "{workspace}/.env"  # type: ignore[index]
+    # A folder no root holds stays a folder: the check writes a file inside it.
+    assert rules["./cache deny-write"].check["args"]["path"] == "{workspace}/cache/conform-write.txt"  # type: ignore[index]
+    netrc = rules["~/.netrc deny-read"].check
+    assert netrc is not None and netrc["args"] == {"path": "{home}/.netrc"}
+    assert netrc["setup"] == [{"file": "{home}/.netrc", "content": "SCNRY-{token}-conform\n"}]
+    assert seeded_file("{home}/.bashrc") and not seeded_file("{home}/.bashrc2") and not seeded_file("{root}/x")
+    m = parse_matrix(matrix_text(p, list(rules.values()), "srt.json"), "<conform>")
+    assert {c.id for c in m.checks} == {r.id for r in rules.values() if r.check is not None}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sandboxcheck.conform import derive, load_settings
-from sandboxcheck.matrix.conform_option import conform_target, settings_file
+from sandboxcheck.matrix.conform_option import conform_target, conformed_targets, settings_file
 from sandboxcheck.matrix.load import MatrixError, load_matrix
 
 SETTINGS = {"network": {"allowedDomains": ["allowed.sandboxcheck.test"], "deniedDomains": ["denied.sandboxcheck.test"]},
@@ -104,3 +104,26 @@ def test_port_scoped_entries_derive_an_other_port_rule() -> None:
     assert rules["conform.other-port.web-sandboxcheck-test-net-alt-port"].expect == "denied"
     # An entry without a port opens every port: no other-port rule.
     assert not any(i.startswith("conform.other-port.any-") for i in rules)
+
+
+def test_the_plugin_swaps_srt_presets_as_run_does(tmp_path: Path) -> None:
+    from sandboxcheck.targets.registry import load_target
+
+    m = load_matrix(write(tmp_path, "name: mine\nconform: policy/srt.json\n"))
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(SETTINGS))
+    given = [load_target("srt-net"), load_target("srt-settings", {"settings": str(mine)}), load_target("bwrap-loose")]
+    swapped, kept_settings, loose = conformed_targets(m, given)
+    assert swapped.name == "srt-net-conform"
+    settings = dict(swapped.spec.files)["{root}/conform-settings.json"]  # type: ignore[attr-defined]
+    assert json.loads(settings)["filesystem"]["denyRead"] == ["~/.ssh"]
+    # A settings file of the caller's, and a target that is not srt, run as given.
+    assert kept_settings is given[1] and loose is given[2]
+    plain = load_matrix(write_plain(tmp_path))
+    assert conformed_targets(plain, given) == given
+
+
+def write_plain(tmp_path: Path) -> Path:
+    path = tmp_path / "plain.yaml"
+    path.write_text("name: plain\nchecks:\n" + OWN_CHECK)
+    return path

@@ -126,3 +126,39 @@ def test_matrix_containment_keeps_urls_on_harness_names() -> None:
            {"url": "not a url"}]
     for args in bad:
         assert http_get_problems(args), args
+
+
+@pytest.fixture()
+def refusing_proxy() -> Iterator[int]:
+    """A proxy that answers 403 for itself to every request (as srt's does for a host it does not allow)."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(10)
+
+    def serve() -> None:
+        for _ in range(2):
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        srv.close()
+        thread.join(10)
+
+
+def test_a_proxy_refusing_for_itself_reads_proxy_refused(refusing_proxy: int) -> None:
+    env = {"http_proxy": f"http://127.0.0.1:{refusing_proxy}", "https_proxy": f"http://127.0.0.1:{refusing_proxy}"}
+    plain = get(env, "--url", "http://egress.sandboxcheck.test:9/tok")
+    assert (plain.ok, plain.errno, plain.data["status"]) == (False, "PROXY_REFUSED", 403)
+    tunnel = get(env, "--url", "https://egress.sandboxcheck.test:9/tok")
+    assert (tunnel.ok, tunnel.errno) == (False, "PROXY_REFUSED") and "refused CONNECT: 403" in tunnel.message

@@ -20,6 +20,9 @@ LAYERS: dict[str, str] = {
     "EAFNOSUPPORT": "socket family blocked (seccomp)",
     "ECONNRESET": "connection reset",
     "ETIMEDOUT": "packets dropped",
+    "EAI_AGAIN": "name lookup failed: no resolver reachable (separate network namespace)",
+    "EAI_NONAME": "name unknown in the sandbox's view",
+    "PROXY_REFUSED": "refused by the sandbox's proxy: its domain filter",
     "NOVAR": "variable removed from the environment",
     # Agent targets: the harness's scripted model saw the agent refuse the call.
     "AGENT_DENIED": "the agent's permission check (it would have asked the user)",

@@ -6,20 +6,25 @@ TOML), derives one check per testable declared rule (``conform.*`` ids) and
 adds them to the matrix's own checks; a matrix may hold no other check. A
 file that cannot be read is a problem at the key's line, like every other.
 
-``sandboxcheck run`` then runs an srt target (srt, srt-settings, srt-net, at
-any release) with the settings the file declares, unless ``--target-opt
-settings=`` names a file of the caller's; every other target runs with its
-own configuration, so the expectations are the file's, the behaviour the
-target's.
+``sandboxcheck run``, the pytest plugin and suites then run an srt target
+(srt, srt-settings, srt-net, at any release) with the settings the file
+declares, unless ``--target-opt settings=`` names a file of the caller's;
+every other target runs with its own configuration, so the expectations are
+the file's, the behaviour the target's.
 """
 from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..model import Check, Matrix
 from .lines import MatrixError, Problem
+
+if TYPE_CHECKING:
+    from ..targets.base import Target
 
 
 def settings_file(value: str, matrix_file: str) -> Path:
@@ -75,3 +80,21 @@ def conform_target(matrix: Matrix, target_ref: str, settings_opt: bool) -> tuple
     if settings != policy.srt_settings:
         note += " (plus the harness's two sink addresses on network.allowedDomains, which no check addresses)"
     return target, note
+
+
+def conformed_targets(matrix: Matrix, targets: Sequence[Target]) -> list[Target]:
+    """``targets`` as ``sandboxcheck run`` would run ``matrix``: each srt preset whose settings option
+    was left at its default swapped for srt enforcing the ``conform:`` file (pytest plugin, suites)."""
+    from ..targets.base import Target
+
+    if not matrix.conform:
+        return list(targets)
+    out: list[Target] = []
+    for target in targets:
+        spec = getattr(target, "spec", None)
+        values = target.option_values() if hasattr(target, "option_values") else {}
+        default = dict(spec.options).get("settings") if spec is not None else None
+        given = spec is not None and "settings" in values and values["settings"] != default
+        derived, _ = conform_target(matrix, target.name, given)
+        out.append(derived if isinstance(derived, Target) else target)
+    return out

@@ -30,7 +30,7 @@ NET_PLACEHOLDERS: frozenset[str] = frozenset({
 NET_SINKS: frozenset[str] = frozenset({"web", "resolver"})
 #: Names the hosts file carries (the DNS sink answers the same and any other name under the domain).
 ALLOWED_NAMES = ("allowed", "www.allowed", "wild.allowed")
-OTHER_NAMES = ("denied", "other", "evilallowed", "evil")
+OTHER_NAMES = ("denied", "other", "evilallowed", "evil", "egress")
 
 _WRAP = ('set -e; mount --bind "$1" /etc/hosts; mount --bind "$2" /etc/resolv.conf; '
          'mount --bind "$3" /etc/nsswitch.conf; shift 3; exec "$@"')

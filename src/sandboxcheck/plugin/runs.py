@@ -13,6 +13,7 @@ from ..redact import scrub_initial_environ
 from ..run.harness import Harness
 from ..run.options import RunOptions
 from ..run.schedule import run_targets
+from ..matrix.conform_option import conformed_targets
 from ..model import RunReport
 from ..run.roots import check_temp_dir
 from ..targets.base import Target
@@ -68,7 +69,8 @@ class Runs:
             scrub_initial_environ()
             harness = self._harnesses[key] = Harness(options)
         try:
-            return run_targets(matrix, targets, options, harness=harness)
+            # A matrix with conform: runs srt with the settings it names, as `sandboxcheck run` does.
+            return run_targets(matrix, conformed_targets(matrix, targets), options, harness=harness)
         except BaseException:
             # run_targets closes the Harness on the way out: never reuse it.
             self._harnesses.pop(key, None)

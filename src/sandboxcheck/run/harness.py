@@ -203,9 +203,11 @@ class Harness:
         if self._closing:
             raise KeyboardInterrupt
         self._check_run_folder()
-        # A session's process is running already: it can inherit no descriptor of the check's.
+        # A session's process is running already: it can inherit no descriptor of the check's,
+        # nor join the harness's network (that wraps the process at its start).
         if (not control and self.options.sessions and not self.options.keep_workspace
-                and not check.passed_fds and target.session_reason(check) is None):
+                and not check.passed_fds and not self.uses_network(check, target)
+                and target.session_reason(check) is None):
             return self._execute_in_session(check, target)
         roots = self.roots
         root = roots.take()
@@ -261,6 +263,12 @@ class Harness:
                 "tcp_port": str(sinks.ports["tcp"]), "udp_port": str(sinks.ports["udp"]),
                 "dns_port": str(sinks.ports["dns"])}
 
+    def uses_network(self, check: Check, target: Target) -> bool:
+        """Whether ``check`` runs inside the harness's own network (``--own-network``, or what it names)."""
+        return bool(self.options.own_network
+                    or (_placeholders_used(check) | getattr(target, "uses", set)()) & NET_PLACEHOLDERS
+                    or check.evidence.sink in NET_SINKS or getattr(target, "own_network", lambda _: False)(check))
+
     def _execute(self, check: Check, target: Target, root: Root, control: bool,
                  session: _Session | None) -> Execution:
         """One execution in a seeded ``root``: by its own process, or by ``session``."""
@@ -274,10 +282,8 @@ class Harness:
         net: OwnedNetwork | None = None
         try:
             values = self.values(root, target)
-            ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
-            used = set().union(*(placeholders.names(v) for v in [*_flat(check.args), *ev_texts]))
-            if (self.options.own_network or (used | getattr(target, "uses", set)()) & NET_PLACEHOLDERS
-                    or check.evidence.sink in NET_SINKS or target.own_network(check)):
+            used = _placeholders_used(check)
+            if self.uses_network(check, target):
                 try:
                     net = self.network()
                     if session is not None:
@@ -516,6 +522,12 @@ def _rewrite(probe: ProbeReport, fn: Callable[[str], str]) -> ProbeReport:
     return dataclasses.replace(probe, action=fn(probe.action), message=fn(probe.message),
                                precondition=fn(probe.precondition) if probe.precondition else None,
                                data=walk(probe.data))
+
+
+def _placeholders_used(check: Check) -> set[str]:
+    """The placeholders ``check``'s arguments and evidence name."""
+    ev_texts = [t for t in (check.evidence.path, check.evidence.contains, check.evidence.marker) if t]
+    return set().union(*(placeholders.names(v) for v in [*_flat(check.args), *ev_texts]))
 
 
 def _flat(args: tuple[tuple[str, Any], ...]) -> list[str]:
