@@ -7,7 +7,7 @@ preflight, launch server, seeded roots) counts. The goal: the sharded total
 CPU (shards + merge) within 1.1x of the whole survey's. The merged cells
 are compared with the whole survey's too (a difference is printed).
 
-Usage: python3 bench/shard.py [--shards N] [--rounds R] [--target PRESET ...]
+Usage: python3 bench/shard.py [--shards N] [--rounds R] [--shard-jobs J] [--target PRESET ...]
 """
 from __future__ import annotations
 
@@ -58,7 +58,11 @@ def main() -> int:
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--target", action="append", dest="targets")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="--jobs of each process")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="--jobs of the whole survey (and of "
+                    "each shard unless --shard-jobs)")
+    ap.add_argument("--shard-jobs", type=int, default=None,
+                    help="--jobs of each shard (default --jobs; --jobs divided by --shards runs the shards "
+                         "side by side with as many checks at once as the whole survey, as on one machine)")
     args = ap.parse_args()
     targets = [t for t in (args.targets or DEFAULT_TARGETS) if not load_target(t).unavailable()]
     refs = [x for t in targets for x in ("-t", t)]
@@ -69,7 +73,8 @@ def main() -> int:
 def _bench(args: argparse.Namespace, refs: list[str], targets: list[str], work: str) -> int:
     """Run the rounds in ``work`` and print the figures; 0 when the goal is met and the cells agree."""
     whole = _sandboxcheck("survey", "baseline", *refs, "-j", str(args.jobs), "-f", "json", "-o", "whole.json")
-    parts = [_sandboxcheck("survey", "baseline", *refs, "-j", str(args.jobs), "--shard", f"{k}/{args.shards}",
+    shard_jobs = args.shard_jobs or args.jobs
+    parts = [_sandboxcheck("survey", "baseline", *refs, "-j", str(shard_jobs), "--shard", f"{k}/{args.shards}",
                            "-f", "json", "-o", f"part{k}.json") for k in range(1, args.shards + 1)]
     merge = _sandboxcheck("merge", *(f"part{k}.json" for k in range(1, args.shards + 1)),
                           "-f", "json", "-o", "merged.json")
@@ -82,13 +87,16 @@ def _bench(args: argparse.Namespace, refs: list[str], targets: list[str], work: 
     total_wall = med["sharded"][0] + med["merge"][0]
     total_cpu = med["sharded"][1] + med["merge"][1]
     print(f"survey of baseline against {', '.join(targets)} (median of {args.rounds} rounds, --jobs {args.jobs}, "
-          f"{os.cpu_count()} cores)")
+          f"each shard --jobs {shard_jobs}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end)")
     print(f"  whole:                wall {med['whole'][0]:6.2f}s  CPU {med['whole'][1]:6.2f}s")
     print(f"  {args.shards} shards side by side: wall {med['sharded'][0]:6.2f}s  CPU {med['sharded'][1]:6.2f}s")
     print(f"  merge:                wall {med['merge'][0]:6.2f}s  CPU {med['merge'][1]:6.2f}s")
     ratio = total_cpu / med["whole"][1]
     print(f"  sharded + merge:      wall {total_wall:6.2f}s  CPU {total_cpu:6.2f}s  "
           f"= {ratio:.2f}x the whole survey's CPU (goal <= 1.10x)")
+    print("  CPU per round (whole / sharded + merge): " + ", ".join(
+        f"{w[1]:.2f} / {s[1] + m[1]:.2f} = {(s[1] + m[1]) / w[1]:.2f}x"
+        for w, s, m in zip(rows["whole"], rows["sharded"], rows["merge"])))
     a, b = cells(Path(work, "whole.json")), cells(Path(work, "merged.json"))
     differ = sorted(k for k in a if a[k] != b.get(k))
     print(f"  merged cells equal to the whole survey's: {not differ and len(a) == len(b)} "

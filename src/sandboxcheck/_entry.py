@@ -55,9 +55,23 @@ def only_prints_help(argv: list[str]) -> bool:
             or (len(argv) == 2 and not argv[0].startswith("-") and argv[1] in ("--help", "-h")))
 
 
+#: Commands that only read and write reports and matrices: they launch no target, so no
+#: sandbox can read this process's environment, and they start in one interpreter too
+#: (a fleet merges its shards' reports with ``merge``).
+_NO_TARGET_COMMANDS = frozenset({"merge", "diff", "validate"})
+
+
+def launches_no_target(argv: list[str]) -> bool:
+    """Whether ``argv`` (without the program) names a command that starts no target."""
+    rest = list(argv)
+    while rest and rest[0] == "--debug":  # the only option before the command that is no help
+        rest.pop(0)
+    return bool(rest) and rest[0] in _NO_TARGET_COMMANDS
+
+
 def reexec_clean() -> None:
     """Re-execute this process with only the variables it needs (no-op when already clean)."""
-    if only_prints_help(sys.argv[1:]):
+    if only_prints_help(sys.argv[1:]) or launches_no_target(sys.argv[1:]):
         return
     import json
 

@@ -619,7 +619,6 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 
     from . import survey as sv
     from .matrix.load import MatrixError
-    from .report.console import RichProgress
     from .run.options import RunOptions
     from .run.roots import check_temp_dir
     from .targets.base import TargetError
@@ -642,7 +641,7 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     command = shlex.join(["sandboxcheck", *sys.argv[1:]])
     try:
         result = sv.run_survey(m, loaded, RunOptions(jobs=jobs, timeout=timeout, control=not no_control),
-                               (lambda _name: RichProgress()) if tty else None, command=command, shard=shard)
+                               (lambda _name: _progress()) if tty else None, command=command, shard=shard)
     except KeyboardInterrupt:
         click.echo("interrupted: every process and temporary folder of this run was removed", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -21,7 +21,6 @@ from .compare import load_report, target_version
 from .hostfacts import host_key
 from .model import SCHEMA_VERSION, Matrix, Observed, Result, RunReport, Status, status_exit
 from .policy import BaselineError
-from .report.console import md_cell as _md
 
 NA = "n/a"
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "skip": "⏭️", NA: "·"}
@@ -366,6 +365,8 @@ def _sections(fleet: Fleet) -> list[tuple[str, list[str]]]:
 
 def render_markdown(fleet: Fleet, out: IO[str]) -> None:
     """Markdown fit for a CI job summary: differences first, then the grid."""
+    from .report.console import md_cell as _md  # here: rich loads only for the formats that use it
+
     w = out.write
     w(f"## {_headline(fleet)}\n\n")
     for title, lines in _sections(fleet):

@@ -31,7 +31,6 @@ from .run.schedule import run_matrix
 from .model import RunReport, status_exit
 from .targets.command import CommandTarget
 from .targets.base import Target, requirement_versions
-from .report.console import md_cell as _md
 
 SCHEMA_VERSION = 1
 NA = "n/a"
@@ -336,6 +335,8 @@ def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> Non
 
 def render_markdown(survey: Survey, out: IO[str]) -> None:
     """A Markdown page: date, tool versions and command on top, then the grid and notes."""
+    from .report.console import md_cell as _md  # here: rich loads only for the formats that use it
+
     w = out.write
     w(f"# sandboxcheck survey: {survey.matrix.name}\n\n")
     w(f"{_generated(survey)}\n\n")

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from sandboxcheck import cli
-from sandboxcheck._entry import only_prints_help
+from sandboxcheck._entry import launches_no_target, only_prints_help
 from sandboxcheck.model import Check, EvidenceSpec, Matrix, Observed, Result, Status
 from sandboxcheck.report.run import preflight_lines, preflight_meaning, render_junit, render_markdown, render_table
 from sandboxcheck.model import RunReport
@@ -248,6 +248,15 @@ def test_run_without_target_says_which_sandbox_it_tests() -> None:
 ])
 def test_only_help_and_version_skip_the_clean_reexecution(argv: list[str], only: bool) -> None:
     assert only_prints_help(argv) is only
+
+
+@pytest.mark.parametrize("argv, none", [
+    (["merge", "a.json", "b.json"], True), (["--debug", "merge", "a.json"], True), (["diff", "a", "b"], True),
+    (["validate", "m.yaml"], True), (["survey", "baseline", "-t", "merge"], False), (["run", "merge"], False),
+    (["-t", "merge"], False), ([], False),
+])
+def test_commands_that_launch_no_target_skip_the_clean_reexecution(argv: list[str], none: bool) -> None:
+    assert launches_no_target(argv) is none
 
 
 def test_debug_after_the_command_shows_the_traceback_of_an_internal_error(

@@ -79,3 +79,22 @@ def test_a_survey_shard_runs_and_reports_only_its_cells(baseline: Matrix) -> Non
     out = io.StringIO()
     render_markdown(survey, out)
     assert "shard 1/2: only this part's cells ran" in out.getvalue()
+
+
+def test_a_shard_and_its_merge_load_no_terminal_renderer() -> None:
+    """Every shard of a fleet and its merge are processes of their own: what they import
+    for a JSON report is paid once per process, so rich (a terminal renderer) is not."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    code = ("import sys\n"
+            "import sandboxcheck.cli, sandboxcheck.survey, sandboxcheck.merge, sandboxcheck.run.schedule\n"
+            "from sandboxcheck.report.registry import render\n"
+            "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')))\n")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": src},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
