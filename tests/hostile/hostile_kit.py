@@ -163,6 +163,9 @@ def kill_marked(mark: str, wait: float = 5.0) -> list[int]:
 
 def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (HARNESS_AS_LIMIT, HARNESS_AS_LIMIT))
+    # The harness gets Ctrl-C as a user's shell gives it: a test runner started in the
+    # background (SIGINT ignored, inherited) must not turn the Ctrl-C tests into hangs.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _show_cmdline(pid: int) -> str:

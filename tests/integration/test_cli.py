@@ -133,7 +133,9 @@ def test_ctrl_c_removes_everything(tmp_path: Path, sig: int, jobs: str) -> None:
     marker = "27.1828"
     proc = subprocess.Popen([sys.executable, "-m", "sandboxcheck.cli", "run", "baseline", "--target",
                              f"/bin/sh -c 'sleep {marker}; exec \"$@\"' sh {{cmd}}", "--jobs", jobs],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C as a user's shell gives it, whatever the test runner inherited.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     def sleeping() -> bool:  # a target's sleep (the run's own command line names the marker too)
         return any((p.info["cmdline"] or [""])[0] == "sleep" and marker in p.info["cmdline"]
                    for p in psutil.process_iter(["cmdline"]))
