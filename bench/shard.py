@@ -7,7 +7,11 @@ preflight, launch server, seeded roots) counts. The goal: the sharded total
 CPU (shards + merge) within 1.1x of the whole survey's. The merged cells
 are compared with the whole survey's too (a difference is printed).
 
-Usage: python3 bench/shard.py [--shards N] [--rounds R] [--shard-jobs J] [--target PRESET ...]
+With ``--apart`` the shards run one after another, each with the whole
+machine, as N hosts of a fleet would run them; the fleet's wall time is then
+the slowest shard's plus the merge's.
+
+Usage: python3 bench/shard.py [--shards N] [--rounds R] [--shard-jobs J] [--apart] [--all | --target PRESET ...]
 """
 from __future__ import annotations
 
@@ -37,13 +41,18 @@ def _sandboxcheck(*args: str) -> list[str]:
 
 
 def measure(commands: list[list[list[str]]], cwd: str) -> tuple[float, float]:
-    """(wall, CPU) of running each group of commands side by side, one group after another."""
-    cpu0, t0 = _cpu(), time.monotonic()
+    """(wall, CPU) of running each group of commands side by side, one group after another.
+
+    With more than one group the wall time is the slowest group's (groups
+    stand for hosts running at the same time)."""
+    cpu0, walls = _cpu(), []
     for group in commands:
+        t0 = time.monotonic()
         procs = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in group]
         for p in procs:
             p.wait()
-    return time.monotonic() - t0, _cpu() - cpu0
+        walls.append(time.monotonic() - t0)
+    return max(walls), _cpu() - cpu0
 
 
 def cells(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
@@ -58,12 +67,18 @@ def main() -> int:
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--target", action="append", dest="targets")
+    ap.add_argument("--all", action="store_true", help="every preset available here")
+    ap.add_argument("--apart", action="store_true", help="run the shards one after another, each with the "
+                    "whole machine, as separate hosts would (wall time: the slowest shard's)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="--jobs of the whole survey (and of "
                     "each shard unless --shard-jobs)")
     ap.add_argument("--shard-jobs", type=int, default=None,
                     help="--jobs of each shard (default --jobs; --jobs divided by --shards runs the shards "
                          "side by side with as many checks at once as the whole survey, as on one machine)")
     args = ap.parse_args()
+    if args.all:
+        from sandboxcheck.targets.registry import preset_names
+        args.targets = list(preset_names())
     targets = [t for t in (args.targets or DEFAULT_TARGETS) if not load_target(t).unavailable()]
     refs = [x for t in targets for x in ("-t", t)]
     with tempfile.TemporaryDirectory(prefix="sandboxcheck-bench-shard-") as work:
@@ -81,15 +96,16 @@ def _bench(args: argparse.Namespace, refs: list[str], targets: list[str], work: 
     rows: dict[str, list[tuple[float, float]]] = {"whole": [], "sharded": [], "merge": []}
     for _ in range(args.rounds):  # alternate, so machine noise hits both alike
         rows["whole"].append(measure([[whole]], work))
-        rows["sharded"].append(measure([parts], work))
+        rows["sharded"].append(measure([[p] for p in parts] if args.apart else [parts], work))
         rows["merge"].append(measure([[merge]], work))
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in rows.items()}
     total_wall = med["sharded"][0] + med["merge"][0]
     total_cpu = med["sharded"][1] + med["merge"][1]
-    print(f"survey of baseline against {', '.join(targets)} (median of {args.rounds} rounds, --jobs {args.jobs}, "
+    print(f"survey of baseline against {len(targets)} targets: {', '.join(targets)} (median of {args.rounds} rounds, --jobs {args.jobs}, "
           f"each shard --jobs {shard_jobs}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end)")
     print(f"  whole:                wall {med['whole'][0]:6.2f}s  CPU {med['whole'][1]:6.2f}s")
-    print(f"  {args.shards} shards side by side: wall {med['sharded'][0]:6.2f}s  CPU {med['sharded'][1]:6.2f}s")
+    how = "apart (slowest)" if args.apart else "side by side"
+    print(f"  {args.shards} shards {how}: wall {med['sharded'][0]:6.2f}s  CPU {med['sharded'][1]:6.2f}s")
     print(f"  merge:                wall {med['merge'][0]:6.2f}s  CPU {med['merge'][1]:6.2f}s")
     ratio = total_cpu / med["whole"][1]
     print(f"  sharded + merge:      wall {total_wall:6.2f}s  CPU {total_cpu:6.2f}s  "
