@@ -6,12 +6,15 @@ click and the standard library at the top; the engine, the matrix loader
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
 import stat
 import sys
-from typing import Any
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
 
 import click
 
@@ -436,7 +439,7 @@ def write_reports(report: Any, fmt: str, output: str | None, extra: list[tuple[s
     from .report.registry import render
 
     for f, path in ([(fmt, output)] if output else []) + extra:
-        with open(path, "w", encoding="utf-8") as fh:
+        with open_output(path) as fh:
             render("run", f, report, fh, verbose=True, base=sarif_base)
         click.echo(f"{f} report written to {path}", err=True)
     if not output:
@@ -500,9 +503,45 @@ def _fail_on(text: str) -> tuple[str, ...]:
     return kinds
 
 
+@contextlib.contextmanager
+def open_output(path: str) -> Iterator[IO[str]]:
+    """A report file to write: a new file in ``path``'s folder, put in place (``os.replace``) only
+    once the whole report is written. A link at ``path`` is replaced, never followed, and a
+    report that fails half-way leaves the old file as it was. A sink device (/dev/null) is
+    written as it is; an existing file in a folder that cannot be written to is rewritten in
+    place, without following a link."""
+    if os.path.realpath(path) in _SINK_DEVICES:
+        with open(path, "w", encoding="utf-8") as fh:
+            yield fh
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".sandboxcheck-", suffix=".part", dir=folder)
+    except PermissionError:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
+        return
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _emit(write: Any, output: str | None) -> None:
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
+        with open_output(output) as fh:
             write(fh)
         click.echo(f"written to {output}", err=True)
     else:
@@ -649,7 +688,7 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
     from .report.registry import exit_code, render
 
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
+        with open_output(output) as fh:
             render("survey", fmt, result, fh)
         click.echo(f"survey written to {output}", err=True)
     else:
@@ -874,7 +913,7 @@ def conform(settings: str, target_ref: str, fmt: str, output: str | None, jobs: 
         sys.exit(EXIT_INTERRUPTED)
     text = json.dumps(report.to_dict(), indent=2) if fmt == "json" else format_table(report)
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
+        with open_output(output) as fh:
             fh.write(text + "\n")
     else:
         click.echo(text)
@@ -924,7 +963,7 @@ def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_
     except mg.MergeError as exc:
         _fail_usage(str(exc))
     if mg.single_run(fleet):
-        report = mg.run_report(fleet)
+        report = mg.run_report(fleet, fleet.durations)
         if fmt == "json":
             _emit(lambda fh: mg.render_run_json(fleet, report, fh), output)
         elif registry_is_format("run", fmt):

@@ -320,16 +320,18 @@ def render(comparison: Comparison, fmt: str, out: IO[str], show_unchanged: bool 
     head = f"sandboxcheck {comparison.command}" + (f" {matrix}" if matrix else "")
     if fmt == "markdown":
         from .report.console import md_cell
+        from .report.text import md_code
 
-        out.write(f"## {head}: `{before.title()}` -> `{after.title()}`\n\n")
+        out.write(f"## {md_cell(head)}: {md_code(before.title())} -> {md_code(after.title())}\n\n")
         if comparison.note:
-            out.write(f"**Warning:** {comparison.note}\n\n")
+            out.write(f"**Warning:** {md_cell(comparison.note)}\n\n")
         out.write(f"{summary_line(changes)}\n\n")
         if shown:
             out.write("| " + " | ".join(_COLUMNS) + " |\n|" + "---|" * len(_COLUMNS) + "\n")
             for c in shown:
-                cells = [md_cell(cell) for cell in _row(c)]
-                cells[1] = f"`{cells[1]}`"
+                row = _row(c)
+                cells = [md_cell(cell) for cell in row]
+                cells[1] = md_code(row[1])
                 out.write("| " + " | ".join(cells) + " |\n")
         return
     from rich.markup import escape

@@ -7,22 +7,47 @@ When all inputs are run reports of one target on one host, the merge is
 the report an unsharded run would have written; otherwise it is a
 **fleet view**: checks down, (target, host) across, with the checks whose
 verdict differs between hosts running the same target release first.
+
+The reports come from other machines, and one of them may be compromised,
+so each is checked before use: its types, its sizes (checks, targets, shards,
+text), its check ids (as a matrix allows them), and its text (control and
+format characters removed). A result seen twice with different verdicts is
+a conflict: flagged, and the grid and the exit code take the worse one, so
+no file order hides a failure. A report's claims about its host and its
+shard cannot be verified: reports whose facts about one host disagree are
+flagged, but a consistent forgery is not detected (sign or collect reports
+over a channel the fleet trusts).
 """
 from __future__ import annotations
 
 import html
 import json
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from . import __version__
-from .compare import load_report, target_version
+from .compare import target_version
 from .hostfacts import host_key
 from .model import SCHEMA_VERSION, Matrix, Observed, Result, RunReport, Status, status_exit
 from .policy import BaselineError
+from .report.text import clean, sane
+from .shard import MAX_SHARDS
 
 NA = "n/a"
+#: Bytes of markdown at most (a GitHub job summary takes 1 MiB).
+MARKDOWN_LIMIT = 900 * 1024
+#: Check ids as a matrix allows them (the matrix schema's pattern), at most 200 characters.
+_CHECK_ID = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+")
+#: Bounds on what one report may hold, and on the merged grid (rows x columns).
+MAX_CHECKS = 20_000
+MAX_TARGETS = 1_000
+MAX_GRID = 1_000_000
+#: JSON objects and arrays one report may hold (counted before parsing it).
+MAX_CONTAINERS = 2_000_000
+_RANK = {"fail": 4, "inconclusive": 3, NA: 2, "pass": 1, "skip": 0}
 _ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "skip": "⏭️", NA: "·"}
 
 
@@ -44,6 +69,7 @@ class Column:
     shards: dict[int, set[int]] = field(default_factory=dict)  # N -> the K seen
     expected: int = 0  # checks of the whole matrix, when a shard said so
     preflight: Any = None
+    facts_seen: dict[str, list[str]] = field(default_factory=dict)  # facts line -> files
 
     @property
     def key(self) -> str:
@@ -68,6 +94,7 @@ class Fleet:
     kinds: set[str]
     files: list[str]
     started: str = ""
+    durations: list[float] = field(default_factory=list)  # each report's duration_s
 
     def hosts(self) -> dict[str, dict[str, Any]]:
         """Each host's facts, by host key."""
@@ -84,7 +111,8 @@ class Fleet:
                 continue
             for cid in self.order:
                 verdicts = {c.host: _verdict(c.cells.get(cid)) for c in cols}
-                if len(set(verdicts.values())) > 1:
+                seen = {v for v in verdicts.values() if v != NA}  # a gap is a problem, not a difference
+                if len(seen) > 1:
                     out.append({"target": target, "release": release, "check": cid,
                                 "expect": self.checks.get(cid, {}).get("expect"), "hosts": verdicts,
                                 "facts": {c.host: _facts_line(c.facts) for c in cols}})
@@ -100,6 +128,13 @@ class Fleet:
             elif col.expected and len(col.cells) < col.expected:
                 out.append(f"{col.key}: {len(col.cells)} of {col.expected} checks")
         return out
+
+    def disagreements(self) -> list[str]:
+        """Columns made of reports whose facts about their host differ (another kernel, OS or
+        sandboxcheck): shards of one host agree, so such a column mixes hosts or holds a forgery."""
+        return [f"{c.key}: its reports disagree about the host: "
+                + "; ".join(f"{', '.join(files)}: {line}" for line, files in c.facts_seen.items())
+                for c in self.columns if len(c.facts_seen) > 1]
 
     def exit_code(self) -> int:
         """Like ``run``: 1 a live fail, 3 otherwise inconclusive, n/a, conflicting or incomplete, else 0."""
@@ -118,7 +153,7 @@ class Fleet:
                          "summary": _summary(c.cells.values()), "files": c.files,
                          "missing_shards": c.missing_shards()} for c in self.columns],
             "differences": self.differences(), "duplicates": self.duplicates,
-            "incomplete": self.incomplete(),
+            "incomplete": self.incomplete(), "disagreements": self.disagreements(),
             "checks": [{**self.checks.get(cid, {"id": cid}),
                         "cells": {c.key: c.cells[cid] for c in self.columns if cid in c.cells}}
                        for cid in self.order],
@@ -128,6 +163,17 @@ class Fleet:
 
 def _verdict(cell: Mapping[str, Any] | None) -> str:
     return NA if cell is None else f"{cell.get('status')} ({cell.get('observed')})"
+
+
+def _full_verdict(cell: Mapping[str, Any]) -> str:
+    """The verdict with whether it is excused: an excused and a live fail are not the same result."""
+    return _verdict(cell) + (" excused" if cell.get("excused") else "")
+
+
+def _worse(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether result ``a`` is worse than ``b`` (a live fail worst)."""
+    return ((_RANK.get(str(a.get("status")), 2), not a.get("excused"))
+            > (_RANK.get(str(b.get("status")), 2), not b.get("excused")))
 
 
 def _summary(cells: Any) -> dict[str, int]:
@@ -171,9 +217,11 @@ def _cells_of(data: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], dict[s
     return [(name, dict(target), dict(r)) for r in data.get("results", []) if isinstance(r, dict)]
 
 
-def _excused(cell: Mapping[str, Any]) -> bool:
-    if "excused" in cell:
-        return bool(cell["excused"])
+def _excused(cell: Mapping[str, Any], survey: bool) -> bool:
+    """Whether a deviation is excused: a survey's cell says so; a run report's result is excused
+    by its waiver or accepted baseline (an ``excused`` key there is no field of a run report)."""
+    if survey:
+        return cell.get("status") in ("fail", "inconclusive") and cell.get("excused") is True
     return cell.get("status") in ("fail", "inconclusive") and bool(cell.get("waived") or cell.get("accepted"))
 
 
@@ -195,9 +243,11 @@ def build(reports: Sequence[tuple[str, Mapping[str, Any]]], allow_different_matr
     seen: dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]] = {}
     kinds = set()
     for path, data in reports:
-        kinds.add("survey" if data.get("kind") == "survey" else "run")
+        survey = data.get("kind") == "survey"
+        kinds.add("survey" if survey else "run")
         facts = data.get("host") if isinstance(data.get("host"), dict) else {}
-        host = host_key(facts)
+        host = clean(host_key(facts), 200).strip() or "unknown host"
+        facts_line = _facts_line(facts)
         shard = data.get("shard") if isinstance(data.get("shard"), dict) else None
         for cid in (shard or {}).get("check_ids") or []:
             if cid not in checks:
@@ -209,6 +259,7 @@ def build(reports: Sequence[tuple[str, Mapping[str, Any]]], allow_different_matr
             if col is None:
                 col = columns[(name, host)] = Column(name, host, _release(info, facts), dict(facts), info)
             col.files.append(path)
+            col.facts_seen.setdefault(facts_line, []).append(path)
             if shard:
                 col.shards.setdefault(int(shard["count"]), set()).add(int(shard["index"]))
                 col.expected = max(col.expected, int(shard.get("matrix_checks") or 0))
@@ -217,33 +268,53 @@ def build(reports: Sequence[tuple[str, Mapping[str, Any]]], allow_different_matr
         for name, _info, cell in _cells_of(data):
             col = columns[(name, host)]
             cid = str(cell.get("id"))
-            cell["excused"] = _excused(cell)
+            cell["excused"] = _excused(cell, survey)
             if cid not in checks:
                 order.append(cid)
                 checks[cid] = {"id": cid}
             checks[cid].update({k: cell[k] for k in ("category", "title", "expect", "severity") if cell.get(k)})
             seen.setdefault((name, host, cid), []).append((path, cell))
-            col.cells.setdefault(cid, cell)
+            kept = col.cells.get(cid)
+            if kept is None or _worse(cell, kept):  # whatever the files' order, the worse result shows
+                col.cells[cid] = cell
+    if len(order) * len(columns) > MAX_GRID:
+        raise MergeError(f"too large a merge: {len(order)} checks x {len(columns)} columns (at most "
+                         f"{MAX_GRID} cells): merge fewer reports at a time")
     duplicates = []
     for (target, host, cid), found in seen.items():
         if len(found) > 1:
-            same = len({_verdict(c) for _, c in found}) == 1
+            same = len({_full_verdict(c) for _, c in found}) == 1
+            if not same:
+                columns[(target, host)].cells[cid] = {**columns[(target, host)].cells[cid], "conflicting": True}
             duplicates.append({"target": target, "host": host, "check": cid,
                                "kind": "duplicate" if same else "conflicting",
-                               "found": {p: _verdict(c) for p, c in found}})
+                               "found": [[p, _full_verdict(c)] for p, c in found]})
+    duplicates.sort(key=lambda d: d["kind"] != "conflicting")  # conflicts first
+    if not any(col.cells for col in columns.values()):
+        raise MergeError("no results in any of the reports: nothing to merge")
     first = reports[0][1]
     matrix = first.get("matrix") if isinstance(first.get("matrix"), dict) else {}
     cols = sorted(columns.values(), key=lambda c: (c.target, c.host))
     return Fleet(matrix={k: matrix.get(k) for k in ("name", "path", "checks")}, digests=sorted(digests),
                  columns=cols, order=order, checks=checks, duplicates=duplicates, kinds=kinds,
                  files=[p for p, _ in reports],
-                 started=min(str(d.get("started", "")) for _, d in reports))
+                 started=min(str(d.get("started", "")) for _, d in reports),
+                 durations=[float(d["duration_s"]) for _, d in reports
+                            if isinstance(d.get("duration_s"), (int, float)) and not isinstance(d["duration_s"], bool)])
 
 
 def load(paths: Sequence[str], allow_different_matrices: bool = False) -> Fleet:
     """Read the JSON reports at ``paths`` and build their fleet (MergeError on bad input)."""
     reports = []
+    given: dict[str, str] = {}
     for path in paths:
+        try:
+            same = given.get(os.path.realpath(path))
+        except (OSError, ValueError):
+            same = None
+        if same is not None:
+            raise MergeError(f"{path}: given twice (as {same}): name each report once")
+        given[os.path.realpath(path)] = path
         try:
             data = _load_any(path)
         except BaselineError as exc:
@@ -254,22 +325,150 @@ def load(paths: Sequence[str], allow_different_matrices: bool = False) -> Fleet:
     return build(reports, allow_different_matrices)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _load_any(path: str) -> dict[str, Any]:
-    """A run report (checked like a baseline) or a survey (which has no ``results``)."""
+    """A run report or a survey, read once, checked (``_check``) and its text made sane."""
     from .policy import REPORT_MAX_BYTES
     from .safeyaml import InputError, read_text
 
     try:
-        data = json.loads(read_text(path, "JSON report", limit=REPORT_MAX_BYTES))
+        text = read_text(path, "JSON report", limit=REPORT_MAX_BYTES)
     except InputError as exc:
         raise BaselineError(str(exc)) from None
-    except (ValueError, RecursionError) as exc:
+    if not text.strip():
+        raise BaselineError(f"{path}: an empty file, not a JSON report (did the job that writes it fail?)")
+    if text.count("{") + text.count("[") > MAX_CONTAINERS:
+        raise BaselineError(f"{path}: more than {MAX_CONTAINERS} JSON objects and arrays: not a report "
+                            "of sandboxcheck")
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+        data = _sane_tree(data)
+    except RecursionError:
+        raise BaselineError(f"{path}: not a JSON report: nested too deeply") from None
+    except ValueError as exc:
         raise BaselineError(f"{path}: not a JSON report: {exc}") from None
-    if isinstance(data, dict) and data.get("kind") in ("survey", "fleet"):
+    if not isinstance(data, dict):
+        raise BaselineError(f"{path}: not a sandboxcheck JSON report (not an object)")
+    if data.get("kind") in ("survey", "fleet"):
         if data.get("schema_version") != 1 or not isinstance(data.get("checks"), list):
             raise BaselineError(f"{path}: not a sandboxcheck survey (schema_version 1 with 'checks')")
-        return data
-    return load_report(path)
+    elif not isinstance(data.get("results"), list):
+        raise BaselineError(f"{path}: not a sandboxcheck JSON report (no 'results')")
+    elif data.get("schema_version") != 1:
+        raise BaselineError(f"{path}: unsupported schema_version {data.get('schema_version')!r}")
+    problem = _check(data)
+    if problem:
+        raise BaselineError(f"{path}: {problem}")
+    return data
+
+
+def _sane_tree(value: Any) -> Any:
+    """``value`` with the control and format characters taken out of every string and key."""
+    if isinstance(value, str):
+        return sane(value)
+    if isinstance(value, list):
+        return [_sane_tree(v) for v in value]
+    if isinstance(value, dict):
+        return {sane(str(k), 400): _sane_tree(v) for k, v in value.items()}
+    return value
+
+
+def _int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _str_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _check_result(where: str, cell: Any) -> str | None:
+    statuses, observed = {s.value for s in Status}, {o.value for o in Observed}
+    if not isinstance(cell, dict):
+        return f"{where}: expected an object"
+    if cell.get("status") not in statuses:
+        return f"{where}.status: expected one of {', '.join(sorted(statuses))}, found {cell.get('status')!r:.60}"
+    if cell.get("observed", "unknown") not in observed:
+        return f"{where}.observed: expected one of {', '.join(sorted(observed))}"
+    for key in ("reason", "title", "category", "expect", "severity", "waived"):
+        if key in cell and not _str_or_none(cell[key]):
+            return f"{where}.{key}: expected text"
+    if "evidence" in cell and not (isinstance(cell["evidence"], list)
+                                   and all(isinstance(e, str) for e in cell["evidence"])):
+        return f"{where}.evidence: expected a list of text"
+    if "duration_s" in cell and not isinstance(cell["duration_s"], (int, float, type(None))):
+        return f"{where}.duration_s: expected a number"
+    return None
+
+
+def _check_id(where: str, cid: Any) -> str | None:
+    if not (isinstance(cid, str) and len(cid) <= 200 and _CHECK_ID.fullmatch(cid)):
+        return f"{where}: {cid!r:.60} is not a check id"
+    return None
+
+
+def _check(data: Mapping[str, Any]) -> str | None:
+    """What in a report's structure merge cannot use (None when all is well): every field merge
+    reads, with its type and bounds."""
+    host = data.get("host")
+    if host is not None:
+        if not isinstance(host, dict):
+            return "host: expected an object"
+        for key in ("os", "user_namespaces"):
+            if key in host and not isinstance(host[key], (dict, type(None))):
+                return f"host.{key}: expected an object"
+        for key in ("name", "id", "label", "kernel", "machine", "sandboxcheck"):
+            if key in host and not _str_or_none(host[key]):
+                return f"host.{key}: expected text"
+        if "tools" in host and not (isinstance(host["tools"], list) and all(isinstance(t, str) for t in host["tools"])):
+            return "host.tools: expected a list of text"
+    for key in ("matrix", "target"):
+        if key in data and not isinstance(data[key], (dict, type(None))):
+            return f"{key}: expected an object"
+    shard = data.get("shard")
+    if shard is not None:
+        if not isinstance(shard, dict):
+            return "shard: expected an object"
+        if not (_int(shard.get("count"), 1, MAX_SHARDS) and _int(shard.get("index"), 1, shard["count"])):
+            return f"shard: index and count must be whole numbers with 1 <= index <= count <= {MAX_SHARDS}"
+        if not _int(shard.get("matrix_checks", 0), 0, MAX_CHECKS):
+            return f"shard.matrix_checks: expected a whole number from 0 to {MAX_CHECKS}"
+        ids = shard.get("check_ids") or []
+        if not isinstance(ids, list) or len(ids) > MAX_CHECKS:
+            return f"shard.check_ids: expected a list of at most {MAX_CHECKS} check ids"
+        for i, cid in enumerate(ids):
+            if (problem := _check_id(f"shard.check_ids[{i}]", cid)):
+                return problem
+    if data.get("kind") == "survey":
+        targets, checks = data.get("targets") or [], data["checks"]
+        if not isinstance(targets, list) or len(targets) > MAX_TARGETS:
+            return f"targets: expected a list of at most {MAX_TARGETS} targets"
+        for i, t in enumerate(targets):
+            if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+                return f"targets[{i}]: expected an object with a 'name'"
+        if len(checks) > MAX_CHECKS:
+            return f"checks: more than {MAX_CHECKS} checks"
+        for i, check in enumerate(checks):
+            if not isinstance(check, dict):
+                return f"checks[{i}]: expected an object"
+            if (problem := _check_id(f"checks[{i}].id", check.get("id"))):
+                return problem
+            cells = check.get("cells") or {}
+            if not isinstance(cells, dict) or len(cells) > MAX_TARGETS:
+                return f"checks[{i}].cells: expected an object of at most {MAX_TARGETS} cells"
+            for name, cell in cells.items():
+                if (problem := _check_result(f"checks[{i}].cells[{name!r:.60}]", cell)):
+                    return problem
+        return None
+    results = data["results"]
+    if len(results) > MAX_CHECKS:
+        return f"results: more than {MAX_CHECKS} results"
+    for i, r in enumerate(results):
+        if (problem := _check_result(f"results[{i}]", r) or _check_id(f"results[{i}].id", r.get("id"))):
+            return problem
+    return None
 
 
 # -- one run, merged back ---------------------------------------------------
@@ -314,7 +513,7 @@ def run_report_dict(fleet: Fleet, report: RunReport) -> dict[str, Any]:
 
 def render_run_json(fleet: Fleet, report: RunReport, out: IO[str]) -> None:
     """The merged run report as canonical JSON."""
-    json.dump(run_report_dict(fleet, report), out, indent=2)
+    json.dump(run_report_dict(fleet, report), out, indent=2, allow_nan=False)
     out.write("\n")
 
 
@@ -327,14 +526,15 @@ def _facts_line(facts: Mapping[str, Any]) -> str:
             str(facts.get("machine", "?")), f"Landlock ABI {facts.get('landlock_abi', '?')}",
             "userns " + ("yes" if userns.get("available") else "no"),
             "root" if facts.get("root") else "not root", f"sandboxcheck {facts.get('sandboxcheck', '?')}"]
-    return ", ".join(bits)
+    return clean(", ".join(map(str, bits)), 300)
 
 
 def _cell_text(cell: Mapping[str, Any] | None) -> tuple[str, str]:
     if cell is None:
         return NA, NA
     status = str(cell.get("status"))
-    return status, ("skip" if status == "skip" else str(cell.get("observed")))
+    text = "skip" if status == "skip" else str(cell.get("observed"))
+    return status, text + (" (conflicting reports)" if cell.get("conflicting") else "")
 
 
 def _headline(fleet: Fleet) -> str:
@@ -345,40 +545,60 @@ def _headline(fleet: Fleet) -> str:
 
 def _problems(fleet: Fleet) -> list[str]:
     out = [f"{d['kind']} result: {d['check']} for {d['target']} on {d['host']}: "
-           + "; ".join(f"{p}: {v}" for p, v in d["found"].items()) for d in fleet.duplicates]
+           + "; ".join(f"{p}: {v}" for p, v in d["found"]) for d in fleet.duplicates]
     out += [f"incomplete: {line}" for line in fleet.incomplete()]
+    out += [f"host facts: {line}" for line in fleet.disagreements()]
     if len(fleet.digests) > 1:
         out.append("the reports are of different matrices: " + ", ".join(fleet.digests))
     return out
 
 
 def _sections(fleet: Fleet) -> list[tuple[str, list[str]]]:
-    """What a reader needs before the grid: differences between hosts, problems, each host's facts."""
-    diffs = [f"{d['check']} on {d['target']} ({d['release']}), expect {d['expect']}: "
-             + ", ".join(f"{h} {v}" for h, v in d["hosts"].items())
-             + " [" + "; ".join(f"{h}: {f}" for h, f in d["facts"].items()) + "]" for d in fleet.differences()]
+    """What a reader needs before the grid: differences between hosts, problems, each host's facts.
+
+    The differences come by target release: first a line with each host's facts side by side,
+    then one line per check that differs. Every line is on one line of text (``clean``)."""
+    diffs: list[str] = []
+    group = None
+    for d in fleet.differences():
+        if (d["target"], d["release"]) != group:
+            group = (d["target"], d["release"])
+            diffs.append(f"{d['target']} ({d['release']}) on "
+                         + "; ".join(f"{h}: {f}" for h, f in d["facts"].items()))
+        diffs.append(f"  {d['check']}, expect {d['expect']}: " + ", ".join(f"{h} {v}" for h, v in d["hosts"].items()))
     hosts = [f"{host}: {_facts_line(facts)}" for host, facts in fleet.hosts().items()]
-    return [(title, lines) for title, lines in (
-        ("Differences between hosts (same target and release)", diffs),
-        ("Problems", _problems(fleet)), ("Hosts", hosts)) if lines]
+    return [(title, [clean(line) if not line.startswith("  ") else "  " + clean(line) for line in lines])
+            for title, lines in (("Differences between hosts (same target and release)", diffs),
+                                 ("Problems", _problems(fleet)), ("Hosts", hosts)) if lines]
 
 
 def render_markdown(fleet: Fleet, out: IO[str]) -> None:
     """Markdown fit for a CI job summary: differences first, then the grid."""
-    from .report.console import md_cell as _md  # here: rich loads only for the formats that use it
+    from .report.text import md_code, md_text as _md
 
-    w = out.write
-    w(f"## {_headline(fleet)}\n\n")
+    size = 0
+
+    def w(text: str) -> None:
+        nonlocal size
+        size += len(text.encode())
+        out.write(text)
+
+    w(f"## {_md(_headline(fleet))}\n\n")
     for title, lines in _sections(fleet):
-        w(f"### {title}\n\n" + "".join(f"- {_md(line)}\n" for line in lines) + "\n")
-    w("| check | expect | " + " | ".join(f"`{c.key}`" for c in fleet.columns) + " |\n")
+        w(f"### {title}\n\n" + "".join(("  - " if line.startswith("  ") else "- ") + f"{_md(line.strip())}\n"
+                                        for line in lines) + "\n")
+    w("| check | expect | " + " | ".join(md_code(c.key) for c in fleet.columns) + " |\n")
     w("|---|---|" + "---|" * len(fleet.columns) + "\n")
-    for cid in fleet.order:
+    for n, cid in enumerate(fleet.order):
+        if size > MARKDOWN_LIMIT:  # a CI job summary takes 1 MiB: the rest would lose it all
+            w(f"\n**{len(fleet.order) - n} more checks not shown**: the summary would pass "
+              f"{MARKDOWN_LIMIT // 1024} KiB; the JSON and HTML views have them all.\n")
+            return
         cells = []
         for col in fleet.columns:
             status, text = _cell_text(col.cells.get(cid))
-            cells.append(f"{_ICON.get(status, '')} {text}")
-        w(f"| `{cid}` | {fleet.checks[cid].get('expect', '')} | " + " | ".join(cells) + " |\n")
+            cells.append(f"{_ICON.get(status, '')} {_md(text)}")
+        w(f"| {md_code(cid)} | {_md(fleet.checks[cid].get('expect', ''))} | " + " | ".join(cells) + " |\n")
     w("| **failed** | | " + " | ".join(f"**{_summary(c.cells.values())['fail']}**" for c in fleet.columns)
       + " |\n")
 
@@ -391,7 +611,7 @@ def render_table(fleet: Fleet, out: IO[str], color: bool | None = None) -> None:
     from rich.text import Text
 
     style = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "skip": "dim", NA: "dim"}
-    console = Console(file=out, force_terminal=color, no_color=color is False, soft_wrap=False)
+    console = Console(file=out, force_terminal=color, no_color=color is False, soft_wrap=False, highlight=False)
     if not console.is_terminal:
         console.width = max(160, 40 + 18 * len(fleet.columns))
     console.print(_headline(fleet), markup=False)
@@ -399,11 +619,13 @@ def render_table(fleet: Fleet, out: IO[str], color: bool | None = None) -> None:
         console.print(f"{title}:", markup=False)
         for line in lines:
             console.print(f"  {line}", markup=False)
-    grid = Table("check", "expect", *(c.key for c in fleet.columns), pad_edge=False)
-    for cid in fleet.order:
+    grid = Table("check", "expect", pad_edge=False)
+    for c in fleet.columns:
+        grid.add_column(Text(clean(c.key)))
+    for cid in fleet.order:  # Text, never markup: a report's text is shown as it is
         cells = [_cell_text(col.cells.get(cid)) for col in fleet.columns]
-        grid.add_row(cid, str(fleet.checks[cid].get("expect", "")),
-                     *(Text(text, style=style.get(status, "")) for status, text in cells))
+        grid.add_row(Text(cid), Text(clean(fleet.checks[cid].get("expect", ""))),
+                     *(Text(clean(text), style=style.get(status, "")) for status, text in cells))
     console.print(grid)
 
 
@@ -434,5 +656,5 @@ def render_html(fleet: Fleet, out: IO[str]) -> None:
 
 def render_json(fleet: Fleet, out: IO[str]) -> None:
     """The fleet view as JSON."""
-    json.dump(fleet.to_dict(), out, indent=2, ensure_ascii=False)
+    json.dump(fleet.to_dict(), out, indent=2, ensure_ascii=False, allow_nan=False)
     out.write("\n")

@@ -86,8 +86,8 @@ def test_sarif_base_makes_locations_repository_relative(tmp_path: Path, baseline
 
 def test_markdown(landlock_report: RunReport) -> None:
     md = render(render_markdown, landlock_report)
-    assert md.startswith("## sandboxcheck: `baseline` against `landlock`")
-    assert "| ❌ | `env.own` | denied | allowed |" in md
+    assert md.startswith("## sandboxcheck: <code>baseline</code> against <code>landlock</code>")
+    assert "| ❌ | <code>env.own</code> | denied | allowed |" in md
     assert "<details>" in md
 
 
@@ -100,7 +100,7 @@ def test_several_reports_in_one_run(tmp_path: Path) -> None:
     assert json.loads(out["json"].read_text())["summary"]["fail"] == 13
     assert ET.parse(out["junit"]).getroot().tag == "testsuites"
     assert json.loads(out["sarif"].read_text())["version"] == "2.1.0"
-    assert "against `landlock`" in out["markdown"].read_text()
+    assert "against <code>landlock</code>" in out["markdown"].read_text()
     bad = subprocess.run([sys.executable, "-m", "sandboxcheck.cli", "run", "baseline", "--report", "pdf:x"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "expected FORMAT:FILE" in bad.stderr

@@ -193,11 +193,12 @@ def test_render_markdown_and_json() -> None:
     md = io.StringIO()
     render(comparison, "markdown", md)
     text = md.getvalue()
-    assert text.startswith("## sandboxcheck compare baseline: `srt (srt 0.0.78)` -> `srt-settings (srt 0.0.78)`")
+    assert text.startswith("## sandboxcheck compare baseline: <code>srt (srt 0.0.78)</code> -> "
+                           "<code>srt-settings (srt 0.0.78)</code>")
     assert "| verdict | check | expect | before | after | severity | change | detail |" in text
-    assert ("| regression | `tamper.codex-config` | denied | PASS denied | FAIL allowed | critical | loosened "
+    assert ("| regression | <code>tamper.codex-config</code> | denied | PASS denied | FAIL allowed | critical | loosened "
             "| changed \\| piped |") in text
-    assert ("| improvement | `fs.write.workspace` | allowed | FAIL denied | PASS allowed | medium | loosened "
+    assert ("| improvement | <code>fs.write.workspace</code> | allowed | FAIL denied | PASS allowed | medium | loosened "
             "| created on the host |") in text
     js = io.StringIO()
     render(comparison, "json", js)

@@ -78,8 +78,10 @@ def test_fleet_puts_differences_between_hosts_of_one_release_first() -> None:
     mg.render_markdown(fleet, out)
     text = out.getvalue()
     assert text.index("Differences between hosts") < text.index("Hosts") < text.index("| check |")
-    assert "fs.read.b on bwrap-strict (bwrap 0.9.0), expect denied: alpha pass (denied), beta fail (allowed)" in text
-    assert "beta: Debian 12, kernel 6.1" in text and "alpha: Debian 12, kernel 6.8" in text
+    # by target release: the hosts' facts side by side once, then each check that differs
+    head = text.index("- bwrap-strict (bwrap 0.9.0) on alpha: Debian 12, kernel 6.8")
+    assert "beta: Debian 12, kernel 6.1" in text[head:text.index("\n", head)]
+    assert "  - fs.read.b, expect denied: alpha pass (denied), beta fail (allowed)" in text
     assert fleet.exit_code() == 1
 
 
@@ -94,8 +96,10 @@ def test_duplicates_and_conflicts_are_flagged() -> None:
     mg.render_table(fleet, out, color=False)
     assert "conflicting result: net.c for bwrap-strict on h: a.json: pass (denied); a-again.json: fail (allowed)" \
         in out.getvalue()
-    # the first report's verdict stands in the grid; the conflict keeps the exit code from 0
-    assert fleet.columns[0].cells["net.c"]["status"] == "pass" and fleet.exit_code() == 3
+    # the worse verdict stands in the grid, marked, whatever the files' order, and sets the exit code
+    assert fleet.columns[0].cells["net.c"]["status"] == "fail" and fleet.columns[0].cells["net.c"]["conflicting"]
+    assert "allowed (conflicting reports)" in out.getvalue() and fleet.exit_code() == 1
+    assert mg.build(reports[::-1]).columns[0].cells["net.c"]["status"] == "fail"
 
 
 def test_waived_fail_does_not_fail_the_merge() -> None:

@@ -16,6 +16,7 @@ from sandboxcheck._entry import launches_no_target, only_prints_help
 from sandboxcheck.model import Check, EvidenceSpec, Matrix, Observed, Result, Status
 from sandboxcheck.report.run import preflight_lines, preflight_meaning, render_junit, render_markdown, render_table
 from sandboxcheck.model import RunReport
+from sandboxcheck.report.text import md_text
 
 LONG_ID = "credentials.cloud.gcloud-application-default-credentials"
 FIX = "Mount a fake home; never bind the user's real ~/.config/gcloud into the sandbox."
@@ -123,7 +124,7 @@ def test_markdown_has_the_fix_column_and_the_explained_preflight() -> None:
     render_markdown(make_report(preflight={"ran": True, "isolated": True,
                                            "layers": ["own namespaces: pid, user", "NoNewPrivs"]}), out)
     text = out.getvalue()
-    assert "| fix |" in text and FIX.replace("|", "\\|") in text
+    assert "| fix |" in text and md_text(FIX) in text
     assert "- NoNewPrivs - setuid programs" in text
     assert "pid: host processes cannot be seen" in text
 

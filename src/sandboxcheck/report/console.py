@@ -90,5 +90,7 @@ MIN_REASON = 12
 
 
 def md_cell(text: str) -> str:
-    """``text`` as one markdown table cell: pipes escaped, newlines folded."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    """``text`` as one markdown table cell: on one line, every markdown character escaped."""
+    from .text import md_text
+
+    return md_text(text)

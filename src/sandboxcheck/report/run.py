@@ -18,6 +18,7 @@ from .console import console_for
 from .console import cut
 from .console import labelled
 from .console import md_cell as _md
+from .text import md_code
 
 
 def render_json(report: RunReport, out: IO[str]) -> None:
@@ -190,7 +191,7 @@ def render_markdown(report: RunReport, out: IO[str]) -> None:
     s = report.summary()
     icon = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️", "skip": "⏭️"}
     t = report.target
-    out.write(f"## sandboxcheck: `{report.matrix.name}` against `{t.get('name')}`\n\n")
+    out.write(f"## sandboxcheck: {md_code(report.matrix.name)} against {md_code(t.get('name'))}\n\n")
     out.write(f"**{s['pass']} passed, {s['fail']} failed, {s['inconclusive']} inconclusive, "
               f"{s['skip']} skipped**")
     if s["waived"] or s["accepted"]:
@@ -199,19 +200,20 @@ def render_markdown(report: RunReport, out: IO[str]) -> None:
     pf = report.preflight
     if pf is not None:
         _, lines = preflight_lines(pf)
-        out.write(lines[0] + "\n\n" + "".join(f"- {line.strip()}\n" for line in lines[1:]) + "\n")
+        out.write(_md(lines[0]) + "\n\n" + "".join(f"- {_md(line.strip())}\n" for line in lines[1:]) + "\n")
     fixes = {c.id: c.fix for c in report.matrix.checks if c.fix}
     deviations = [r for r in report.results if r.status in (Status.FAIL, Status.INCONCLUSIVE)]
     if deviations:
         out.write("| | check | expected | observed | evidence / reason | fix |\n|---|---|---|---|---|---|\n")
         for r in deviations:
-            out.write(f"| {icon[r.status.value]} | `{r.id}` | {r.expect} | {r.observed.value} | "
+            out.write(f"| {icon[r.status.value]} | {md_code(r.id)} | {_md(r.expect)} | {r.observed.value} | "
                       f"{_md(_result_line(r))} | {_md(fixes.get(r.id, ''))} |\n")
         out.write("\n")
     out.write("<details><summary>All checks</summary>\n\n| | check | category | expected | observed |\n"
               "|---|---|---|---|---|\n")
     for r in report.results:
-        out.write(f"| {icon[r.status.value]} | `{r.id}` | {r.category} | {r.expect} | {r.observed.value} |\n")
+        out.write(f"| {icon[r.status.value]} | {md_code(r.id)} | {_md(r.category)} | {_md(r.expect)} | "
+                  f"{r.observed.value} |\n")
     out.write("\n</details>\n")
 
 
