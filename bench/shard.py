@@ -1,8 +1,11 @@
 """Cost of sharding: a survey of the baseline matrix whole, and in N shards run side by side then merged.
 
 Each variant runs as real ``sandboxcheck`` processes; wall time is measured
-around the variant, CPU time is the user + system time of its child
-processes (``RUSAGE_CHILDREN``), so the shards' own set-up (interpreter,
+around the variant. CPU time is that of every process the variant started,
+counted by a cgroup (v1 ``cpuacct``) this script makes and joins, so that
+processes no ``wait`` reaps (an agent's helpers, a daemon a sandbox leaves)
+count too; without such a cgroup, the user + system time of the reaped
+children (``RUSAGE_CHILDREN``). Either way the shards' own set-up (interpreter,
 preflight, launch server, seeded roots) counts. The goal: the sharded total
 CPU (shards + merge) within 1.1x of the whole survey's. The merged cells
 are compared with the whole survey's too (a difference is printed).
@@ -31,7 +34,34 @@ from sandboxcheck.targets.registry import load_target
 DEFAULT_TARGETS = ("landlock", "bwrap-strict", "firejail")
 
 
+_CGROUP_ROOT = Path("/sys/fs/cgroup/cpuacct")
+_cgroup: Path | None = None
+
+
+def _join_cgroup() -> Path | None:
+    """A cpuacct cgroup of this script's own, joined (None where none can be made)."""
+    if not (_CGROUP_ROOT / "cpuacct.usage").exists():
+        return None
+    path = _CGROUP_ROOT / f"sandboxcheck-bench-{os.getpid()}"
+    try:
+        path.mkdir()
+        (path / "cgroup.procs").write_text(str(os.getpid()))
+    except OSError:
+        return None
+    return path
+
+
+def _leave_cgroup(path: Path) -> None:
+    try:
+        (path.parent / "cgroup.procs").write_text(str(os.getpid()))
+        path.rmdir()
+    except OSError as exc:
+        print(f"note: cgroup {path} not removed: {exc}", file=sys.stderr)
+
+
 def _cpu() -> float:
+    if _cgroup is not None:
+        return int((_cgroup / "cpuacct.usage").read_text()) / 1e9
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
@@ -81,8 +111,14 @@ def main() -> int:
         args.targets = list(preset_names())
     targets = [t for t in (args.targets or DEFAULT_TARGETS) if not load_target(t).unavailable()]
     refs = [x for t in targets for x in ("-t", t)]
-    with tempfile.TemporaryDirectory(prefix="sandboxcheck-bench-shard-") as work:
-        return _bench(args, refs, targets, work)
+    global _cgroup
+    _cgroup = _join_cgroup()
+    try:
+        with tempfile.TemporaryDirectory(prefix="sandboxcheck-bench-shard-") as work:
+            return _bench(args, refs, targets, work)
+    finally:
+        if _cgroup is not None:
+            _leave_cgroup(_cgroup)
 
 
 def _bench(args: argparse.Namespace, refs: list[str], targets: list[str], work: str) -> int:
@@ -102,7 +138,8 @@ def _bench(args: argparse.Namespace, refs: list[str], targets: list[str], work: 
     total_wall = med["sharded"][0] + med["merge"][0]
     total_cpu = med["sharded"][1] + med["merge"][1]
     print(f"survey of baseline against {len(targets)} targets: {', '.join(targets)} (median of {args.rounds} rounds, --jobs {args.jobs}, "
-          f"each shard --jobs {shard_jobs}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end)")
+          f"each shard --jobs {shard_jobs}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end; "
+          f"CPU counted by {'a cpuacct cgroup' if _cgroup else 'RUSAGE_CHILDREN (no cgroup)'})")
     print(f"  whole:                wall {med['whole'][0]:6.2f}s  CPU {med['whole'][1]:6.2f}s")
     how = "apart (slowest)" if args.apart else "side by side"
     print(f"  {args.shards} shards {how}: wall {med['sharded'][0]:6.2f}s  CPU {med['sharded'][1]:6.2f}s")
