@@ -26,11 +26,13 @@ KEEP = frozenset({
     "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR",
     "GITHUB_STEP_SUMMARY", "CI",
 })
-#: The harness's own settings kept besides (flags and paths, never secrets).
+#: The harness's own settings kept besides (flags and paths, never secrets). Every ``envvar=``
+#: of an option in cli.py must be here, or the option silently ignores it (a unit test checks).
 KEEP_OWN = frozenset({
     "SANDBOXCHECK_DEBUG", "SANDBOXCHECK_TOOLS", "SANDBOXCHECK_CACHE", "SANDBOXCHECK_TARGET", "SANDBOXCHECK_JOBS",
     "SANDBOXCHECK_MATRIX", "SANDBOXCHECK_NO_REEXEC", "SANDBOXCHECK_FORMAT", "SANDBOXCHECK_OUTPUT",
-    "SANDBOXCHECK_TIMEOUT",
+    "SANDBOXCHECK_TIMEOUT", "SANDBOXCHECK_SHARD", "SANDBOXCHECK_ANONYMISE_HOST", "SANDBOXCHECK_ADVISORIES",
+    "SANDBOXCHECK_SARIF_BASE",
 })
 _FD_VAR = "SANDBOXCHECK_CALLER_ENV_FD"
 

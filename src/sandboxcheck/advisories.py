@@ -314,13 +314,27 @@ class Replay:
     reason: str
     checks: tuple[CheckOutcome, ...] = ()
     seconds: float = 0.0
+    #: The digest of the matrix (with the advisory's checks) both releases ran, None when none ran.
+    matrix_digest: str | None = None
+    #: Where both releases ran (hostfacts.host_facts, the tools of both joined), None when none ran.
+    host: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
         a = self.advisory
         return {"name": a.name, "id": a.id, "title": a.title, "url": a.url, "target": a.target, "vulnerable": a.vulnerable,
-                "fixed": a.fixed, "matrix": a.matrix, "status": self.status, "reason": self.reason,
+                "fixed": a.fixed, "matrix": a.matrix,
+                **({"matrix_digest": self.matrix_digest} if self.matrix_digest else {}),
+                "status": self.status, "reason": self.reason,
                 "seconds": round(self.seconds, 2), "checks": [c.to_dict() for c in self.checks]}
+
+
+def joined_host(hosts: Sequence[Mapping[str, Any] | None]) -> dict[str, Any] | None:
+    """One host entry for reports made on one host: the first one's facts with every report's tools."""
+    present = [h for h in hosts if h]
+    if not present:
+        return None
+    return {**present[0], "tools": sorted({str(t) for h in present for t in h.get("tools") or ()})}
 
 
 def _fits(change: Change) -> bool | None:
@@ -337,6 +351,9 @@ def judge(advisory: Advisory, runs: Runs) -> Replay:
     if runs.could_not_run or runs.vulnerable is None or runs.fixed is None:
         return Replay(advisory, COULD_NOT_RUN, runs.could_not_run or "no report of one of the releases",
                       seconds=runs.seconds)
+    matrix = runs.vulnerable.get("matrix")
+    facts = {"matrix_digest": matrix.get("digest") if isinstance(matrix, Mapping) else None,
+             "host": joined_host([runs.vulnerable.get("host"), runs.fixed.get("host")])}
     before, after = results_by_id(runs.vulnerable), results_by_id(runs.fixed)
     outcomes = tuple(CheckOutcome(c, _fits(c)) for c in
                      (classify(before.get(cid), after.get(cid)) if cid in before or cid in after
@@ -346,12 +363,13 @@ def judge(advisory: Advisory, runs: Runs) -> Replay:
     unsure = [o for o in outcomes if o.fits is None]
     if wrong:
         reason = "; ".join(o.sentence() for o in wrong)
-        return Replay(advisory, NOT_REPRODUCED, reason, outcomes, runs.seconds)
+        return Replay(advisory, NOT_REPRODUCED, reason, outcomes, runs.seconds, **facts)
     if unsure:
         reason = "; ".join(f"{o.sentence()}: {o.change.detail}"[:300] for o in unsure)
-        return Replay(advisory, COULD_NOT_RUN, f"a check proved nothing: {reason}", outcomes, runs.seconds)
+        return Replay(advisory, COULD_NOT_RUN, f"a check proved nothing: {reason}", outcomes, runs.seconds,
+                      **facts)
     return Replay(advisory, REPRODUCED, f"{len(outcomes)} check(s) allowed in {advisory.vulnerable}, "
-                  f"denied in {advisory.fixed}", outcomes, runs.seconds)
+                  f"denied in {advisory.fixed}", outcomes, runs.seconds, **facts)
 
 
 class Evaluator(ABC):
@@ -434,8 +452,10 @@ def summary_line(replays: Sequence[Replay]) -> str:
 def render(replays: Sequence[Replay], fmt: str, out: IO[str]) -> None:
     """Write replay verdicts as a table (text) or json (``schema_version`` 1)."""
     if fmt == "json":
+        host = joined_host([r.host for r in replays])
         json.dump({"schema_version": 1, "command": "replay", "summary": {s: sum(r.status == s for r in replays)
                                                                          for s in STATUSES},
+                   **({"host": host} if host is not None else {}),
                    "advisories": [r.to_dict() for r in replays]}, out, indent=2)
         out.write("\n")
         return

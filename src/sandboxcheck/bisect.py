@@ -84,6 +84,12 @@ class BisectResult:
     changes: tuple[Change, ...]
     tried: tuple[Tried, ...]
     skipped_between: tuple[str, ...] = ()  # skipped releases between the pair: the change may be in any
+    #: Where it ran (hostfacts.host_facts of every release that loaded), None when not recorded.
+    host: Mapping[str, Any] | None = None
+    #: Which part of the checks this bisect followed (shard.Shard.describe), None for all of them.
+    shard: Mapping[str, Any] | None = None
+    #: The digest of the matrix with the chosen checks (all shards of one bisect share it).
+    matrix_digest: str | None = None
 
     @property
     def found(self) -> bool:
@@ -93,6 +99,9 @@ class BisectResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping (``schema_version`` 1)."""
         return {"schema_version": 1, "command": "bisect", "target": self.target, "matrix": self.matrix,
+                **({"matrix_digest": self.matrix_digest} if self.matrix_digest else {}),
+                **({"host": dict(self.host)} if self.host is not None else {}),
+                **({"shard": dict(self.shard)} if self.shard is not None else {}),
                 "checks": list(self.checks), "releases": list(self.releases),
                 "old_side": {"version": self.old_side.version, "summary": self.old_side.summary()},
                 "new_side": {"version": self.new_side.version, "summary": self.new_side.summary()},
@@ -200,6 +209,9 @@ def render(result: BisectResult, fmt: str, out: IO[str]) -> None:
     name = result.target
     out.write(f"sandboxcheck bisect {result.matrix}: {name} {result.releases[0]} .. {result.releases[-1]} "
               f"({len(result.releases)} releases, {len(result.tried)} tried)\n")
+    if result.shard is not None:
+        out.write(f"shard {result.shard.get('spec')}: {len(result.checks)} of {result.shard.get('matrix_checks')} "
+                  "checks; the other parts may name another release (the earliest first changed one is the answer)\n")
     if not result.found:
         out.write(f"no change: the chosen checks give the same verdicts at {result.old_side.version} "
                   f"and {result.new_side.version}\n")
@@ -237,11 +249,13 @@ def select_checks(matrix: Any, wanted: Sequence[str]) -> Any:
 
 
 def evaluator(name: str, matrix: Any, options: Mapping[str, str], run_options: Any,
-              progress: Callable[[str], None] = lambda _line: None) -> Callable[[str], Outcome]:
+              progress: Callable[[str], None] = lambda _line: None,
+              loaded: list[Any] | None = None) -> Callable[[str], Outcome]:
     """A function that runs ``matrix`` against release VERSION of target ``name``.
 
     A release that does not install or start, or whose run leaves a check
-    inconclusive, comes back skipped with the reason.
+    inconclusive, comes back skipped with the reason. Each release's target
+    that loads is appended to ``loaded`` (for the host facts of the result).
     """
     from .run.schedule import run_matrix
     from .targets.base import TargetError
@@ -253,6 +267,8 @@ def evaluator(name: str, matrix: Any, options: Mapping[str, str], run_options: A
             target = load_target(f"{name}@{version}", options)
         except TargetError as exc:
             return Outcome(version, skipped=str(exc).splitlines()[0])
+        if loaded is not None:
+            loaded.append(target)
         why = target.unavailable()
         if why:
             return Outcome(version, skipped=f"not available here: {why}")

@@ -709,33 +709,49 @@ def survey(matrix: str, target_refs: tuple[str, ...], target_opts: tuple[str, ..
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="cores",
               help="Checks run in parallel.")
 @click.option("--timeout", type=TIMEOUT, default=None, help="Per-check timeout in seconds, overriding the matrix.")
+@click.option("--shard", "shard_spec", default=None, metavar="K/N", envvar="SANDBOXCHECK_SHARD",
+              help="Follow only part K of N of the chosen checks (split by check id as 'run' does) over the "
+                   "same releases; the earliest first changed release of the N parts is the answer.")
+@click.option("--anonymise-host", is_flag=True, envvar="SANDBOXCHECK_ANONYMISE_HOST", help=_ANON_HELP)
 def bisect(matrix: str, target_name: str, old: str, new: str, checks: tuple[str, ...], target_opts: tuple[str, ...],
-           fmt: str, output: str | None, jobs: int, timeout: float | None) -> None:
+           fmt: str, output: str | None, jobs: int, timeout: float | None, shard_spec: str | None = None,
+           anonymise_host: bool = False) -> None:
     """Find the adjacent releases of TARGET between --old and --new where the checks' verdicts change.
 
     Releases that cannot run here are skipped (reported, never taken for a
     change). Exit 0 when a change was found, 1 when the ends agree, 2 on bad input.
     """
+    import dataclasses
     from pathlib import Path
 
     from . import bisect as bs
+    from .hostfacts import host_facts, matrix_digest
     from .matrix.load import MatrixError, load_matrix
     from .run.options import RunOptions
     from .targets.base import TargetError
     from .targets.registry import parse_target_opts, pin_spec
 
+    shard = _parse_shard(shard_spec)
     _check_writable([output])
     if "@" in target_name and not Path(target_name).exists():
         _fail_usage(f"--target {target_name}: give the target without a version; --old and --new choose releases")
     try:
-        m = bs.select_checks(load_matrix(_matrix_path(matrix)), checks)
+        whole = bs.select_checks(load_matrix(_matrix_path(matrix)), checks)
+        m = shard.checks(whole) if shard else whole
+        if not m.checks:
+            _fail_usage(f"--shard {shard}: this part has none of the {len(whole.checks)} chosen check(s); "
+                        f"give at most {len(whole.checks)} parts")
         install, _, _ = pin_spec(target_name)
         options = parse_target_opts(target_opts)
+        loaded: list[Any] = []
         evaluate = bs.evaluator(target_name, m, options, RunOptions(jobs=jobs, timeout=timeout),
-                                lambda line: click.echo(line, err=True))
+                                lambda line: click.echo(line, err=True), loaded)
         _harness()
         result = bs.bisect(target_name, m.name, [c.id for c in m.checks], old, new, evaluate,
                            package=install.name)
+        result = dataclasses.replace(result, host=host_facts(loaded, anonymise_host),
+                                     shard=shard.describe(whole, len(m.checks)) if shard else None,
+                                     matrix_digest=matrix_digest(whole))
     except MatrixError as exc:
         _fail_usage(f"invalid matrix:\n{exc}")
     except (TargetError, bs.BisectError) as exc:
