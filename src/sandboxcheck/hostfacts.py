@@ -8,11 +8,13 @@ and says nothing of its name.
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import platform
+import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from .model import matrix_digest
 from .redact import caller_environ
 
 if TYPE_CHECKING:
+    from .model import RunReport
     from .targets.base import Target
 
 __all__ = ["matrix_digest"]  # re-exported: a report's matrix digest is made in model
@@ -33,6 +36,12 @@ SALT_ENV = "SANDBOXCHECK_HOST_SALT"
 LABEL_ENV = "SANDBOXCHECK_HOST_LABEL"
 _DEFAULT_SALT = "sandboxcheck-host-id-v1"
 _CLONE_NEWUSER = 0x10000000
+#: The child that tries unshare(CLONE_NEWUSER): the program of this process, so the same
+#: confinement (an AppArmor profile applies per executable) answers as for the harness.
+_UNSHARE_CHILD = ("import ctypes, sys; sys.exit(0 if ctypes.CDLL(None, use_errno=True)"
+                  f".unshare({_CLONE_NEWUSER:#x}) == 0 else 1)")
+#: Hex digits of a matrix digest shown in one-line summaries.
+SHORT_DIGEST = 12
 
 
 def os_release(path: str = "/etc/os-release") -> dict[str, str]:
@@ -59,16 +68,27 @@ def _read(path: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def _can_unshare_user() -> bool:
-    """Whether this process may create a user namespace (tried in a child that exits at once)."""
+    """Whether this process may create a user namespace (tried in a new program that exits at once).
+
+    A bare fork() of a process with threads may deadlock in the child on a lock
+    another thread held, so the attempt runs in a freshly executed interpreter
+    (``unshare --user true`` when there is none).
+    """
+    from .targets.tools import DEFAULT_PATH
+
+    if sys.executable:
+        argv = [sys.executable, "-I", "-S", "-c", _UNSHARE_CHILD]
+    else:
+        unshare = shutil.which("unshare", path=DEFAULT_PATH)
+        if unshare is None:
+            return False
+        argv = [unshare, "--user", "true"]
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pid = os.fork()
-    except OSError:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={"PATH": DEFAULT_PATH}, timeout=10)
+    except (OSError, subprocess.SubprocessError):
         return False
-    if pid == 0:  # the child only calls unshare and leaves: nothing else may run after a fork
-        os._exit(0 if libc.unshare(_CLONE_NEWUSER) == 0 else 1)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0
+    return proc.returncode == 0
 
 
 def user_namespaces() -> dict[str, Any]:
@@ -135,3 +155,62 @@ def anonymised(facts: Mapping[str, Any]) -> dict[str, Any]:
 def host_key(facts: Mapping[str, Any]) -> str:
     """What names a host in a fleet: its label, else its name, else its anonymous id."""
     return str(facts.get("label") or facts.get("name") or facts.get("id") or "unknown host")
+
+
+def facts_line(facts: Mapping[str, Any]) -> str:
+    """The host's facts in one line: OS, kernel, architecture, Landlock ABI, user namespaces, root, version."""
+    osr = facts.get("os") or {}
+    userns = facts.get("user_namespaces") or {}
+    bits = [osr.get("pretty_name") or osr.get("id") or "unknown OS", f"kernel {facts.get('kernel', '?')}",
+            str(facts.get("machine", "?")), f"Landlock ABI {facts.get('landlock_abi', '?')}",
+            "userns " + ("yes" if userns.get("available") else "no"),
+            "root" if facts.get("root") else "not root", f"sandboxcheck {facts.get('sandboxcheck', '?')}"]
+    return ", ".join(bits)
+
+
+def short_digest(digest: str | None) -> str:
+    """A matrix digest cut to its algorithm and first hex digits (``sha256:0123456789ab``)."""
+    if not digest:
+        return "?"
+    algo, sep, hexdigits = digest.partition(":")
+    return f"{algo}:{hexdigits[:SHORT_DIGEST]}" if sep else digest[:SHORT_DIGEST]
+
+
+def report_digest(report: RunReport) -> str:
+    """The digest of the matrix a run report ran (the whole matrix's for a shard), as in its JSON."""
+    return report.matrix_digest or matrix_digest(report.matrix)
+
+
+def host_line(facts: Mapping[str, Any] | None, digest: str | None) -> str:
+    """Where a report was made and of what, in one line: the host (its name, or its
+    anonymous id), its facts (:func:`facts_line`) and the short matrix digest."""
+    if not facts:
+        return f"host: unknown; matrix {short_digest(digest)}"
+    who = str(facts.get("name") or facts.get("id") or "unknown host")
+    label = facts.get("label")
+    if label and label != who:
+        who = f"{label} ({who})"
+    return f"host {who}: {facts_line(facts)}; matrix {short_digest(digest)}"
+
+
+def flat_facts(facts: Mapping[str, Any] | None, digest: str | None) -> list[tuple[str, str]]:
+    """The host's facts and the matrix digest as dotted name/value pairs in text
+    (``host.kernel``, ``host.os.id``, ``host.user_namespaces.available``, ``matrix.digest``),
+    for formats whose properties are flat; lists are joined with ", ", unknown values left out."""
+    out: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}", sub)
+        elif isinstance(value, bool):
+            out.append((prefix, "true" if value else "false"))
+        elif isinstance(value, (list, tuple)):
+            out.append((prefix, ", ".join(str(v) for v in value)))
+        elif value is not None:
+            out.append((prefix, str(value)))
+
+    walk("host", facts or {})
+    if digest:
+        out.append(("matrix.digest", digest))
+    return out

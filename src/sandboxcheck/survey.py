@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from . import __version__
-from .hostfacts import host_facts, matrix_digest
+from .hostfacts import host_facts, host_line, matrix_digest
 from .model import Check, Matrix, Result, Status
 from .shard import Shard
 from .run.harness import Harness
@@ -289,6 +289,11 @@ def _generated(survey: Survey) -> str:
             f"in {survey.duration_s:.0f}s.")
 
 
+def _host(survey: Survey) -> str:
+    """Where the survey was made and of which matrix, in one line (see :func:`hostfacts.host_line`)."""
+    return host_line(survey.host, matrix_digest(survey.matrix))
+
+
 def render_json(survey: Survey, out: IO[str]) -> None:
     """The canonical survey, with schema_version."""
     json.dump(survey.to_dict(), out, indent=2, ensure_ascii=False)
@@ -309,6 +314,7 @@ def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> Non
         console.width = max(160, 40 + 16 * len(survey.columns))
     console.print(f"[bold]{_title(survey)}[/]")
     console.print(_generated(survey))
+    console.print(_host(survey), markup=False)
     if survey.command:
         console.print(f"command: {survey.command}", markup=False)
     targets = Table("target", "versions", "result", pad_edge=False)
@@ -336,10 +342,11 @@ def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> Non
 def render_markdown(survey: Survey, out: IO[str]) -> None:
     """A Markdown page: date, tool versions and command on top, then the grid and notes."""
     from .report.console import md_cell as _md  # here: rich loads only for the formats that use it
+    from .report.run import md_text
 
     w = out.write
     w(f"# sandboxcheck survey: {survey.matrix.name}\n\n")
-    w(f"{_generated(survey)}\n\n")
+    w(f"{_generated(survey)}\n\n{md_text(_host(survey))}\n\n")
     if survey.command:
         w(f"Made with:\n\n```sh\n{survey.command}\n```\n\n")
     w("| target | versions | result | preflight (isolation seen) |\n|---|---|---|---|\n")
@@ -410,7 +417,8 @@ def render_html(survey: Survey, out: IO[str]) -> None:
     w = out.write
     w("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
     w(f"<title>{e(_title(survey))}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n")
-    w(f"<h1>sandboxcheck survey: {e(survey.matrix.name)}</h1>\n<p>{e(_generated(survey))}</p>\n")
+    w(f"<h1>sandboxcheck survey: {e(survey.matrix.name)}</h1>\n<p>{e(_generated(survey))}</p>\n"
+      f"<p class=\"host\">{e(_host(survey))}</p>\n")
     if survey.command:
         w(f"<p>Made with:</p>\n<pre>{e(survey.command)}</pre>\n")
     w("<table class=\"targets\">\n<tr><th>target</th><th>command</th><th>versions</th><th>result</th>"

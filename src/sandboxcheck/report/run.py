@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from ..hostfacts import flat_facts, host_line, report_digest
 from ..model import CATEGORIES, Result, Status
 from ..model import RunReport
 from .console import Columns
@@ -82,6 +83,9 @@ def render_table(report: RunReport, out: IO[str], color: bool | None = None, ver
     t = report.target
     console.print(f"[bold]sandboxcheck[/] matrix [bold]{escape(report.matrix.name)}[/] "
                   f"({len(report.results)} checks) against target [bold]{escape(str(t.get('name')))}[/]")
+    console.print(Text(textwrap.fill(facts_summary(report), max(40, console.width), subsequent_indent="  ",
+                                     break_long_words=False, break_on_hyphens=False), style="dim"),
+                  no_wrap=True, crop=False)
     if t.get("unavailable"):
         console.print(f"[bold red]target unavailable:[/] {escape(str(t['unavailable']))}")
     if report.preflight is not None:
@@ -122,6 +126,16 @@ def render_table(report: RunReport, out: IO[str], color: bool | None = None, ver
         console.print(f"kept {len(report.kept)} workspace(s) under {report.kept[0].rsplit('/', 1)[0]}")
 
 
+def facts_summary(report: RunReport) -> str:
+    """Where a run was made and of which matrix, in one line (see :func:`hostfacts.host_line`)."""
+    return host_line(report.host, report_digest(report))
+
+
+def md_text(text: str) -> str:
+    """``text`` as literal markdown: its markup characters escaped."""
+    return "".join("\\" + ch if ch in "\\`*_[]<>|~" else ch for ch in text)
+
+
 def target_lines(name: str, unavailable: str | None, versions: list[str], description: str,
                  width: int) -> list[str]:
     """A target in full, for people: name, availability, version and description, wrapped to ``width``."""
@@ -154,6 +168,24 @@ def _result_line(r: Result) -> str:
     return r.reason + extra
 
 
+def junit_properties(report: RunReport) -> list[tuple[str, str]]:
+    """A run's host facts, matrix digest, target and preflight as flat JUnit properties."""
+    props = [("target", str(report.target.get("name", ""))), *flat_facts(report.host, report_digest(report))]
+    pf = report.preflight
+    if pf is not None:
+        props += [("preflight.ran", "true" if pf.get("ran") else "false"),
+                  ("preflight.isolated", "true" if pf.get("isolated") else "false"),
+                  ("preflight.layers", "; ".join(pf.get("layers") or ()))]
+        if pf.get("reason"):
+            props.append(("preflight.reason", str(pf["reason"])))
+    return props
+
+
+def _xml_text(text: str) -> str:
+    """``text`` without the control characters XML 1.0 cannot hold (ElementTree escapes the rest)."""
+    return "".join(ch for ch in text if ch >= " " or ch in "\t\n\r")
+
+
 def render_junit(report: RunReport, out: IO[str]) -> None:
     """JUnit XML: one testsuite per category, one testcase per check."""
     root = ET.Element("testsuites", name=f"sandboxcheck {report.matrix.name}",
@@ -161,6 +193,7 @@ def render_junit(report: RunReport, out: IO[str]) -> None:
     target = report.target.get("name", "")
     fixes = {c.id: c.fix for c in report.matrix.checks if c.fix}
     order = {c: i for i, c in enumerate(CATEGORIES)}
+    properties = junit_properties(report)
     for cat in sorted({r.category for r in report.results}, key=lambda c: order.get(c, 99)):
         rs = [r for r in report.results if r.category == cat]
         suite = ET.SubElement(root, "testsuite", name=f"{report.matrix.name}.{cat}[{target}]",
@@ -169,6 +202,9 @@ def render_junit(report: RunReport, out: IO[str]) -> None:
                               skipped=str(sum(r.status in (Status.SKIP, Status.INCONCLUSIVE) or r.excused
                                               for r in rs)),
                               time=f"{sum(r.duration_s for r in rs):.3f}")
+        props = ET.SubElement(suite, "properties")  # before the testcases, as the JUnit schema orders them
+        for name, value in properties:
+            ET.SubElement(props, "property", name=name, value=_xml_text(value))
         for r in rs:
             case = ET.SubElement(suite, "testcase", name=f"{r.id}[{target}]",
                                  classname=f"{report.matrix.name}.{cat}", time=f"{r.duration_s:.3f}")
@@ -197,6 +233,7 @@ def render_markdown(report: RunReport, out: IO[str]) -> None:
     if s["waived"] or s["accepted"]:
         out.write(f" ({s['waived']} waived, {s['accepted']} as in the accepted report)")
     out.write(f" in {report.duration_s:.1f}s\n\n")
+    out.write(md_text(facts_summary(report)) + "\n\n")
     pf = report.preflight
     if pf is not None:
         _, lines = preflight_lines(pf)

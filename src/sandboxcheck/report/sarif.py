@@ -20,6 +20,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from .. import __version__
+from ..hostfacts import report_digest
 from ..model import Check, Result, Status
 from ..resources import matrices_dir
 from ..model import RunReport
@@ -123,6 +124,16 @@ def _fingerprint(matrix: str, target: str, check_id: str) -> str:
     return hashlib.sha256(f"{matrix}\0{target}\0{check_id}".encode()).hexdigest()[:32]
 
 
+def _run_facts(report: RunReport) -> dict[str, Any]:
+    """Where the run was made and of which matrix, for the invocation's property bag."""
+    facts: dict[str, Any] = {"matrix": {"name": report.matrix.name, "digest": report_digest(report)}}
+    if report.host is not None:
+        facts["host"] = report.host
+    if report.preflight is not None:
+        facts["preflight"] = {k: report.preflight.get(k) for k in ("ran", "isolated", "layers", "reason")}
+    return facts
+
+
 def sarif_document(report: RunReport, base: str | Path | None = None) -> dict[str, Any]:
     """The SARIF log as a dict; locations relative to ``base`` (default: the current folder)."""
     root = Path(base) if base is not None else Path.cwd()
@@ -168,7 +179,7 @@ def sarif_document(report: RunReport, base: str | Path | None = None) -> dict[st
             "originalUriBaseIds": {SRCROOT: {"uri": Path(os.path.realpath(root)).as_uri().rstrip("/") + "/"}},
             "invocations": [{"executionSuccessful": True,
                              "startTimeUtc": report.started.replace("+00:00", "Z"),
-                             "properties": {"target": report.target}}],
+                             "properties": {"target": report.target, **_run_facts(report)}}],
             "results": results,
         }],
     }
