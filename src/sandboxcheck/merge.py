@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from . import __version__
 from .compare import target_version
-from .hostfacts import host_key
+from .hostfacts import facts_line, host_key
 from .model import SCHEMA_VERSION, Matrix, Observed, Result, RunReport, Status, status_exit
 from .policy import BaselineError
 from .report.text import clean, sane
@@ -520,13 +520,7 @@ def render_run_json(fleet: Fleet, report: RunReport, out: IO[str]) -> None:
 # -- fleet formatters ----------------------------------------------------------
 
 def _facts_line(facts: Mapping[str, Any]) -> str:
-    osr = facts.get("os") or {}
-    userns = facts.get("user_namespaces") or {}
-    bits = [osr.get("pretty_name") or osr.get("id") or "unknown OS", f"kernel {facts.get('kernel', '?')}",
-            str(facts.get("machine", "?")), f"Landlock ABI {facts.get('landlock_abi', '?')}",
-            "userns " + ("yes" if userns.get("available") else "no"),
-            "root" if facts.get("root") else "not root", f"sandboxcheck {facts.get('sandboxcheck', '?')}"]
-    return clean(", ".join(map(str, bits)), 300)
+    return clean(facts_line(facts), 300)
 
 
 def _cell_text(cell: Mapping[str, Any] | None) -> tuple[str, str]:

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import html
 import json
+import re
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -342,18 +343,19 @@ def render_table(survey: Survey, out: IO[str], color: bool | None = None) -> Non
 def render_markdown(survey: Survey, out: IO[str]) -> None:
     """A Markdown page: date, tool versions and command on top, then the grid and notes."""
     from .report.console import md_cell as _md  # here: rich loads only for the formats that use it
-    from .report.run import md_text
+    from .report.text import md_code, md_text
 
     w = out.write
     w(f"# sandboxcheck survey: {survey.matrix.name}\n\n")
     w(f"{_generated(survey)}\n\n{md_text(_host(survey))}\n\n")
     if survey.command:
-        w(f"Made with:\n\n```sh\n{survey.command}\n```\n\n")
+        fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", survey.command)), default=0))
+        w(f"Made with:\n\n{fence}sh\n{survey.command}\n{fence}\n\n")
     w("| target | versions | result | preflight (isolation seen) |\n|---|---|---|---|\n")
     for col in survey.columns:
-        w(f"| `{col.name}` | {_md(_versions(col))} | {_md(_totals(col))} | {_md(col.isolation())} |\n")
+        w(f"| {md_code(col.name)} | {_md(_versions(col))} | {_md(_totals(col))} | {_md(col.isolation())} |\n")
     w(f"\n{LEGEND}\n\n")
-    w("| check | expect | " + " | ".join(f"`{_md(c.name)}`" for c in survey.columns) + " |\n")
+    w("| check | expect | " + " | ".join(md_code(c.name) for c in survey.columns) + " |\n")
     w("|---|---|" + "---|" * len(survey.columns) + "\n")
     for check in survey.checks:
         cells = [_md(survey.marked(check, col)) for col in survey.columns]
@@ -362,7 +364,7 @@ def render_markdown(survey: Survey, out: IO[str]) -> None:
     notes = _notes(survey)
     if notes:
         w("\nNotes:\n\n" + "".join(f"{i}. {_md(n)}\n" for i, n in enumerate(notes, 1)))
-    w("\nTargets:\n\n" + "".join(f"- `{col.name}`: {_md(col.description or col.ref)}\n"
+    w("\nTargets:\n\n" + "".join(f"- {md_code(col.name)}: {_md(col.description or col.ref)}\n"
                                   for col in survey.columns))
 
 

@@ -180,4 +180,4 @@ def test_a_label_with_markup_stays_text(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     props = {p.get("name"): p.get("value") for p in ET.parse(tmp_path / "r.xml").iter("property")}
     assert props["host.label"] == label.replace("\x01", "") and props["host.name"] == HOST
-    assert r'host ci \<7\> & "x" \*y\*' in proc.stdout
+    assert r'host ci \<7\> &amp; "x" \*y\*' in proc.stdout

@@ -105,9 +105,9 @@ def test_markdown_grid(small: Path) -> None:
     assert md.startswith("# sandboxcheck survey: small\n")
     assert re.search(r"^Generated \d{4}-\d\d-\d\dT.* by sandboxcheck ", md, re.M)
     assert f"```sh\nsandboxcheck survey {small} -t none -t bwrap-strict -f markdown\n```" in md
-    assert "| `bwrap-strict` | bwrap 0." in md
+    assert "| <code>bwrap-strict</code> | bwrap 0." in md
     assert LEGEND in md
-    assert "| check | expect | `none` | `bwrap-strict` |" in md
+    assert "| check | expect | <code>none</code> | <code>bwrap-strict</code> |" in md
     assert "| `fs.read.absolute` | denied | ✗ allowed | ✓ denied |" in md
     assert "| `fs.read.workspace` | allowed | ✓ allowed | ✓ allowed |" in md
     assert "| `later.skipped` | allowed | - skip | - skip |" in md
@@ -143,7 +143,7 @@ def test_unavailable_target_is_a_column_of_na_and_exit_3(small: Path, ghost: Pat
     proc = sc("survey", str(small), "-t", "bwrap-strict", "-t", str(ghost), "-f", "markdown")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "| `fs.read.absolute` | denied | ✓ denied | n/a |" in proc.stdout
-    assert "| `ghost` | - | n/a |" in proc.stdout
+    assert "| <code>ghost</code> | - | n/a |" in proc.stdout
     assert ("1. ghost: not available here: sandboxcheck-no-such-binary not found on PATH: "
             "apt-get install ghost") in proc.stdout
 

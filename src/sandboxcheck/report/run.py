@@ -19,7 +19,7 @@ from .console import console_for
 from .console import cut
 from .console import labelled
 from .console import md_cell as _md
-from .text import md_code
+from .text import md_code, md_text
 
 
 def render_json(report: RunReport, out: IO[str]) -> None:
@@ -129,11 +129,6 @@ def render_table(report: RunReport, out: IO[str], color: bool | None = None, ver
 def facts_summary(report: RunReport) -> str:
     """Where a run was made and of which matrix, in one line (see :func:`hostfacts.host_line`)."""
     return host_line(report.host, report_digest(report))
-
-
-def md_text(text: str) -> str:
-    """``text`` as literal markdown: its markup characters escaped."""
-    return "".join("\\" + ch if ch in "\\`*_[]<>|~" else ch for ch in text)
 
 
 def target_lines(name: str, unavailable: str | None, versions: list[str], description: str,
