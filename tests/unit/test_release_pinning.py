@@ -209,3 +209,14 @@ def test_reports_name_the_pinned_release_and_its_node_not_paths_tools(tmp_path: 
                       requires=(Requirement("srt"), Requirement("node")), bin_dirs=(tmp_path,),
                       version="9.9.9", pin=pin)
     assert requirement_versions(CommandTarget(spec)) == ["srt 9.9.9 (node 22.1.0, from the cache)"]
+
+
+def test_a_path_argument_is_never_taken_for_one_of_the_releases_executables(tmp_path) -> None:
+    from sandboxcheck.targets.pinning import Installed
+
+    (tmp_path / "srt").write_text("#!/bin/sh\n")
+    pin = Installed(version="1.0.0", bin_dir=tmp_path)
+    assert pin.launcher("srt") == [str((tmp_path / "srt").resolve())]
+    # bin_dir / "/lib" is "/lib", which exists: before, it came back resolved (/usr/lib)
+    assert pin.launcher("/lib") is None and pin.launcher(str(tmp_path / "srt")) is None
+    assert pin.launcher("..") is None and pin.launcher("") is None

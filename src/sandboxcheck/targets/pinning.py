@@ -377,7 +377,10 @@ class Installed:
     cached_node: bool = False  # the node came from the registry (the system's does not meet engines.node)
 
     def launcher(self, name: str) -> list[str] | None:
-        """The argv prefix that starts executable ``name`` of this release, None when it has none."""
+        """The argv prefix that starts executable ``name`` of this release, None when it has none
+        (a path such as ``/lib`` is an argument, never one of the release's executables)."""
+        if not name or "/" in name or name in (".", ".."):
+            return None
         path = self.bin_dir / name
         if not path.exists():
             return None
