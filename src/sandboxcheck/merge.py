@@ -388,9 +388,9 @@ def _check_result(where: str, cell: Any) -> str | None:
     statuses, observed = {s.value for s in Status}, {o.value for o in Observed}
     if not isinstance(cell, dict):
         return f"{where}: expected an object"
-    if cell.get("status") not in statuses:
+    if not isinstance(cell.get("status"), str) or cell["status"] not in statuses:
         return f"{where}.status: expected one of {', '.join(sorted(statuses))}, found {cell.get('status')!r:.60}"
-    if cell.get("observed", "unknown") not in observed:
+    if not isinstance(cell.get("observed", "unknown"), str) or cell.get("observed", "unknown") not in observed:
         return f"{where}.observed: expected one of {', '.join(sorted(observed))}"
     for key in ("reason", "title", "category", "expect", "severity", "waived"):
         if key in cell and not _str_or_none(cell[key]):

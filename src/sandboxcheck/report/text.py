@@ -9,7 +9,6 @@ escape what markdown would read as syntax. Nothing here imports rich.
 """
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 
@@ -50,6 +49,6 @@ def md_text(text: object) -> str:
 
 
 def md_code(text: object) -> str:
-    """``text`` as inline code that no backtick or pipe in it can end early."""
-    s = html.escape(clean(text), quote=True).replace("|", "&#124;").replace("`", "&#96;")
-    return f"<code>{s}</code>"
+    """``text`` as inline code that nothing in it can end early or turn into a link: markdown
+    is still read between HTML tags, so the text inside is escaped as ``md_text`` escapes it."""
+    return f"<code>{md_text(text)}</code>"
