@@ -987,6 +987,9 @@ def merge(files: tuple[str, ...], fmt: str, output: str | None, allow_different_
         else:
             _emit(lambda fh: render("fleet", fmt, fleet, fh), output)
         sys.exit(exit_code("run", report))
+    if fmt == "json" and mg.single_survey(fleet):  # the parts of one survey: that survey's JSON
+        _emit(lambda fh: mg.render_survey_json(fleet, fh), output)
+        sys.exit(mg.survey_dict(fleet)["exit_code"])
     _emit(lambda fh: render("fleet", fmt, fleet, fh), output)
     sys.exit(exit_code("fleet", fleet))
 

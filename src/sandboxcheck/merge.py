@@ -95,6 +95,7 @@ class Fleet:
     files: list[str]
     started: str = ""
     durations: list[float] = field(default_factory=list)  # each report's duration_s
+    sources: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)  # (file, checked report)
 
     def hosts(self) -> dict[str, dict[str, Any]]:
         """Each host's facts, by host key."""
@@ -299,6 +300,7 @@ def build(reports: Sequence[tuple[str, Mapping[str, Any]]], allow_different_matr
                  columns=cols, order=order, checks=checks, duplicates=duplicates, kinds=kinds,
                  files=[p for p, _ in reports],
                  started=min(str(d.get("started", "")) for _, d in reports),
+                 sources=list(reports),
                  durations=[float(d["duration_s"]) for _, d in reports
                             if isinstance(d.get("duration_s"), (int, float)) and not isinstance(d["duration_s"], bool)])
 
@@ -384,8 +386,10 @@ def _str_or_none(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
-def _check_result(where: str, cell: Any) -> str | None:
+def _check_result(where: str, cell: Any, survey: bool = False) -> str | None:
     statuses, observed = {s.value for s in Status}, {o.value for o in Observed}
+    if survey:  # a survey's column of a target not available on its host holds n/a cells
+        statuses, observed = statuses | {NA}, observed | {NA}
     if not isinstance(cell, dict):
         return f"{where}: expected an object"
     if not isinstance(cell.get("status"), str) or cell["status"] not in statuses:
@@ -459,7 +463,7 @@ def _check(data: Mapping[str, Any]) -> str | None:
             if not isinstance(cells, dict) or len(cells) > MAX_TARGETS:
                 return f"checks[{i}].cells: expected an object of at most {MAX_TARGETS} cells"
             for name, cell in cells.items():
-                if (problem := _check_result(f"checks[{i}].cells[{name!r:.60}]", cell)):
+                if (problem := _check_result(f"checks[{i}].cells[{name!r:.60}]", cell, survey=True)):
                     return problem
         return None
     results = data["results"]
@@ -514,6 +518,64 @@ def run_report_dict(fleet: Fleet, report: RunReport) -> dict[str, Any]:
 def render_run_json(fleet: Fleet, report: RunReport, out: IO[str]) -> None:
     """The merged run report as canonical JSON."""
     json.dump(run_report_dict(fleet, report), out, indent=2, allow_nan=False)
+    out.write("\n")
+
+
+# -- one survey, merged back --------------------------------------------------
+
+_SHARD_OPTION = re.compile(r"\s--shard(?:=|\s+)\S+")
+_CELL_META = ("id", "category", "title", "expect", "severity", "conflicting")
+
+
+def single_survey(fleet: Fleet) -> bool:
+    """All inputs are shards of one survey on one host, each cell once and none missing: the
+    merge is that survey's JSON (``survey_dict``)."""
+    return (fleet.kinds == {"survey"} and len(fleet.hosts()) == 1 and not fleet.duplicates
+            and not fleet.incomplete() and not fleet.disagreements()
+            and all(isinstance(d.get("shard"), dict) for _, d in fleet.sources)
+            and len({tuple(t.get("name") for t in d.get("targets") or []) for _, d in fleet.sources}) == 1)
+
+
+def survey_dict(fleet: Fleet) -> dict[str, Any]:
+    """The JSON the unsharded survey would have written: every target in the survey's order with
+    its summary counted again over the merged cells, every check with every cell."""
+    first = fleet.sources[0][1]
+    by_key = {c.target: c for c in fleet.columns}
+    targets = []
+    for info in first.get("targets") or []:
+        name = info["name"]
+        col = by_key.get(name)
+        # the target's entry (versions, preflight, command) from a part that ran some of its cells
+        ran = next((t for _, d in fleet.sources for t in d.get("targets") or []
+                    if t.get("name") == name and t.get("summary")), info)
+        entry = {**ran}
+        if col is not None and col.cells and ran.get("summary") is not None:
+            entry["summary"] = {k: v for k, v in _summary(col.cells.values()).items() if k != NA}
+        targets.append(entry)
+    checks = []
+    for cid in fleet.order:
+        meta = fleet.checks.get(cid, {"id": cid})
+        cells = {}
+        for info in targets:
+            cell = by_key[info["name"]].cells.get(cid) if info["name"] in by_key else None
+            if cell is not None:
+                cells[info["name"]] = {k: v for k, v in cell.items() if k not in _CELL_META}
+        checks.append({"id": cid, **{k: meta.get(k) for k in ("category", "title", "expect", "severity")},
+                       "cells": cells})
+    statuses = {c["status"] for col in fleet.columns for c in col.cells.values() if not c.get("excused")}
+    command = first.get("command")
+    return {
+        "schema_version": SCHEMA_VERSION, "kind": "survey", "tool": "sandboxcheck", "version": __version__,
+        "started": fleet.started, "duration_s": max(fleet.durations, default=0.0),
+        "command": _SHARD_OPTION.sub("", command) if isinstance(command, str) else command,
+        "host": first.get("host"), "matrix": first.get("matrix"), "targets": targets, "checks": checks,
+        "exit_code": status_exit(statuses, unsure=("inconclusive", NA)), "merged_from": fleet.files,
+    }
+
+
+def render_survey_json(fleet: Fleet, out: IO[str]) -> None:
+    """The merged survey as JSON."""
+    json.dump(survey_dict(fleet), out, indent=2, ensure_ascii=False, allow_nan=False)
     out.write("\n")
 
 

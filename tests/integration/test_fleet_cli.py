@@ -58,11 +58,10 @@ def test_survey_shards_merged_equal_the_whole_survey(tmp_path: Path) -> None:
     merged = _cli(tmp_path, "merge", "p1.json", "p2.json", "-f", "json", "-o", "merged.json")
     a, b = (json.loads((tmp_path / f).read_text()) for f in ("whole.json", "merged.json"))
     cells_a = {(c["id"], t): (v["status"], v["observed"]) for c in a["checks"] for t, v in c["cells"].items()}
-    cells_b = {(c["id"], k.rpartition("@")[0]): (v["status"], v["observed"])
-               for c in b["checks"] for k, v in c["cells"].items()}
+    cells_b = {(c["id"], t): (v["status"], v["observed"]) for c in b["checks"] for t, v in c["cells"].items()}
     assert len(cells_a) == 86 and cells_b == cells_a
     assert merged.returncode == whole.returncode == a["exit_code"] == b["exit_code"]
-    assert b["incomplete"] == [] and b["duplicates"] == []
+    assert b["kind"] == "survey"  # the parts of one survey merge back into it
 
 
 @requires_landlock
@@ -98,3 +97,31 @@ def test_merge_refuses_reports_of_different_matrices(tmp_path: Path) -> None:
     assert allowed.returncode in (0, 1, 3) and "the reports are of different matrices" in allowed.stdout
     missing = _cli(tmp_path, "merge", "nope.json")
     assert missing.returncode == 2 and missing.stderr.startswith("error: nope.json")
+
+
+@requires_landlock
+def test_survey_shards_merged_are_the_unsharded_surveys_json(tmp_path: Path) -> None:
+    refs = ["-t", "landlock", "-t", "none"]
+    whole = _cli(tmp_path, "survey", "baseline", *refs, "-f", "json", "-o", "whole.json")
+    assert whole.returncode == 1, whole.stderr  # none fails
+    for k in (1, 2, 3):  # 86 cells: the middle part holds the end of landlock and the start of none
+        part = _cli(tmp_path, "survey", "baseline", *refs, "--shard", f"{k}/3", "-f", "json", "-o", f"s{k}.json")
+        assert part.returncode in (0, 1, 3), part.stderr
+    merged = _cli(tmp_path, "merge", "s2.json", "s3.json", "s1.json", "-f", "json", "-o", "merged.json")
+    assert merged.returncode == 1, merged.stderr
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("whole.json", "merged.json"))
+    assert b["kind"] == "survey" and "--shard" not in b["command"] and b["exit_code"] == a["exit_code"] == 1
+    assert b["matrix"] == a["matrix"] and b["merged_from"] == ["s2.json", "s3.json", "s1.json"]
+
+    def cells(d: dict) -> list:
+        return [(c["id"], c["expect"], name, v["status"], v["observed"], v["errno"], v["excused"])
+                for c in d["checks"] for name, v in c["cells"].items()]
+
+    assert cells(b) == cells(a) and len(cells(a)) == 86
+    keep = ("name", "ref", "versions", "available", "summary", "command")
+    assert [{k: t[k] for k in keep} for t in b["targets"]] == [{k: t[k] for k in keep} for t in a["targets"]]
+    assert all(t["preflight"]["ran"] for t in b["targets"])
+    # one part missing: no survey is claimed, the fleet view names the gap
+    gap = _cli(tmp_path, "merge", "s1.json", "s3.json", "-f", "json")
+    assert gap.returncode == 1 and json.loads(gap.stdout)["kind"] == "fleet"
+    assert "shard 2/3 missing" in " ".join(json.loads(gap.stdout)["incomplete"])

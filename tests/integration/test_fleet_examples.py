@@ -77,7 +77,7 @@ def test_github_actions_fleet_workflow_runs_locally(tmp_path: Path) -> None:
     assert f"{len(images)} host(s), 1 target(s), {len(images) * len(axes['shard'])} report(s)" in text
     assert "Problems" not in text  # no shard missing, no duplicate
     for image in images:
-        assert f"`bwrap-strict@{image}`" in text
+        assert f"<code>bwrap-strict@{image}</code>" in text
     html = (tmp_path / "fleet.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and images[0] in html
     # The same reports as JSON: every host has every check, all of them passed.
@@ -113,6 +113,6 @@ def test_ansible_playbook_runs_on_localhost(tmp_path: Path) -> None:
     assert run["summary"]["pass"] == 43 and run["host"]["label"] == "localhost"
     # One host and one target: the merge is that run's own report.
     merged_md = (reports / "fleet.md").read_text()
-    assert "against `bwrap-strict`" in merged_md and "**43 passed, 0 failed" in merged_md
+    assert "against <code>bwrap-strict</code>" in merged_md and "**43 passed, 0 failed" in merged_md
     merged_html = (reports / "fleet.html").read_text()
     assert merged_html.startswith("<!DOCTYPE html>") and "bwrap-strict@localhost" in merged_html
