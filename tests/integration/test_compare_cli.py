@@ -60,8 +60,8 @@ def test_diff_of_the_saved_reports_agrees_both_ways(strict_to_loose: tuple[Path,
     # The reverse direction is 33 improvements: the gate passes.
     backward = sc("diff", str(after), str(before), "--format", "markdown")
     assert backward.returncode == 0, backward.stdout
-    assert backward.stdout.startswith(f"## sandboxcheck diff baseline: `bwrap-loose (bwrap ")
-    assert ("| improvement | `credentials.ssh-key` | denied | FAIL allowed | PASS denied | critical | tightened |"
+    assert backward.stdout.startswith("## sandboxcheck diff baseline: <code>bwrap-loose (bwrap ")
+    assert ("| improvement | <code>credentials.ssh-key</code> | denied | FAIL allowed | PASS denied | critical | tightened |"
             in backward.stdout)
     assert "33 improvements, 10 unchanged" in backward.stdout
     table = sc("diff", str(before), str(after))
